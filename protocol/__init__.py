@@ -1,0 +1,392 @@
+"""RoomScribe wire protocol between a room device and the server.
+
+Standard library only: the device agent on a Raspberry Pi imports this module
+and nothing heavy comes with it.
+
+Two kinds of websocket message travel on ``/ws/device``:
+
+* **Text frames** carry one JSON event: ``{"type": "<type>", "data": {...}}``.
+  Each event type is a small dataclass below with ``to_event()``,
+  ``from_event()`` and ``is_type()`` (the shape of rhasspy/wyoming).
+* **Binary frames** carry audio, never base64 inside JSON. A binary frame is a
+  fixed header (:data:`AUDIO_HEADER`) followed by raw PCM (16 kHz mono s16le)::
+
+      offset size  field
+      0      4     magic  b"RSA1"
+      4      1     header version (1)
+      5      1     reserved (0)
+      6      16    encounter id (UUID bytes)
+      22     8     sequence number, uint64, per encounter, from 0, no holes
+      30     8     capture time, int64 microseconds since the Unix epoch
+      38     ...   PCM payload (whole samples; at most MAX_AUDIO_PAYLOAD bytes)
+
+Event flow (→ device to server, ← server to device)::
+
+    → hello            device_id, token, room_id, agent_version, audio format
+    ← ready            server_version, max_audio_payload  (or close 4401/4415)
+    → encounter-start  encounter_id (made on the device), started_at_us
+    ← ack              encounter_id, seq = highest contiguous seq stored (-1: none)
+    → audio × N        binary frames
+    ← ack              after each durable write; complete=true once the end is in
+    → encounter-end    encounter_id, last_seq, ended_at_us
+    → ping / ← pong    liveness, any time after ready
+    ← command          start | stop | mute | unmute  (from the web UI)
+    → status           listening | idle | muted, spool bytes, counters
+    ← error            code + message; the connection stays open unless closed
+
+On reconnect the device sends ``encounter-start`` again for every encounter
+still in its spool; the ``ack`` it gets back tells it where to resume.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from enum import IntEnum, StrEnum
+from typing import Any, ClassVar, Self
+
+__all__ = [
+    "AUDIO_HEADER",
+    "AUDIO_MAGIC",
+    "MAX_AUDIO_PAYLOAD",
+    "MAX_EVENT_BYTES",
+    "PROTOCOL_VERSION",
+    "SUPPORTED_FORMAT",
+    "Ack",
+    "AudioFormat",
+    "AudioFrame",
+    "CloseCode",
+    "Command",
+    "CommandAction",
+    "EncounterEnd",
+    "EncounterStart",
+    "ErrorCode",
+    "ErrorEvent",
+    "Event",
+    "Hello",
+    "Ping",
+    "Pong",
+    "ProtocolError",
+    "Ready",
+    "Status",
+    "decode_event",
+    "encode_event",
+    "parse_event",
+]
+
+PROTOCOL_VERSION = 1
+AUDIO_MAGIC = b"RSA1"
+AUDIO_HEADER = struct.Struct("!4sBx16sQq")
+#: Largest PCM payload one binary frame may carry: 1 s of 16 kHz mono s16le.
+MAX_AUDIO_PAYLOAD = 32_000
+#: Largest JSON text frame accepted.
+MAX_EVENT_BYTES = 16_384
+
+
+class CloseCode(IntEnum):
+    """Websocket close codes the server uses (4000-4999 are application codes)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    MESSAGE_TOO_BIG = 1009  # frame larger than the transport limit
+    PROTOCOL = 4400  # first message not a valid hello, or garbage before hello
+    UNAUTHORIZED = 4401  # missing / wrong token, unknown or revoked device
+    HELLO_TIMEOUT = 4408  # no hello within the server's hello timeout
+    REPLACED = 4409  # the same device connected again; this connection is old
+    UNSUPPORTED_FORMAT = 4415  # audio format other than SUPPORTED_FORMAT
+    SERVER_ERROR = 4500  # the server cannot store audio right now (database down)
+
+
+class ErrorCode(StrEnum):
+    """``error`` event codes. The connection stays open after each of these."""
+
+    MALFORMED_EVENT = "malformed-event"  # text frame not a JSON event we know
+    MALFORMED_FRAME = "malformed-frame"  # binary frame with a bad header/payload
+    FRAME_TOO_LARGE = "frame-too-large"  # payload above max_audio_payload
+    UNKNOWN_ENCOUNTER = "unknown-encounter"  # audio before encounter-start
+    OUT_OF_ORDER = "out-of-order"  # seq beyond the next expected one; resend from ack
+    ENCOUNTER_CLOSED = "encounter-closed"  # audio beyond an encounter's last_seq
+    STORAGE_UNAVAILABLE = "storage-unavailable"  # not stored; will not be acked
+
+
+class ProtocolError(ValueError):
+    """A message that does not follow this protocol."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFormat:
+    rate: int = 16_000
+    width: int = 2  # bytes per sample
+    channels: int = 1
+    encoding: str = "s16le"
+
+    @property
+    def bytes_per_second(self) -> int:
+        return self.rate * self.width * self.channels
+
+    @property
+    def bytes_per_sample(self) -> int:
+        return self.width * self.channels
+
+
+SUPPORTED_FORMAT = AudioFormat()
+
+
+# --------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A JSON event as it travels: a type and a small body."""
+
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def encode_event(event: Event) -> str:
+    return json.dumps({"type": event.type, "data": event.data}, separators=(",", ":"))
+
+
+def decode_event(text: str | bytes) -> Event:
+    """Parse a text frame into an :class:`Event` or raise :class:`ProtocolError`."""
+    if len(text) > MAX_EVENT_BYTES:
+        raise ProtocolError(ErrorCode.MALFORMED_EVENT, f"event larger than {MAX_EVENT_BYTES} bytes")
+    try:
+        obj = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ProtocolError(ErrorCode.MALFORMED_EVENT, f"not JSON: {err}") from err
+    if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+        raise ProtocolError(ErrorCode.MALFORMED_EVENT, 'an event is {"type": str, "data": {}}')
+    data = obj.get("data", {})
+    if not isinstance(data, dict):
+        raise ProtocolError(ErrorCode.MALFORMED_EVENT, "event data must be an object")
+    return Event(obj["type"], data)
+
+
+class _Body:
+    """Mixin for the typed event bodies: to_event / from_event / is_type."""
+
+    TYPE: ClassVar[str]
+
+    def to_event(self) -> Event:
+        return Event(self.TYPE, asdict(self))  # type: ignore[call-overload]
+
+    @classmethod
+    def is_type(cls, event_type: str) -> bool:
+        return event_type == cls.TYPE
+
+    @classmethod
+    def from_event(cls, event: Event) -> Self:
+        if event.type != cls.TYPE:
+            raise ProtocolError(ErrorCode.MALFORMED_EVENT, f"expected {cls.TYPE}, got {event.type}")
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            if f.name in event.data:
+                kwargs[f.name] = event.data[f.name]
+        try:
+            obj = cls(**kwargs)
+        except TypeError as err:
+            raise ProtocolError(ErrorCode.MALFORMED_EVENT, f"{cls.TYPE}: {err}") from err
+        obj._validate()
+        return obj
+
+    def _validate(self) -> None:
+        """Type checks on fields; raise ProtocolError on a bad value."""
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            expected = _FIELD_TYPES.get(str(f.type))
+            if expected is not None and not isinstance(value, expected):
+                raise ProtocolError(
+                    ErrorCode.MALFORMED_EVENT, f"{self.TYPE}.{f.name} must be {f.type}"
+                )
+            if expected is int and isinstance(value, bool):
+                raise ProtocolError(ErrorCode.MALFORMED_EVENT, f"{self.TYPE}.{f.name} must be int")
+
+
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "str": str,
+    "int": int,
+    "bool": bool,
+    "float": (int, float),
+    "dict[str, Any]": dict,
+    "dict[str, int]": dict,
+    "str | None": (str, type(None)),
+    "int | None": (int, type(None)),
+}
+
+
+def _check_uuid(event_type: str, value: str) -> None:
+    try:
+        uuid.UUID(value)
+    except ValueError as err:
+        raise ProtocolError(
+            ErrorCode.MALFORMED_EVENT, f"{event_type}.encounter_id is not a UUID"
+        ) from err
+
+
+@dataclass(frozen=True, slots=True)
+class Hello(_Body):
+    TYPE: ClassVar[str] = "hello"
+    device_id: str
+    token: str
+    room_id: str = ""
+    agent_version: str = ""
+    protocol: int = PROTOCOL_VERSION
+    audio: dict[str, Any] = field(default_factory=lambda: asdict(SUPPORTED_FORMAT))
+
+    def audio_format(self) -> AudioFormat:
+        try:
+            return AudioFormat(**self.audio)
+        except TypeError as err:
+            raise ProtocolError(ErrorCode.MALFORMED_EVENT, f"hello.audio: {err}") from err
+
+
+@dataclass(frozen=True, slots=True)
+class Ready(_Body):
+    TYPE: ClassVar[str] = "ready"
+    server_version: str
+    max_audio_payload: int = MAX_AUDIO_PAYLOAD
+    ping_interval_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class EncounterStart(_Body):
+    TYPE: ClassVar[str] = "encounter-start"
+    encounter_id: str
+    started_at_us: int = 0
+
+    def _validate(self) -> None:
+        _Body._validate(self)
+        _check_uuid(self.TYPE, self.encounter_id)
+
+
+@dataclass(frozen=True, slots=True)
+class EncounterEnd(_Body):
+    TYPE: ClassVar[str] = "encounter-end"
+    encounter_id: str
+    last_seq: int  # -1 for an encounter with no audio
+    ended_at_us: int = 0
+
+    def _validate(self) -> None:
+        _Body._validate(self)
+        _check_uuid(self.TYPE, self.encounter_id)
+        if self.last_seq < -1:
+            raise ProtocolError(ErrorCode.MALFORMED_EVENT, "encounter-end.last_seq must be >= -1")
+
+
+@dataclass(frozen=True, slots=True)
+class Ack(_Body):
+    TYPE: ClassVar[str] = "ack"
+    encounter_id: str
+    seq: int  # highest contiguous sequence number durably stored; -1 for none
+    complete: bool = False  # the end is in and every frame up to last_seq is stored
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent(_Body):
+    TYPE: ClassVar[str] = "error"
+    code: str
+    message: str
+    encounter_id: str | None = None
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ping(_Body):
+    TYPE: ClassVar[str] = "ping"
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Pong(_Body):
+    TYPE: ClassVar[str] = "pong"
+    id: int = 0
+
+
+class CommandAction(StrEnum):
+    START = "start"
+    STOP = "stop"
+    MUTE = "mute"
+    UNMUTE = "unmute"
+
+
+@dataclass(frozen=True, slots=True)
+class Command(_Body):
+    TYPE: ClassVar[str] = "command"
+    action: str
+
+    def _validate(self) -> None:
+        _Body._validate(self)
+        if self.action not in CommandAction._value2member_map_:
+            raise ProtocolError(ErrorCode.MALFORMED_EVENT, f"unknown command {self.action!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Status(_Body):
+    TYPE: ClassVar[str] = "status"
+    state: str  # listening | idle | muted
+    encounter_id: str | None = None
+    spool_bytes: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+_BODIES: dict[str, type[_Body]] = {
+    cls.TYPE: cls
+    for cls in (Hello, Ready, EncounterStart, EncounterEnd, Ack, ErrorEvent, Ping, Pong, Command,
+                Status)
+}
+
+
+def parse_event(text: str | bytes) -> _Body:
+    """Decode a text frame into its typed body, or raise :class:`ProtocolError`."""
+    event = decode_event(text)
+    body_type = _BODIES.get(event.type)
+    if body_type is None:
+        raise ProtocolError(ErrorCode.MALFORMED_EVENT, f"unknown event type {event.type!r}")
+    return body_type.from_event(event)
+
+
+# ---------------------------------------------------------------------- audio
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFrame:
+    """One binary audio frame: where it belongs, when it was captured, the PCM."""
+
+    encounter_id: str
+    seq: int
+    captured_at_us: int
+    pcm: bytes
+
+    def to_bytes(self) -> bytes:
+        header = AUDIO_HEADER.pack(
+            AUDIO_MAGIC, PROTOCOL_VERSION, uuid.UUID(self.encounter_id).bytes, self.seq,
+            self.captured_at_us,
+        )
+        return header + self.pcm
+
+    @classmethod
+    def from_bytes(
+        cls, frame: bytes, *, max_payload: int = MAX_AUDIO_PAYLOAD,
+        audio_format: AudioFormat = SUPPORTED_FORMAT,
+    ) -> AudioFrame:
+        if len(frame) < AUDIO_HEADER.size:
+            raise ProtocolError(ErrorCode.MALFORMED_FRAME, "binary frame shorter than its header")
+        magic, version, enc, seq, captured = AUDIO_HEADER.unpack_from(frame)
+        if magic != AUDIO_MAGIC or version != PROTOCOL_VERSION:
+            raise ProtocolError(ErrorCode.MALFORMED_FRAME, "bad magic or header version")
+        pcm = frame[AUDIO_HEADER.size:]
+        if len(pcm) > max_payload:
+            raise ProtocolError(
+                ErrorCode.FRAME_TOO_LARGE, f"payload {len(pcm)} bytes > {max_payload}"
+            )
+        if not pcm or len(pcm) % audio_format.bytes_per_sample:
+            raise ProtocolError(ErrorCode.MALFORMED_FRAME, "payload is not whole samples")
+        return cls(str(uuid.UUID(bytes=enc)), seq, captured, pcm)

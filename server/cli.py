@@ -1,0 +1,176 @@
+"""``roomscribe``: run the server and administer rooms and devices.
+
+    roomscribe serve [--host H] [--port P] [--ssl-certfile F --ssl-keyfile F]
+    roomscribe db upgrade
+    roomscribe admin clinic add NAME | clinic list
+    roomscribe admin room add --clinic ID NAME [--id SLUG] | room list
+    roomscribe admin device add --room ID [--name N]      (prints a one-time enrolment code)
+    roomscribe admin device code DEVICE_ID | device revoke DEVICE_ID | device list
+    roomscribe admin apikey create --name N
+
+Settings come from ``ROOMSCRIBE_*`` variables (see server/settings.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server import __version__, registry
+from server.db import Database
+from server.migrate import upgrade
+from server.models import Clinic, Device, Room
+from server.settings import Settings
+
+__all__ = ["main"]
+
+#: Transport limit for one websocket message; larger frames close the socket (1009).
+WS_MAX_MESSAGE = 1 << 20
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from server.main import create_app
+
+    overrides: dict[str, Any] = {k: v for k, v in {
+        "host": args.host, "port": args.port, "ssl_certfile": args.ssl_certfile,
+        "ssl_keyfile": args.ssl_keyfile}.items() if v is not None}
+    if overrides:
+        settings = settings.model_copy(update=overrides)
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, ws_max_size=WS_MAX_MESSAGE,
+                ssl_certfile=settings.ssl_certfile, ssl_keyfile=settings.ssl_keyfile,
+                log_level=args.log_level.lower())
+    return 0
+
+
+def _with_session(settings: Settings, fn: Callable[[Session], Any]) -> Any:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    try:
+        upgrade(db)
+        with db.session() as session:
+            return fn(session)
+    finally:
+        db.dispose()
+
+
+def _print(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def _admin(args: argparse.Namespace, settings: Settings) -> int:
+    ttl = timedelta(hours=settings.enrolment_code_ttl_h)
+
+    def run(s: Session) -> Any:
+        match (args.what, args.verb):
+            case ("clinic", "add"):
+                c = registry.create_clinic(s, args.name)
+                return {"id": c.id, "name": c.name}
+            case ("clinic", "list"):
+                return [{"id": c.id, "name": c.name} for c in s.scalars(select(Clinic))]
+            case ("room", "add"):
+                r = registry.create_room(s, args.clinic, args.name, args.id)
+                return {"id": r.id, "clinic_id": r.clinic_id, "name": r.name}
+            case ("room", "list"):
+                return [{"id": r.id, "clinic_id": r.clinic_id, "name": r.name}
+                        for r in s.scalars(select(Room))]
+            case ("device", "add"):
+                d = registry.create_device(s, args.room, args.name)
+                code = registry.issue_enrolment_code(s, d.id, ttl)
+                return {"device_id": d.id, "room_id": d.room_id, "enrolment_code": code,
+                        "expires_at": d.enrolment_expires_at}
+            case ("device", "code"):
+                code = registry.issue_enrolment_code(s, args.device_id, ttl)
+                return {"device_id": args.device_id, "enrolment_code": code}
+            case ("device", "revoke"):
+                d = registry.revoke_device(s, args.device_id)
+                return {"device_id": d.id, "revoked_at": d.revoked_at}
+            case ("device", "list"):
+                return [{"id": d.id, "room_id": d.room_id, "enrolled": d.enrolled_at is not None,
+                         "revoked": d.revoked_at is not None, "last_seen_at": d.last_seen_at,
+                         "agent_version": d.agent_version} for d in s.scalars(select(Device))]
+            case ("apikey", "create"):
+                return {"name": args.name, "api_key": registry.create_api_key(s, args.name)}
+        raise AssertionError(f"unhandled admin command {args.what} {args.verb}")
+
+    try:
+        _print(_with_session(settings, run))
+    except registry.RegistryError as err:
+        print(f"roomscribe: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _db(args: argparse.Namespace, settings: Settings) -> int:
+    _with_session(settings, lambda s: None)
+    print(f"database at head: {Database(settings.resolved_database_url).engine.url}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="roomscribe", description="RoomScribe server and admin")
+    p.add_argument("--version", action="version", version=f"roomscribe {__version__}")
+    p.add_argument("--log-level", help="default: INFO for serve, WARNING otherwise")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--ssl-certfile")
+    serve.add_argument("--ssl-keyfile")
+    serve.set_defaults(func=_serve)
+
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("verb", choices=["upgrade"])
+    db.set_defaults(func=_db)
+
+    admin = sub.add_parser("admin", help="clinics, rooms, devices, API keys")
+    asub = admin.add_subparsers(dest="what", required=True)
+    clinic = asub.add_parser("clinic").add_subparsers(dest="verb", required=True)
+    clinic.add_parser("add").add_argument("name")
+    clinic.add_parser("list")
+    room = asub.add_parser("room").add_subparsers(dest="verb", required=True)
+    room_add = room.add_parser("add")
+    room_add.add_argument("--clinic", required=True)
+    room_add.add_argument("--id")
+    room_add.add_argument("name")
+    room.add_parser("list")
+    device = asub.add_parser("device").add_subparsers(dest="verb", required=True)
+    device_add = device.add_parser("add", help="register a device; prints its enrolment code")
+    device_add.add_argument("--room", required=True)
+    device_add.add_argument("--name", default="")
+    device.add_parser("code", help="issue a new one-time enrolment code").add_argument("device_id")
+    device.add_parser("revoke").add_argument("device_id")
+    device.add_parser("list")
+    apikey = asub.add_parser("apikey").add_subparsers(dest="verb", required=True)
+    apikey.add_parser("create").add_argument("--name", required=True)
+    admin.set_defaults(func=_admin)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.log_level = (args.log_level or ("INFO" if args.command == "serve" else "WARNING")).upper()
+    logging.basicConfig(level=args.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings()
+    except ValidationError as err:
+        print(f"roomscribe: invalid settings:\n{err}", file=sys.stderr)
+        return 2
+    return int(args.func(args, settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

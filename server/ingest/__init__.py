@@ -1,0 +1,1 @@
+"""Device audio ingest: authenticate devices, store audio durably, hand it on."""

@@ -1,0 +1,125 @@
+"""Hands each encounter's stored audio to the next stage (transcription plugs in here).
+
+The next stage sees an :class:`EncounterStage`: ``run(encounter, audio)`` where
+``audio`` is an async iterator of the encounter's audio chunks *as stored*, in
+sequence order, ending when the encounter's audio is complete. It reads from
+the database, so a stage started after a server restart replays the visit from
+its first frame and then follows the live stream: nothing is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from server.ingest.store import AudioStore
+from server.models import EncounterStatus
+
+__all__ = ["AudioChunk", "EncounterInfo", "EncounterStage", "Handoff", "LoggingStage"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class EncounterInfo:
+    encounter_id: str
+    device_id: str
+    room_id: str
+    started_at_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    seq: int
+    captured_at_us: int
+    pcm: bytes
+
+
+class EncounterStage(Protocol):
+    """The stage after ingest. Runs once per encounter, off the device connection."""
+
+    async def run(self, encounter: EncounterInfo, audio: AsyncIterator[AudioChunk]) -> None: ...
+
+
+class LoggingStage:
+    """The stage used when no transcription is configured: it consumes the stream and logs."""
+
+    async def run(self, encounter: EncounterInfo, audio: AsyncIterator[AudioChunk]) -> None:
+        total = 0
+        async for chunk in audio:
+            total += len(chunk.pcm)
+        log.info("encounter %s: audio complete, %.1f s (no transcription stage configured)",
+                 encounter.encounter_id, total / 32_000)
+
+
+class _Feed:
+    def __init__(self, handoff: Handoff, encounter_id: str) -> None:
+        self.handoff = handoff
+        self.encounter_id = encounter_id
+        self.wake = asyncio.Event()
+
+    async def stream(self) -> AsyncIterator[AudioChunk]:
+        store = self.handoff.store
+        next_seq = 0
+        while True:
+            self.wake.clear()
+            rows = await self.handoff.run_db(store.read_frames, self.encounter_id, next_seq)
+            for row in rows:
+                yield AudioChunk(row.seq, row.captured_at_us, row.pcm)
+                next_seq = row.seq + 1
+            if rows:
+                continue
+            enc = await self.handoff.run_db(store.encounter, self.encounter_id)
+            if enc is None:
+                return
+            if enc.status == EncounterStatus.AUDIO_COMPLETE and next_seq >= enc.next_seq:
+                return
+            await self.wake.wait()
+
+
+class Handoff:
+    """Starts one stage task per encounter and wakes it when audio is stored."""
+
+    def __init__(self, store: AudioStore, stage: EncounterStage, executor: Executor) -> None:
+        self.store = store
+        self.stage = stage
+        self.executor = executor
+        self._feeds: dict[str, _Feed] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run_db(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    def encounter_opened(self, info: EncounterInfo) -> None:
+        if info.encounter_id in self._feeds:
+            return
+        feed = _Feed(self, info.encounter_id)
+        self._feeds[info.encounter_id] = feed
+        task = asyncio.create_task(self._run(info, feed), name=f"stage-{info.encounter_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def audio_stored(self, encounter_id: str) -> None:
+        feed = self._feeds.get(encounter_id)
+        if feed is not None:
+            feed.wake.set()
+
+    async def _run(self, info: EncounterInfo, feed: _Feed) -> None:
+        try:
+            await self.stage.run(info, feed.stream())
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("stage failed for encounter %s", info.encounter_id)
+        finally:
+            self._feeds.pop(info.encounter_id, None)
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

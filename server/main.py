@@ -1,0 +1,44 @@
+"""Builds the FastAPI app from Settings. Thin: routes live in ``server/routes``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from server import __version__
+from server.ingest.handoff import EncounterStage
+from server.migrate import upgrade
+from server.routes import device_ws, encounters, registry
+from server.services import Services
+from server.settings import Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, stage: EncounterStage | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = Services.build(settings, stage)
+        await services.run_db(upgrade, services.db)
+        app.state.services = services
+        log.info("RoomScribe %s serving; database %s", __version__, services.db.engine.url)
+        try:
+            yield
+        finally:
+            await services.aclose()
+
+    app = FastAPI(title="RoomScribe", version=__version__, lifespan=lifespan)
+    app.include_router(device_ws.router)
+    app.include_router(registry.router)
+    app.include_router(encounters.router)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

@@ -1,0 +1,151 @@
+"""Database tables, named in the clinic's language.
+
+Clinic ─< Room ─< Device
+                   └─< Encounter ─< AudioFrameRow
+                                  └─< AudioGap
+ApiKey: automation / admin credentials (hash only).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from protocol import SUPPORTED_FORMAT
+
+__all__ = [
+    "ApiKey",
+    "AudioFrameRow",
+    "AudioGap",
+    "Base",
+    "Clinic",
+    "Device",
+    "Encounter",
+    "EncounterStatus",
+    "GapKind",
+    "Room",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Clinic(Base):
+    __tablename__ = "clinics"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Room(Base):
+    __tablename__ = "rooms"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # a slug, e.g. "exam-3"
+    clinic_id: Mapped[str] = mapped_column(ForeignKey("clinics.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Device(Base):
+    """A room's capture device. Only hashes of its secrets are stored."""
+
+    __tablename__ = "devices"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    token_hash: Mapped[str | None] = mapped_column(String(128), unique=True)
+    enrolment_code_hash: Mapped[str | None] = mapped_column(String(128), unique=True)
+    enrolment_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    enrolled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    agent_version: Mapped[str] = mapped_column(String(64), default="")
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: What the agent last reported: listening | idle | muted ("" before it ever did).
+    reported_state: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class EncounterStatus(StrEnum):
+    RECORDING = "recording"  # audio arriving
+    AWAITING_AUDIO = "awaiting_audio"  # the end is in, frames before last_seq still missing
+    AUDIO_COMPLETE = "audio_complete"  # every frame up to last_seq stored
+
+
+class Encounter(Base):
+    """One visit's recording; the id is made on the device."""
+
+    __tablename__ = "encounters"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id"), index=True)
+    status: Mapped[str] = mapped_column(String(32), default=EncounterStatus.RECORDING)
+    started_at_us: Mapped[int] = mapped_column(BigInteger, default=0)
+    ended_at_us: Mapped[int | None] = mapped_column(BigInteger)
+    #: Frames 0 .. next_seq-1 are stored; the ack sent to the device is next_seq-1.
+    next_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Announced by encounter-end; None while recording.
+    last_seq: Mapped[int | None] = mapped_column(BigInteger)
+    audio_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Capture time and length of the newest stored frame, for gap detection.
+    last_captured_at_us: Mapped[int | None] = mapped_column(BigInteger)
+    last_frame_us: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                                 onupdate=utcnow)
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.audio_bytes / SUPPORTED_FORMAT.bytes_per_second
+
+
+class AudioFrameRow(Base):
+    """One stored audio frame. (encounter_id, seq) is unique: a resend never duplicates."""
+
+    __tablename__ = "audio_frames"
+    encounter_id: Mapped[str] = mapped_column(
+        ForeignKey("encounters.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    captured_at_us: Mapped[int] = mapped_column(BigInteger)
+    pcm: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class GapKind(StrEnum):
+    CAPTURE = "capture"  # consecutive frames whose capture times leave a hole (device dropped)
+    SEQUENCE = "sequence"  # a frame arrived ahead of the next expected seq (refused, resent)
+
+
+class AudioGap(Base):
+    __tablename__ = "audio_gaps"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    encounter_id: Mapped[str] = mapped_column(
+        ForeignKey("encounters.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    #: The gap lies after this seq (-1: before the first frame).
+    after_seq: Mapped[int] = mapped_column(BigInteger)
+    #: For SEQUENCE gaps: the seq that arrived early.
+    received_seq: Mapped[int | None] = mapped_column(BigInteger)
+    missing_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    detected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class ApiKey(Base):
+    """A bearer credential for the admin/automation API. Only the hash is stored."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    role: Mapped[str] = mapped_column(String(32), default="admin")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
