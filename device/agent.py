@@ -1,0 +1,319 @@
+"""The agent: audio source → spool → uplink, driven by the room's commands.
+
+Commands arrive from three places and all go through :meth:`Agent.command`:
+the CLI (``--start``), the server (``command`` events from the web UI) and the
+local control socket. The room's state lives in the pure :class:`Room`; this
+class only carries out the effects it returns.
+
+Restart mid-visit: if the spool holds an encounter that has not ended, the
+visit is still going on, so the agent resumes it (same encounter id, next
+sequence number, listening -- or muted if it was muted). A WAV source resumes
+at the frame matching the next sequence number, so a killed-and-restarted
+agent still delivers the file byte-identical. (Frames refused by a full spool
+consume no sequence number; after such a gap a *file* source would resume
+that many frames early. A microphone has no such notion.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from protocol import Status
+
+from .audio import AudioChunk, AudioSource, StreamPosition
+from .backoff import Throttle
+from .control import ControlServer
+from .errors import CaptureError, SpoolError, SpoolFullError
+from .room import Effect, Room, RoomState, Transition
+from .settings import AgentSettings
+from .spool import Spool
+from .stats import Counters
+from .uplink import Uplink
+
+__all__ = ["Agent"]
+
+log = logging.getLogger(__name__)
+
+SYNC_INTERVAL_S = 1.0
+"""fsync the spool this often: the most audio a power cut can take."""
+CAPTURE_RETRY_S = 2.0
+FULL_WARNING_INTERVAL_S = 10.0
+
+
+def _wall_clock_us() -> int:
+    return time.time_ns() // 1000
+
+
+class Agent:
+    """One exam room's device agent."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        spool: Spool,
+        source: AudioSource,
+        *,
+        auto_start: bool = False,
+        exit_when_done: bool = False,
+        control: bool = True,
+        clock_us: Callable[[], int] = _wall_clock_us,
+    ) -> None:
+        self.settings = settings
+        self.spool = spool
+        self.source = source
+        self.auto_start = auto_start
+        self.exit_when_done = exit_when_done
+        self.counters = Counters()
+        self.room = Room()
+        self.capture_error: str | None = None
+        self._clock_us = clock_us
+        self._stop = asyncio.Event()
+        self._capture_task: asyncio.Task[None] | None = None
+        self._full_warning = Throttle(FULL_WARNING_INTERVAL_S)
+        self._control = ControlServer(settings.control_socket, self.command) if control else None
+        self.uplink = Uplink(
+            settings, spool, self.counters, status=self.status_event,
+            on_command=self._server_command, on_removed=lambda _enc: self._check_done(),
+        )
+
+    # ------------------------------------------------------------- lifecycle
+
+    def request_stop(self) -> None:
+        """Graceful stop (SIGTERM/SIGINT): the open visit stays open for the next run."""
+        self._stop.set()
+
+    async def run(self) -> int:
+        """Run until :meth:`request_stop` (or, with ``exit_when_done``, until done)."""
+        try:
+            self.source.prepare()
+        except CaptureError as err:
+            if self.source.finite:
+                raise
+            self.capture_error = str(err)
+            log.error("capture: %s (will retry when a visit starts)", err)
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            if self._control is not None:
+                await self._control.start()
+            self._recover()
+            if self.auto_start and self.room.state is RoomState.IDLE and not self._file_spooled():
+                self.command("start")
+            tasks = [
+                asyncio.create_task(self.uplink.run(), name="uplink"),
+                asyncio.create_task(self._sync_loop(), name="spool-sync"),
+                asyncio.create_task(self._log_loop(), name="counters-log"),
+            ]
+            self._check_done()
+            stop = asyncio.create_task(self._stop.wait())
+            done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            for task in done:
+                if task is not stop and (exc := task.exception()) is not None:
+                    raise exc
+            return 0
+        finally:
+            await self._stop_capture()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self._control is not None:
+                await self._control.close()
+            with contextlib.suppress(OSError):
+                self.spool.sync()
+            log.info("agent stopped: %s", self.counters.summary())
+
+    def _recover(self) -> None:
+        live = [e for e in self.spool.encounters() if not e.ended]
+        for stale in live[:-1]:
+            log.warning("spool: ending encounter %s left open by an earlier run",
+                        stale.encounter_id)
+            self.spool.end(stale.encounter_id, self._clock_us())
+        if not live:
+            return
+        last = live[-1]
+        if not self._continues(last.source):
+            log.warning("spool: encounter %s was captured from %s, not %s; ending it",
+                        last.encounter_id, last.source, self.source.describe())
+            self.spool.end(last.encounter_id, self._clock_us())
+            return
+        log.info("resuming encounter %s at seq %d (%s)", last.encounter_id, last.next_seq,
+                 "muted" if last.muted else "listening")
+        self._apply(self.room.resume(last.encounter_id, muted=last.muted))
+
+    def _continues(self, recorded: str) -> bool:
+        """Whether an open visit recorded from ``recorded`` can go on with our source:
+        the same file for a file source; any microphone for a microphone."""
+        mine = self.source.describe()
+        if not recorded:
+            return True
+        if self.source.finite:
+            return recorded == mine
+        return recorded.split(":", 1)[0] == mine.split(":", 1)[0]
+
+    def _file_spooled(self) -> bool:
+        """A file source whose encounter is already in the spool must not start again."""
+        me = self.source.describe()
+        return self.source.finite and any(e.source == me for e in self.spool.encounters())
+
+    def _check_done(self) -> None:
+        if (self.exit_when_done and self.room.state is RoomState.IDLE
+                and not self.spool.encounters()):
+            log.info("everything captured and delivered; exiting")
+            self._stop.set()
+
+    # -------------------------------------------------------------- commands
+
+    def command(self, cmd: str) -> dict[str, Any]:
+        """Carry out ``start|stop|mute|unmute|status``; answer like the control socket."""
+        if cmd == "start":
+            result = self._apply(self.room.start(str(uuid.uuid4())))
+        elif cmd == "stop":
+            result = self._apply(self.room.stop())
+        elif cmd == "mute":
+            result = self._apply(self.room.mute())
+        elif cmd == "unmute":
+            result = self._apply(self.room.unmute())
+        elif cmd == "status":
+            return self.status()
+        else:
+            return {"ok": False, "error": f"unknown command {cmd!r}", **self._brief()}
+        reply: dict[str, Any] = {"ok": result.ok, **self._brief()}
+        if result.message:
+            reply["error" if not result.ok else "note"] = result.message
+        if self.capture_error and self.room.state is RoomState.LISTENING:
+            reply["capture_error"] = self.capture_error
+        return reply
+
+    def _server_command(self, action: str) -> None:
+        reply = self.command(action)
+        log.info("server command %s -> %s", action, reply)
+
+    def _brief(self) -> dict[str, Any]:
+        return {"state": self.room.state.value, "encounter_id": self.room.encounter_id}
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "ok": True, **self._brief(),
+            "connected": self.uplink.connected,
+            "last_error": self.uplink.last_error,
+            "capture_error": self.capture_error,
+            "spool_bytes": self.spool.used_bytes,
+            "spool_encounters": len(self.spool.encounters()),
+            "counters": self.counters.as_dict(),
+        }
+
+    def status_event(self) -> Status:
+        return Status(state=self.room.state.value, encounter_id=self.room.encounter_id,
+                      spool_bytes=self.spool.used_bytes, counters=self.counters.as_dict())
+
+    def _apply(self, t: Transition) -> Transition:
+        for effect in t.effects:
+            if effect is Effect.BEGIN_ENCOUNTER:
+                assert t.encounter_id is not None
+                try:
+                    self.spool.begin(t.encounter_id, self._clock_us(), self.source.describe())
+                except SpoolError as err:
+                    log.error("cannot start a visit: %s", err)
+                    aborted = self.room.abort_start()
+                    return Transition(False, aborted.state, None, (), str(err))
+                log.info("encounter %s started", t.encounter_id)
+            elif effect is Effect.START_CAPTURE:
+                assert t.encounter_id is not None
+                self._capture_task = asyncio.create_task(
+                    self._capture(t.encounter_id, self._capture_task), name="capture")
+            elif effect is Effect.STOP_CAPTURE:
+                if self._capture_task is not None:
+                    self._capture_task.cancel()
+            elif effect in (Effect.MARK_MUTED, Effect.MARK_UNMUTED):
+                assert t.encounter_id is not None
+                self.spool.set_muted(t.encounter_id, effect is Effect.MARK_MUTED)
+                log.info("encounter %s %s", t.encounter_id,
+                         "muted" if effect is Effect.MARK_MUTED else "unmuted")
+            elif effect is Effect.END_ENCOUNTER:
+                assert t.encounter_id is not None
+                info = self.spool.end(t.encounter_id, self._clock_us())
+                log.info("encounter %s ended after %d frames", t.encounter_id, info.next_seq)
+        if t.effects:
+            self.uplink.status_changed()
+            self.uplink.wake()
+            self._check_done()
+        return t
+
+    # --------------------------------------------------------------- capture
+
+    async def _capture(self, encounter_id: str, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:  # let the last capture release the device first
+            await asyncio.wait([previous])
+        while True:
+            info = self.spool.get(encounter_id)
+            if info is None or info.ended:
+                return
+            position = StreamPosition(info.next_seq, info.started_at_us)
+            try:
+                async for chunk in self.source.stream(position):
+                    self._on_chunk(encounter_id, chunk)
+                if self.capture_error:
+                    self.capture_error = None
+                    self.uplink.status_changed()
+            except CaptureError as err:
+                self.counters.capture_errors += 1
+                self.capture_error = str(err)
+                self.uplink.status_changed()
+                log.error("capture: %s; retrying in %g s", err, CAPTURE_RETRY_S)
+                await asyncio.sleep(CAPTURE_RETRY_S)
+                continue
+            if self.source.finite:
+                log.info("%s: end of file", self.source.describe())
+                self._capture_task = None
+                self._apply(self.room.stop())
+                return
+            await asyncio.sleep(CAPTURE_RETRY_S)  # a live source ended by itself: reopen
+
+    def _on_chunk(self, encounter_id: str, chunk: AudioChunk) -> None:
+        self.counters.frames_captured += 1
+        try:
+            self.spool.append(encounter_id, chunk)
+        except SpoolError as err:
+            self.counters.frames_dropped += 1
+            if self._full_warning.allow(time.monotonic()):
+                more = self._full_warning.take_suppressed()
+                log.warning(
+                    "SPOOL %s: NEW AUDIO IS BEING DROPPED (%s); audio already captured is "
+                    "kept until the server has it; %d frames dropped so far%s",
+                    "FULL" if isinstance(err, SpoolFullError) else "UNWRITABLE", err,
+                    self.counters.frames_dropped,
+                    f", {more} since the last warning" if more else "",
+                )
+            return
+        self.counters.frames_spooled += 1
+        self.uplink.wake()
+
+    async def _stop_capture(self) -> None:
+        task, self._capture_task = self._capture_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    # ---------------------------------------------------------- housekeeping
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SYNC_INTERVAL_S)
+            try:
+                self.spool.sync()
+            except OSError as err:
+                log.error("spool: fsync failed: %s", err)
+
+    async def _log_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.log_interval_s)
+            log.info("counters: state=%s connected=%s spool_bytes=%d %s",
+                     self.room.state.value, self.uplink.connected, self.spool.used_bytes,
+                     self.counters.summary())
+            self.uplink.status_changed()

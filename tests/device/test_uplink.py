@@ -1,0 +1,215 @@
+"""The uplink against a fake server on a real loopback websocket."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from device.audio import AudioChunk
+from device.spool import Spool
+from device.stats import Counters
+from device.uplink import Uplink, describe_close
+from protocol import SUPPORTED_FORMAT, AudioFrame, EncounterStart, Status
+
+from .conftest import DEVICE_ID, WAIT, FakeServer, make_settings, pcm_for
+
+
+def new_encounter(spool: Spool, frames: int, *, started_at_us: int = 1_700_000_000_000_000,
+                  end: bool = True) -> str:
+    enc = str(uuid.uuid4())
+    spool.begin(enc, started_at_us, "fake:mic")
+    for seq in range(frames):
+        spool.append(enc, AudioChunk(pcm_for(seq), started_at_us + seq * 100_000))
+    if end:
+        spool.end(enc, started_at_us + frames * 100_000)
+    return enc
+
+
+def expected_audio(frames: int) -> bytes:
+    return b"".join(pcm_for(seq) for seq in range(frames))
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, server: FakeServer, **overrides: Any) -> None:
+        self.settings = make_settings(tmp_path, server.url, **overrides)
+        self.spool = Spool.open(self.settings.spool_dir, self.settings.spool_max_bytes)
+        self.counters = Counters()
+        self.commands: list[str] = []
+        self.uplink = Uplink(
+            self.settings, self.spool, self.counters,
+            status=lambda: Status("idle", None, self.spool.used_bytes, self.counters.as_dict()),
+            on_command=self.commands.append,
+        )
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self.uplink.run())
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        self.spool.close()
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, fake_server: FakeServer) -> AsyncIterator[Harness]:
+    h = Harness(tmp_path, fake_server)
+    yield h
+    await h.close()
+
+
+async def test_streams_the_spool_and_removes_the_complete_encounter(
+        harness: Harness, fake_server: FakeServer) -> None:
+    enc = new_encounter(harness.spool, 50)
+    harness.start()
+    await fake_server.until(lambda: fake_server.complete(enc))
+    await asyncio.wait_for(_until(lambda: harness.spool.get(enc) is None), WAIT)
+
+    assert fake_server.audio(enc) == expected_audio(50)
+    assert [f.seq for f in fake_server.encounters[enc].frames] == list(range(50))
+    assert fake_server.duplicates == 0 and fake_server.conflicts == []
+    hello = fake_server.hellos[0]
+    assert (hello.device_id, hello.room_id) == (DEVICE_ID, "exam-test")
+    assert hello.audio_format() == SUPPORTED_FORMAT
+    assert fake_server.statuses, "a status event is sent on connect"
+    assert not list(harness.settings.spool_dir.rglob("*.seg"))
+    assert harness.spool.used_bytes == 0
+    assert harness.counters.frames_acked == 50 and harness.counters.frames_sent == 50
+
+
+async def test_connection_dropped_mid_stream_loses_and_doubles_nothing(
+        harness: Harness, fake_server: FakeServer) -> None:
+    fake_server.drop_after_frames = 23  # stores frame 22, then the socket dies before its ack
+    enc = new_encounter(harness.spool, 30, end=False)
+    harness.start()
+    await fake_server.until(lambda: fake_server.connections >= 2)
+    # The visit goes on while the link comes back: capture never waited.
+    for seq in range(30, 80):
+        harness.spool.append(enc, AudioChunk(pcm_for(seq), seq))
+        harness.uplink.wake()
+        await asyncio.sleep(0)
+    harness.spool.end(enc, 0)
+    harness.uplink.wake()
+    await fake_server.until(lambda: fake_server.complete(enc))
+
+    assert fake_server.audio(enc) == expected_audio(80)
+    assert fake_server.conflicts == []
+    # Frame 22 was stored but never acked: the ack to encounter-start on the new
+    # connection says so, and the device resumes right after it.
+    assert fake_server.duplicates == 0
+    assert harness.counters.reconnects >= 1
+
+
+async def test_lost_frame_is_resent_after_out_of_order_errors(
+        harness: Harness, fake_server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
+    enc = new_encounter(harness.spool, 60)
+    fake_server.lose = {(enc, 10), (enc, 41)}
+    harness.start()
+    await fake_server.until(lambda: fake_server.complete(enc))
+
+    assert fake_server.audio(enc) == expected_audio(60)
+    assert fake_server.connections == 1, "a rewind needs no reconnect"
+    assert fake_server.conflicts == []
+    assert "resending from seq 10" in caplog.text and "resending from seq 41" in caplog.text
+    # Stale out-of-order errors for frames sent before the rewind do not each restart it.
+    assert caplog.text.count("resending from seq 10") == 1
+
+
+async def test_encounters_go_oldest_first_and_resume_from_the_servers_ack(
+        harness: Harness, fake_server: FakeServer) -> None:
+    newer = new_encounter(harness.spool, 5, started_at_us=2_000)
+    older = new_encounter(harness.spool, 40, started_at_us=1_000)
+    # The server already holds frames 0..24 of the older one (an earlier connection).
+    from .conftest import Encounter
+    fake_server.encounters[older] = Encounter(1_000, [
+        AudioFrame(older, seq, 1_000 + seq * 100_000, pcm_for(seq)) for seq in range(25)])
+    harness.start()
+    await fake_server.until(lambda: fake_server.complete(older) and fake_server.complete(newer))
+
+    starts = [e.encounter_id for e in fake_server.events if isinstance(e, EncounterStart)]
+    assert starts[:2] == [older, newer]
+    assert fake_server.duplicates == 0, "frames the server acked are not sent again"
+    assert fake_server.audio(older) == expected_audio(40)
+    assert fake_server.audio(newer) == expected_audio(5)
+
+
+async def test_unacked_bytes_in_flight_stay_within_the_window(
+        tmp_path: Path, fake_server: FakeServer) -> None:
+    h = Harness(tmp_path, fake_server, max_inflight_kb=64)
+    try:
+        new_encounter(h.spool, 100)
+        fake_server.hold_acks = True
+        h.start()
+        await fake_server.until(lambda: fake_server.frames_received >= 20)
+        await asyncio.sleep(0.2)  # give an unbounded sender the chance to overrun
+        assert fake_server.frames_received <= 64 * 1024 // 3200 + 1
+    finally:
+        await h.close()
+
+
+async def test_rejected_token_says_reenrol_and_keeps_retrying(
+        harness: Harness, fake_server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
+    fake_server.close_code = 4401
+    harness.start()
+    await fake_server.until(lambda: fake_server.connections >= 3)
+    assert "token rejected: re-enrol this device" in caplog.text
+    assert harness.task is not None and not harness.task.done()
+    assert not harness.uplink.connected
+
+
+async def test_missing_pong_drops_the_connection_and_reconnects(
+        tmp_path: Path, fake_server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
+    h = Harness(tmp_path, fake_server, ping_interval_s=0.05, pong_timeout_s=0.1)
+    try:
+        fake_server.answer_pings = False
+        h.start()
+        await fake_server.until(lambda: fake_server.connections >= 2)
+        assert "no pong within 0.1 s" in caplog.text
+    finally:
+        await h.close()
+
+
+async def test_server_commands_reach_the_agent(harness: Harness,
+                                               fake_server: FakeServer) -> None:
+    fake_server.commands_after_ready = ["start", "mute"]
+    harness.start()
+    await asyncio.wait_for(_until(lambda: len(harness.commands) == 2), WAIT)
+    assert harness.commands == ["start", "mute"]
+
+
+async def test_server_unreachable_is_retried_with_a_clear_message(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    settings = make_settings(tmp_path, "ws://127.0.0.1:9/ws/device")  # discard port: refused
+    spool = Spool.open(settings.spool_dir, settings.spool_max_bytes)
+    counters = Counters()
+    uplink = Uplink(settings, spool, counters, status=lambda: Status("idle"))
+    task = asyncio.create_task(uplink.run())
+    try:
+        await asyncio.wait_for(_until(lambda: counters.reconnects >= 2), WAIT)
+        assert "cannot reach 127.0.0.1" in caplog.text
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        spool.close()
+
+
+def test_close_codes_are_explained() -> None:
+    assert describe_close(4401).at_cap
+    assert "re-enrol" in describe_close(4401, "wrong token").message
+    assert "wrong token" in describe_close(4401, "wrong token").message
+    assert "format" in describe_close(4415).message
+    assert not describe_close(4500).at_cap
+    assert describe_close(None).message == "connection lost"
+
+
+async def _until(predicate: Any) -> None:
+    while not predicate():
+        await asyncio.sleep(0.01)
