@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine for RoomScribe: Debian packages, a virtualenv, the
+# project with its extras. Idempotent; `make setup` runs it.
+set -euo pipefail
+
+PYTHON=${PYTHON:-python3.11}
+VENV=${VENV:-.venv}
+EXTRAS=${EXTRAS:-device,server,dev}
+
+# portaudio19-dev: pyaudio builds from source. espeak-ng/sox: synthesized test
+# speech. libsndfile1: audio I/O in the benchmarks.
+APT_PACKAGES=(portaudio19-dev espeak-ng sox libsndfile1)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    echo "setup: installing Debian packages: ${missing[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}"
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -e ".[${EXTRAS}]"
+echo "setup: done ($VENV, extras: $EXTRAS)"

@@ -1,0 +1,183 @@
+"""A RoomScribe server and room agents as real processes on loopback.
+
+What an IT admin does, scripted: start ``roomscribe serve`` on SQLite (or the
+database in the environment), create a clinic, a room and a device with the
+admin CLI, enrol the agent with its one-time code, stream a WAV through
+``roomscribe-device run``. The demo, the benchmarks and the end-to-end tests
+drive the product through this, never through its internals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Room", "RoomLab"]
+
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Room:
+    room_id: str
+    device_id: str
+    config: Path
+    spool_dir: Path
+    control_socket: Path
+
+
+@dataclass
+class RoomLab:
+    workdir: Path
+    port: int = 0
+    database_url: str = ""
+    server_log: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    api_key: str = ""
+    #: TLS for the server: paths of the certificate, its key, and the CA that signed it.
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    ca_bundle: Path | None = None
+    _server: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or _free_port()
+        self.server_log = self.server_log or self.workdir / "server.log"
+
+    # ------------------------------------------------------------------ server
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {**os.environ, "ROOMSCRIBE_DATA_DIR": str(self.workdir / "server"),
+               "PYTHONUNBUFFERED": "1", **self.extra_env}
+        if self.database_url:
+            env["ROOMSCRIBE_DATABASE_URL"] = self.database_url
+        if self.certfile and self.keyfile:
+            env["ROOMSCRIBE_SSL_CERTFILE"] = str(self.certfile)
+            env["ROOMSCRIBE_SSL_KEYFILE"] = str(self.keyfile)
+        return env
+
+    @property
+    def http_url(self) -> str:
+        scheme = "https" if self.certfile else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def _open(self, req: urllib.request.Request | str, timeout: float) -> Any:
+        context = ssl.create_default_context(cafile=self.ca_bundle) if self.certfile else None
+        return urllib.request.urlopen(req, timeout=timeout, context=context)
+
+    def roomscribe(self, *args: str) -> Any:
+        """Run the admin CLI and return its JSON output."""
+        out = subprocess.run([str(BIN / "roomscribe"), *args], env=self.env, check=True,
+                             capture_output=True, text=True)
+        return json.loads(out.stdout)
+
+    def start_server(self, timeout: float = 30) -> None:
+        assert self.server_log is not None
+        log = self.server_log.open("ab")
+        self._server = subprocess.Popen(
+            [str(BIN / "roomscribe"), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._server.poll() is not None:
+                raise RuntimeError(f"server exited; see {self.server_log}")
+            try:
+                with self._open(f"{self.http_url}/healthz", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not answer within {timeout} s; see {self.server_log}")
+
+    def stop_server(self, kill: bool = False) -> None:
+        if self._server is None:
+            return
+        self._server.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self._server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._server.kill()
+            self._server.wait()
+        self._server = None
+
+    @property
+    def server_pid(self) -> int | None:
+        return self._server.pid if self._server else None
+
+    # ------------------------------------------------------------------- admin
+
+    def ensure_admin(self) -> str:
+        if not self.api_key:
+            self.api_key = self.roomscribe("admin", "apikey", "create", "--name", "lab")["api_key"]
+        return self.api_key
+
+    def api(self, path: str) -> Any:
+        req = urllib.request.Request(f"{self.http_url}{path}",
+                                     headers={"Authorization": f"Bearer {self.ensure_admin()}"})
+        with self._open(req, timeout=30) as resp:
+            return json.loads(resp.read())
+
+    def api_bytes(self, path: str) -> bytes:
+        req = urllib.request.Request(f"{self.http_url}{path}",
+                                     headers={"Authorization": f"Bearer {self.ensure_admin()}"})
+        with self._open(req, timeout=60) as resp:
+            data: bytes = resp.read()
+            return data
+
+    def add_room(self, room_id: str, clinic: str = "Lab Clinic", frame_ms: int = 100,
+                 ca_bundle: Path | None = None) -> Room:
+        """Create the room and a device, and enrol an agent for it (server must be up)."""
+        clinics = {c["name"]: c["id"] for c in self.roomscribe("admin", "clinic", "list")}
+        clinic_id = clinics.get(clinic) or self.roomscribe("admin", "clinic", "add", clinic)["id"]
+        self.roomscribe("admin", "room", "add", "--clinic", clinic_id, "--id", room_id, room_id)
+        added = self.roomscribe("admin", "device", "add", "--room", room_id)
+        base = self.workdir / "rooms" / room_id
+        base.mkdir(parents=True, exist_ok=True)
+        room = Room(room_id, added["device_id"], base / "room.toml", base / "spool",
+                    base / "control.sock")
+        subprocess.run(
+            [str(BIN / "roomscribe-device"), "enroll", "--server", self.http_url,
+             "--code", added["enrolment_code"], "--room-config", str(room.config),
+             "--token-file", str(base / "device.token"), "--spool-dir", str(room.spool_dir),
+             "--control-socket", str(room.control_socket), "--frame-ms", str(frame_ms),
+             *(["--ca-bundle", str(ca_bundle or self.ca_bundle)] if self.certfile else [])],
+            check=True, capture_output=True, text=True, env=self.env)
+        return room
+
+    def start_agent(self, room: Room, wav: Path, *, speed: float = 1.0,
+                    log: Path | None = None) -> subprocess.Popen[bytes]:
+        """``roomscribe-device run`` streaming ``wav`` as one visit; exits when all is acked."""
+        out = (log or room.config.with_name("agent.log")).open("ab")
+        return subprocess.Popen(
+            [str(BIN / "roomscribe-device"), "run", "--config", str(room.config),
+             "--wav", str(wav), "--speed", str(speed), "--exit-when-done"],
+            env=self.env, stdout=out, stderr=subprocess.STDOUT)
+
+    def encounters(self, room_id: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.api(f"/api/v1/encounters?room_id={room_id}")
+        return result
+
+    def stored_audio(self, encounter_id: str) -> bytes:
+        """The encounter's stored PCM (the WAV body from the API, header stripped)."""
+        wav = self.api_bytes(f"/api/v1/encounters/{encounter_id}/audio.wav")
+        return wav[44:]
+
+    def close(self) -> None:
+        self.stop_server()
