@@ -106,6 +106,9 @@ def synthesize_dialogue(turns: Sequence[Turn], out_wav: Path, *, gap_s: float = 
             pcm += silence
             if max_seconds is not None and len(pcm) / 2 / RATE >= max_seconds:
                 del pcm[int(max_seconds * RATE) * 2:]
+                last = timed[-1]
+                timed[-1] = Turn(last.speaker, last.text, last.start_s,
+                                 min(last.end_s, max_seconds))
                 break
     _write_wav(out_wav, bytes(pcm))
     return timed
