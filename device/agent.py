@@ -256,8 +256,9 @@ class Agent:
                 return
             position = StreamPosition(info.next_seq, info.started_at_us)
             try:
-                async for chunk in self.source.stream(position):
-                    self._on_chunk(encounter_id, chunk)
+                async with contextlib.aclosing(self.source.stream(position)) as stream:
+                    async for chunk in stream:
+                        self._on_chunk(encounter_id, chunk)
                 if self.capture_error:
                     self.capture_error = None
                     self.uplink.status_changed()

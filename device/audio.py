@@ -6,7 +6,7 @@ rest of the agent sees :class:`AudioChunk` values from an :class:`AudioSource`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -48,7 +48,7 @@ class AudioSource(Protocol):
         """Fail fast (raise :class:`~device.errors.CaptureError`) if it cannot work."""
         ...
 
-    def stream(self, position: StreamPosition) -> AsyncIterator[AudioChunk]:
+    def stream(self, position: StreamPosition) -> AsyncGenerator[AudioChunk, None]:
         """Yield frames of ``frame_ms`` (the last may be shorter) until stopped or done.
 
         Cancelling the consuming task stops capture and releases the device.

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,7 +181,7 @@ class MicrophoneSource:
         finally:
             pa.terminate()
 
-    async def stream(self, position: StreamPosition) -> AsyncIterator[AudioChunk]:
+    async def stream(self, position: StreamPosition) -> AsyncGenerator[AudioChunk, None]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[_Item] = asyncio.Queue()
         stop = threading.Event()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 from protocol import SUPPORTED_FORMAT
@@ -78,7 +78,7 @@ class WavSource:
     def prepare(self) -> None:
         check_wav(self.path)
 
-    async def stream(self, position: StreamPosition) -> AsyncIterator[AudioChunk]:
+    async def stream(self, position: StreamPosition) -> AsyncGenerator[AudioChunk, None]:
         frame_us = self.frame_ms * 1000
         period = self.frame_ms / 1000 / self.speed if self.speed else 0.0
         loop = asyncio.get_running_loop()

@@ -13,7 +13,7 @@ import asyncio
 import math
 import struct
 import wave
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,13 +110,14 @@ class FakeServer:
         self._server.close()
         await self._server.wait_closed()
 
-    async def until(self, predicate: Callable[[], bool], timeout: float = WAIT) -> None:
+    async def until(self, predicate: Callable[[], bool], within: float = WAIT) -> None:
+        """Wait (bounded) until ``predicate`` holds; re-checked on every server event."""
         async def poll() -> None:
             while not predicate():
                 self._changed.clear()
                 await self._changed.wait()
 
-        await asyncio.wait_for(poll(), timeout)
+        await asyncio.wait_for(poll(), within)
 
     def audio(self, encounter_id: str) -> bytes:
         return self.encounters[encounter_id].audio()
@@ -225,6 +226,15 @@ class FakeServer:
         return True
 
 
+async def eventually(predicate: Callable[[], bool], within: float = WAIT) -> None:
+    """Poll device-side state (bounded): for conditions no event announces."""
+    for _ in range(int(within / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise TimeoutError(f"condition not met within {within} s")
+
+
 @pytest.fixture
 async def fake_server() -> AsyncIterator[FakeServer]:
     server = FakeServer()
@@ -268,7 +278,7 @@ class FakeMic:
     def prepare(self) -> None:
         pass
 
-    async def stream(self, position: StreamPosition) -> AsyncIterator[AudioChunk]:
+    async def stream(self, position: StreamPosition) -> AsyncGenerator[AudioChunk, None]:
         self.started_at.append(position.next_seq)
         for seq in range(position.next_seq, self.frames):
             await asyncio.sleep(0)

@@ -17,7 +17,7 @@ from device.stats import Counters
 from device.uplink import Uplink, describe_close
 from protocol import SUPPORTED_FORMAT, AudioFrame, EncounterStart, Status
 
-from .conftest import DEVICE_ID, WAIT, FakeServer, make_settings, pcm_for
+from .conftest import DEVICE_ID, FakeServer, eventually, make_settings, pcm_for
 
 
 def new_encounter(spool: Spool, frames: int, *, started_at_us: int = 1_700_000_000_000_000,
@@ -70,7 +70,7 @@ async def test_streams_the_spool_and_removes_the_complete_encounter(
     enc = new_encounter(harness.spool, 50)
     harness.start()
     await fake_server.until(lambda: fake_server.complete(enc))
-    await asyncio.wait_for(_until(lambda: harness.spool.get(enc) is None), WAIT)
+    await eventually(lambda: harness.spool.get(enc) is None)
 
     assert fake_server.audio(enc) == expected_audio(50)
     assert [f.seq for f in fake_server.encounters[enc].frames] == list(range(50))
@@ -180,7 +180,7 @@ async def test_server_commands_reach_the_agent(harness: Harness,
                                                fake_server: FakeServer) -> None:
     fake_server.commands_after_ready = ["start", "mute"]
     harness.start()
-    await asyncio.wait_for(_until(lambda: len(harness.commands) == 2), WAIT)
+    await eventually(lambda: len(harness.commands) == 2)
     assert harness.commands == ["start", "mute"]
 
 
@@ -193,7 +193,7 @@ async def test_server_unreachable_is_retried_with_a_clear_message(
     uplink = Uplink(settings, spool, counters, status=lambda: Status("idle"))
     task = asyncio.create_task(uplink.run())
     try:
-        await asyncio.wait_for(_until(lambda: counters.reconnects >= 2), WAIT)
+        await eventually(lambda: counters.reconnects >= 2)
         assert "cannot reach 127.0.0.1" in caplog.text
     finally:
         task.cancel()
@@ -208,8 +208,3 @@ def test_close_codes_are_explained() -> None:
     assert "format" in describe_close(4415).message
     assert not describe_close(4500).at_cap
     assert describe_close(None).message == "connection lost"
-
-
-async def _until(predicate: Any) -> None:
-    while not predicate():
-        await asyncio.sleep(0.01)
