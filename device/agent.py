@@ -63,6 +63,7 @@ class Agent:
         exit_when_done: bool = False,
         control: bool = True,
         clock_us: Callable[[], int] = _wall_clock_us,
+        capture_retry_s: float = CAPTURE_RETRY_S,
     ) -> None:
         self.settings = settings
         self.spool = spool
@@ -73,6 +74,7 @@ class Agent:
         self.room = Room()
         self.capture_error: str | None = None
         self._clock_us = clock_us
+        self._capture_retry_s = capture_retry_s
         self._stop = asyncio.Event()
         self._capture_task: asyncio.Task[None] | None = None
         self._full_warning = Throttle(FULL_WARNING_INTERVAL_S)
@@ -258,23 +260,24 @@ class Agent:
             try:
                 async with contextlib.aclosing(self.source.stream(position)) as stream:
                     async for chunk in stream:
+                        if self.capture_error is not None:
+                            log.info("capture: working again")
+                            self.capture_error = None
+                            self.uplink.status_changed()
                         self._on_chunk(encounter_id, chunk)
-                if self.capture_error:
-                    self.capture_error = None
-                    self.uplink.status_changed()
             except CaptureError as err:
                 self.counters.capture_errors += 1
                 self.capture_error = str(err)
                 self.uplink.status_changed()
-                log.error("capture: %s; retrying in %g s", err, CAPTURE_RETRY_S)
-                await asyncio.sleep(CAPTURE_RETRY_S)
+                log.error("capture: %s; retrying in %g s", err, self._capture_retry_s)
+                await asyncio.sleep(self._capture_retry_s)
                 continue
             if self.source.finite:
                 log.info("%s: end of file", self.source.describe())
                 self._capture_task = None
                 self._apply(self.room.stop())
                 return
-            await asyncio.sleep(CAPTURE_RETRY_S)  # a live source ended by itself: reopen
+            await asyncio.sleep(self._capture_retry_s)  # a live source ended by itself: reopen
 
     def _on_chunk(self, encounter_id: str, chunk: AudioChunk) -> None:
         self.counters.frames_captured += 1
