@@ -20,9 +20,10 @@ encounter end and on close, so a power cut loses at most about one second of
 audio that the server does not already have. Metadata changes are fsynced
 immediately.
 
-Recovery (:meth:`Spool.open`) rescans every encounter, truncates a torn or
-damaged tail, and derives each encounter's next seq from the last intact
-record. Segments wholly acked are deleted as acks arrive; an encounter
+Recovery (:meth:`Spool.open`) scans the last segment of every encounter (the
+only one a crash can leave torn: a segment is fsynced before the next one is
+created), truncates a torn or damaged tail, and derives the encounter's next
+seq from the last intact record. Segments wholly acked are deleted as acks arrive; an encounter
 directory is removed when the server acks it ``complete``. The acked seq on
 disk is only a lower bound: on reconnect the server's own ack for each
 ``encounter-start`` says where to resume.
@@ -402,15 +403,19 @@ class Spool:
         enc = _Encounter(directory, meta)
         for i, first in enumerate(segments):
             path = directory / segment_name(first)
+            enc.segments.append(first)
+            if i < len(segments) - 1 and not (rebuilt and i == 0):
+                # Closed segments were fsynced before the next one was created:
+                # only the last can be torn. Not rereading them keeps a restart
+                # mid-visit (when capture waits for this) fast.
+                enc.sizes[first] = path.stat().st_size
+                continue
             data = path.read_bytes()
             result = scan_segment(data, first)
             if rebuilt and i == 0 and result.first_captured_at_us is not None:
                 meta["started_at_us"] = result.first_captured_at_us
             if result.torn(len(data)):
-                if i < len(segments) - 1:
-                    log.error("spool: %s is damaged after seq %d", path, result.next_seq - 1)
-                else:
-                    log.warning("spool: truncating a torn write at the end of %s", path)
+                log.warning("spool: truncating a torn write at the end of %s", path)
                 with open(path, "r+b") as fh:
                     if result.valid_bytes == 0:  # not even the magic survived
                         fh.write(SEGMENT_MAGIC)
@@ -418,7 +423,6 @@ class Spool:
                     else:
                         fh.truncate(result.valid_bytes)
                     os.fsync(fh.fileno())
-            enc.segments.append(first)
             enc.sizes[first] = max(result.valid_bytes, len(SEGMENT_MAGIC))
             enc.next_seq = result.next_seq
         acked = _read_int(directory / _ACKED)
