@@ -131,8 +131,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = args.config
-    if config is None and DEFAULT_CONFIG.exists():
-        config = DEFAULT_CONFIG
+    if config is None:
+        if not DEFAULT_CONFIG.exists() and args.server_url is None:
+            raise ConfigError(f"no --config given and {DEFAULT_CONFIG} does not exist; "
+                              "enrol this device first (roomscribe-device enroll)")
+        config = DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
     overrides = {key: getattr(args, key) for key, _typ in _OVERRIDES.values()}
     overrides["allow_insecure"] = args.allow_insecure
     settings = load_settings(config, overrides)

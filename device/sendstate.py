@@ -55,6 +55,12 @@ class SendState:
     def has_inflight(self) -> bool:
         return self.inflight_bytes > 0
 
+    def waiting_on_server(self) -> bool:
+        """Something sent still needs an answer: frames, an encounter-start or -end."""
+        return self.inflight_bytes > 0 or any(
+            not p.refused and ((p.announced and not p.resumed) or p.end_sent)
+            for p in self._progress.values())
+
     def on_announced(self, encounter_id: str) -> None:
         self.progress(encounter_id).announced = True
 

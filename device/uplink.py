@@ -164,6 +164,9 @@ class Uplink:
                 end = SessionEnded("connection closed")
             except SessionEnded as err:
                 end = err
+            except Exception as err:  # a bug must not stop delivery for good
+                log.exception("uplink: unexpected error")
+                end = SessionEnded(f"internal error: {err!r}")
             finally:
                 self.connected = False
                 self._close_readers()
@@ -272,6 +275,8 @@ class Uplink:
         if self._status_due:
             self._status_due = False
             await ws.send(encode_event(self._status().to_event()))
+        if not state.waiting_on_server():  # the ack watchdog's clock starts now
+            self._last_progress = asyncio.get_running_loop().time()
         for info in self.spool.encounters():
             enc = info.encounter_id
             p = state.progress(enc)
@@ -419,5 +424,7 @@ class Uplink:
                 await asyncio.wait_for(round_trip(self._ping_id), s.pong_timeout_s)
             except TimeoutError:
                 raise SessionEnded(f"no pong within {s.pong_timeout_s:g} s") from None
-            if state.has_inflight() and loop.time() - self._last_progress > s.ack_timeout_s:
-                raise SessionEnded(f"no ack for {s.ack_timeout_s:g} s with audio in flight")
+            if state.waiting_on_server() and \
+                    loop.time() - self._last_progress > s.ack_timeout_s:
+                raise SessionEnded(f"no answer from the server for {s.ack_timeout_s:g} s "
+                                   "to what was sent")

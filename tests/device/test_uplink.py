@@ -154,6 +154,31 @@ async def test_unacked_bytes_in_flight_stay_within_the_window(
         await h.close()
 
 
+async def test_ack_watchdog_reconnects_a_stalled_stream_but_not_an_idle_one(
+        tmp_path: Path, fake_server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
+    h = Harness(tmp_path, fake_server, ping_interval_s=0.05, ack_timeout_s=0.3)
+    try:
+        h.start()
+        await fake_server.until(lambda: bool(fake_server.statuses))
+        await asyncio.sleep(0.5)  # idle for longer than ack_timeout_s: nothing owed
+        enc = new_encounter(h.spool, 10)
+        h.uplink.wake()
+        await fake_server.until(lambda: fake_server.complete(enc))
+        assert fake_server.connections == 1
+        fake_server.hold_acks = True  # now the server stores frames but stops acking
+        enc2 = new_encounter(h.spool, 5, started_at_us=2_000_000_000_000_000, end=False)
+        h.uplink.wake()
+        await fake_server.until(lambda: fake_server.connections == 2)
+        assert "no answer from the server for 0.3 s" in caplog.text
+        fake_server.hold_acks = False
+        h.spool.end(enc2, 0)
+        h.uplink.wake()
+        await fake_server.until(lambda: fake_server.complete(enc2))
+        assert fake_server.audio(enc2) == expected_audio(5)
+    finally:
+        await h.close()
+
+
 async def test_rejected_token_says_reenrol_and_keeps_retrying(
         harness: Harness, fake_server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
     fake_server.close_code = 4401
