@@ -19,7 +19,6 @@ it is valid.
 from __future__ import annotations
 
 import json
-import os
 import ssl
 import tomllib
 import urllib.error
@@ -32,6 +31,7 @@ from urllib.parse import urlsplit
 
 from . import __version__
 from .errors import ConfigError, EnrolmentError
+from .fsutil import write_atomic
 from .settings import is_loopback_host, load_settings
 
 __all__ = ["ENROL_PATH", "Enrolment", "enroll", "write_enrolment", "ws_url"]
@@ -194,14 +194,6 @@ def _toml_value(value: Any) -> str:
 def _write_atomic(path: Path, text: str, mode: int) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        try:
-            os.fchmod(fd, mode)  # whatever the umask
-            os.write(fd, text.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        write_atomic(path, text.encode("utf-8"), mode)
     except OSError as err:
         raise EnrolmentError(f"cannot write {path}: {err.strerror or err}") from err

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from protocol import MAX_AUDIO_PAYLOAD
@@ -36,7 +36,6 @@ __all__ = [
     "admit",
     "deletable_segments",
     "encode_record",
-    "iter_records",
     "parse_segment_name",
     "scan_segment",
     "segment_name",
@@ -111,20 +110,6 @@ def scan_segment(data: bytes, first_seq: int) -> ScanResult:
         seq += 1
         count += 1
     return ScanResult(offset, seq, count, first_ts)
-
-
-def iter_records(data: bytes, offset: int = 0) -> Iterator[tuple[Record, int]]:
-    """Decode whole records from ``data`` starting at ``offset``.
-
-    Yields ``(record, end_offset)``; stops at the first incomplete record.
-    """
-    while offset + RECORD.size <= len(data):
-        seq, ts, length, _crc = RECORD.unpack_from(data, offset)
-        end = offset + RECORD.size + length
-        if end > len(data):
-            return
-        yield Record(seq, ts, data[offset + RECORD.size : end]), end
-        offset = end
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,6 @@ disk is only a lower bound: on reconnect the server's own ack for each
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import fcntl
 import json
@@ -45,10 +44,9 @@ from typing import Any
 
 from .audio import AudioChunk
 from .errors import SpoolError, SpoolFullError
+from .fsutil import fsync_dir, read_int, read_json, write_all, write_atomic
 from .segments import (
-    RECORD,
     SEGMENT_MAGIC,
-    Record,
     SegmentPolicy,
     admit,
     deletable_segments,
@@ -57,6 +55,7 @@ from .segments import (
     scan_segment,
     segment_name,
 )
+from .spoolreader import SpoolReader
 
 __all__ = ["EncounterInfo", "Spool", "SpoolReader"]
 
@@ -203,9 +202,9 @@ class Spool:
         final = self.directory / encounter_id
         try:
             tmp.mkdir(mode=0o700)
-            _write_json(tmp / _META, meta)
+            _write_meta(tmp / _META, meta)
             os.rename(tmp, final)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         except OSError as err:
             shutil.rmtree(tmp, ignore_errors=True)
             raise SpoolError(f"cannot create encounter in spool: {err}") from err
@@ -235,7 +234,7 @@ class Spool:
         assert enc.fd is not None
         seg = enc.segments[-1]
         try:
-            _write_all(enc.fd, record)
+            write_all(enc.fd, record)
         except OSError as err:
             # Undo a partial write so the segment stays a clean run of records.
             with contextlib.suppress(OSError):
@@ -299,7 +298,7 @@ class Spool:
         self.used_bytes -= enc.total()
         shutil.rmtree(enc.dir, ignore_errors=True)
         with contextlib.suppress(OSError):
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
 
     # ---------------------------------------------------------------- reading
 
@@ -332,8 +331,8 @@ class Spool:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC,
                      0o600)
         try:
-            _write_all(fd, SEGMENT_MAGIC)
-            _fsync_dir(enc.dir)
+            write_all(fd, SEGMENT_MAGIC)
+            fsync_dir(enc.dir)
         except OSError:
             os.close(fd)
             raise
@@ -354,7 +353,7 @@ class Spool:
     def _update_meta(self, enc: _Encounter, **changes: Any) -> None:
         meta = {**enc.meta, **changes}
         try:
-            _write_json(enc.dir / _META, meta)
+            _write_meta(enc.dir / _META, meta)
         except OSError as err:
             raise SpoolError(f"cannot update encounter {enc.id}: {err}") from err
         enc.meta = meta
@@ -389,7 +388,7 @@ class Spool:
         segments = sorted(
             s for s in (parse_segment_name(p.name) for p in directory.iterdir()) if s is not None
         )
-        meta = _read_json(directory / _META)
+        meta = read_json(directory / _META)
         rebuilt = meta is None or "started_at_us" not in meta
         if meta is None or "started_at_us" not in meta:
             try:
@@ -425,7 +424,7 @@ class Spool:
                     os.fsync(fh.fileno())
             enc.sizes[first] = max(result.valid_bytes, len(SEGMENT_MAGIC))
             enc.next_seq = result.next_seq
-        acked = _read_int(directory / _ACKED)
+        acked = read_int(directory / _ACKED)
         floor = segments[0] - 1 if segments else -1
         enc.acked = enc.acked_on_disk = max(acked if acked is not None else -1, floor)
         if not segments:
@@ -438,114 +437,9 @@ class Spool:
                 enc.next_seq = last + 1
         if rebuilt:
             with contextlib.suppress(OSError):
-                _write_json(directory / _META, meta)
+                _write_meta(directory / _META, meta)
         return enc
 
 
-class SpoolReader:
-    """Reads one encounter's frames in order from ``from_seq``.
-
-    Only frames already appended are read; it never blocks. Deleting a segment
-    under an open reader is harmless (POSIX keeps the open file).
-    """
-
-    def __init__(self, enc: _Encounter, from_seq: int) -> None:
-        self._enc = enc
-        self.next_seq = max(from_seq, enc.segments[0] if enc.segments else from_seq)
-        self._fh: Any = None
-        self._seg: int | None = None
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-            self._seg = None
-
-    def available(self) -> int:
-        return max(self._enc.next_seq - self.next_seq, 0)
-
-    def read(self, max_bytes: int) -> list[Record]:
-        """Frames from ``next_seq`` on, at least one if any, about ``max_bytes`` in all."""
-        out: list[Record] = []
-        total = 0
-        while self.next_seq < self._enc.next_seq and (not out or total < max_bytes):
-            record = self._next_record()
-            if record is None:
-                break
-            out.append(record)
-            total += len(record.pcm)
-        return out
-
-    def _segment_for(self, seq: int) -> int | None:
-        i = bisect.bisect_right(self._enc.segments, seq) - 1
-        return self._enc.segments[i] if i >= 0 else None
-
-    def _next_record(self) -> Record | None:
-        seq = self.next_seq
-        seg = self._segment_for(seq)
-        if seg is None:
-            return None
-        if seg != self._seg:
-            self.close()
-            self._fh = open(self._enc.dir / segment_name(seg), "rb")  # noqa: SIM115
-            self._fh.seek(len(SEGMENT_MAGIC))
-            self._seg = seg
-            # Skip to ``seq`` inside the segment.
-            for _ in range(seq - seg):
-                header = self._fh.read(RECORD.size)
-                if len(header) < RECORD.size:
-                    return None
-                self._fh.seek(RECORD.unpack(header)[2], os.SEEK_CUR)
-        header = self._fh.read(RECORD.size)
-        if len(header) < RECORD.size:
-            return None
-        rseq, ts, length, _crc = RECORD.unpack(header)
-        pcm = self._fh.read(length)
-        if rseq != seq or len(pcm) != length:
-            raise SpoolError(f"spool segment for seq {seq} is inconsistent (got {rseq})")
-        self.next_seq += 1
-        return Record(rseq, ts, pcm)
-
-
-# ------------------------------------------------------------------- helpers
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    """Atomically replace ``path`` (write a temp file, fsync, rename, fsync dir)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
+def _write_meta(path: Path, meta: dict[str, Any]) -> None:
+    write_atomic(path, json.dumps(meta).encode(), 0o600)

@@ -51,6 +51,8 @@ from protocol import (
 
 from . import __version__
 from .backoff import Backoff
+from .errors import SpoolError
+from .segments import Record
 from .sendstate import SendState
 from .settings import AgentSettings
 from .spool import Spool, SpoolReader
@@ -290,20 +292,20 @@ class Uplink:
             while p.next_seq < info.next_seq:
                 if not state.window_open():
                     return  # an ack will wake us
-                reader = self._reader(enc, p.next_seq)
-                if reader.next_seq > p.next_seq:
-                    log.error("uplink: encounter %s frames %d..%d were deleted after an ack; "
-                              "the server no longer has them", enc, p.next_seq,
-                              reader.next_seq - 1)
-                    p.next_seq = reader.next_seq
                 budget = min(state.window_bytes - state.inflight_bytes, _READ_CAP)
-                for record in reader.read(budget):
+                records = self._read(enc, p.next_seq, budget)
+                if not records:
+                    p.refused = True  # cannot be delivered; do not hold up the others
+                    break
+                for record in records:
                     if state.get(enc) is not p or p.next_seq != record.seq:
                         return  # rewound or completed meanwhile; start over
                     state.on_sent(enc, record.seq, len(record.pcm))
                     frame = AudioFrame(enc, record.seq, record.captured_at_us, record.pcm)
                     await ws.send(frame.to_bytes())
                     self.counters.frames_sent += 1
+            if p.refused:
+                continue
             if not info.ended:
                 return  # the live encounter is always the newest
             if not p.end_sent and p.next_seq > info.last_seq:
@@ -311,13 +313,24 @@ class Uplink:
                 end = EncounterEnd(enc, info.last_seq, info.ended_at_us)
                 await ws.send(encode_event(end.to_event()))
 
-    def _reader(self, encounter_id: str, seq: int) -> SpoolReader:
+    def _read(self, encounter_id: str, seq: int, budget: int) -> list[Record]:
+        """Frames from ``seq`` on; empty (and logged) when the spool cannot give them."""
         reader = self._readers.get(encounter_id)
         if reader is None or reader.next_seq != seq:
             if reader is not None:
                 reader.close()
             reader = self._readers[encounter_id] = self.spool.reader(encounter_id, seq)
-        return reader
+        try:
+            if reader.next_seq == seq and (records := reader.read(budget)):
+                return records
+            problem = f"frames from seq {seq} are no longer in the spool"
+        except (SpoolError, OSError) as err:
+            problem = str(err)
+        log.error("uplink: encounter %s cannot be delivered: %s (the server wants them; "
+                  "storage damage or a server restored from backup?); skipping it",
+                  encounter_id, problem)
+        self._drop_reader(encounter_id)
+        return []
 
     def _drop_reader(self, encounter_id: str) -> None:
         reader = self._readers.pop(encounter_id, None)

@@ -140,6 +140,19 @@ async def test_encounters_go_oldest_first_and_resume_from_the_servers_ack(
     assert fake_server.audio(newer) == expected_audio(5)
 
 
+async def test_an_undeliverable_encounter_does_not_hold_up_the_next(
+        harness: Harness, fake_server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
+    damaged = new_encounter(harness.spool, 10, started_at_us=1_000)
+    fine = new_encounter(harness.spool, 5, started_at_us=2_000)
+    for seg in (harness.settings.spool_dir / damaged).glob("*.seg"):
+        seg.unlink()  # the SD card lost it
+    harness.start()
+    await fake_server.until(lambda: fake_server.complete(fine))
+    assert fake_server.audio(fine) == expected_audio(5)
+    assert f"encounter {damaged} cannot be delivered" in caplog.text
+    assert harness.spool.get(damaged) is not None, "kept: never thrown away by the device"
+
+
 async def test_unacked_bytes_in_flight_stay_within_the_window(
         tmp_path: Path, fake_server: FakeServer) -> None:
     h = Harness(tmp_path, fake_server, max_inflight_kb=64)
