@@ -92,20 +92,17 @@ class Agent:
 
     async def run(self) -> int:
         """Run until :meth:`request_stop` (or, with ``exit_when_done``, until done)."""
-        try:
-            self.source.prepare()
-        except CaptureError as err:
-            if self.source.finite:
-                raise
-            self.capture_error = str(err)
-            log.error("capture: %s (will retry when a visit starts)", err)
+        if self.source.finite:
+            self.source.prepare()  # a bad file is an error of the command line
         tasks: list[asyncio.Task[Any]] = []
         try:
             if self._control is not None:
                 await self._control.start()
-            self._recover()
+            self._recover()  # first: a visit in progress resumes capture right away
             if self.auto_start and self.room.state is RoomState.IDLE and not self._file_spooled():
                 self.command("start")
+            if self.room.state is RoomState.IDLE and not self.source.finite:
+                self._check_microphone()
             tasks = [
                 asyncio.create_task(self.uplink.run(), name="uplink"),
                 asyncio.create_task(self._sync_loop(), name="spool-sync"),
@@ -129,6 +126,14 @@ class Agent:
             with contextlib.suppress(OSError):
                 self.spool.sync()
             log.info("agent stopped: %s", self.counters.summary())
+
+    def _check_microphone(self) -> None:
+        """Tell IT at start-up, not at the first visit, that the microphone is missing."""
+        try:
+            self.source.prepare()
+        except CaptureError as err:
+            self.capture_error = str(err)
+            log.error("capture: %s (checked again when a visit starts)", err)
 
     def _recover(self) -> None:
         live = [e for e in self.spool.encounters() if not e.ended]

@@ -75,7 +75,32 @@ def _import_pyaudio() -> Any:
     return pyaudio
 
 
+_alsa_handler: Any = None
+
+
+def _silence_alsa() -> None:
+    """Stop ALSA printing a screenful of "Unknown PCM cards.pcm.rear" to stderr (journald)
+    every time PortAudio probes the cards. Real errors still reach us via PortAudio."""
+    global _alsa_handler
+    if _alsa_handler is not None:
+        return
+    try:
+        import ctypes
+        import ctypes.util
+
+        name = ctypes.util.find_library("asound")
+        if name is None:
+            return
+        handler_type = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                                        ctypes.c_int, ctypes.c_char_p)
+        _alsa_handler = handler_type(lambda *_args: None)  # kept alive: ALSA calls it later
+        ctypes.CDLL(name).snd_lib_error_set_handler(_alsa_handler)
+    except (OSError, AttributeError):
+        pass
+
+
 def _new_portaudio(pyaudio: Any) -> Any:
+    _silence_alsa()
     try:
         return pyaudio.PyAudio()
     except OSError as err:
