@@ -16,7 +16,7 @@ from device.control import request
 from device.errors import CaptureError
 from device.spool import Spool
 
-from .conftest import WAIT, FakeMic, FakeServer, eventually, make_settings, pcm_for
+from .fakes import WAIT, FakeMic, FakeServer, eventually, make_settings, pcm_for
 
 
 class Running:

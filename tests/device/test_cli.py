@@ -12,7 +12,7 @@ import pytest
 
 from device.cli import main
 
-from .conftest import DEVICE_ID, TOKEN, WAIT, FakeServer, eventually, write_wav
+from .fakes import DEVICE_ID, TOKEN, WAIT, FakeServer, eventually, write_wav
 
 AGENT = [sys.executable, "-m", "device.cli"]
 

@@ -16,7 +16,7 @@ from device.segments import (
     segment_name,
 )
 
-from .conftest import pcm_for
+from .fakes import pcm_for
 
 
 def segment(first: int, count: int) -> bytes:

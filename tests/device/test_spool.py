@@ -14,7 +14,7 @@ from device.errors import SpoolError, SpoolFullError
 from device.segments import RECORD, SEGMENT_MAGIC, SegmentPolicy
 from device.spool import Spool
 
-from .conftest import pcm_for
+from .fakes import pcm_for
 
 FRAME = 3200
 REC = RECORD.size + FRAME

@@ -12,7 +12,7 @@ from device.audio import AudioChunk, StreamPosition
 from device.errors import AudioFormatError
 from device.wavsource import WavSource, check_wav
 
-from .conftest import write_wav
+from .fakes import write_wav
 
 
 async def collect(source: WavSource, position: StreamPosition) -> list[AudioChunk]:
