@@ -17,7 +17,7 @@ from device.stats import Counters
 from device.uplink import Uplink, describe_close
 from protocol import SUPPORTED_FORMAT, AudioFrame, EncounterStart, Status
 
-from .fakes import DEVICE_ID, FakeServer, eventually, make_settings, pcm_for
+from .fakes import DEVICE_ID, Encounter, FakeServer, eventually, make_settings, pcm_for
 
 
 def new_encounter(spool: Spool, frames: int, *, started_at_us: int = 1_700_000_000_000_000,
@@ -127,7 +127,6 @@ async def test_encounters_go_oldest_first_and_resume_from_the_servers_ack(
     newer = new_encounter(harness.spool, 5, started_at_us=2_000)
     older = new_encounter(harness.spool, 40, started_at_us=1_000)
     # The server already holds frames 0..24 of the older one (an earlier connection).
-    from .fakes import Encounter
     fake_server.encounters[older] = Encounter(1_000, [
         AudioFrame(older, seq, 1_000 + seq * 100_000, pcm_for(seq)) for seq in range(25)])
     harness.start()
