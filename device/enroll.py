@@ -8,6 +8,7 @@ HTTP contract (the server side implements it)::
 
     200 {"device_id": str, "room_id": str, "token": str, "ws_path": "/ws/device"}
     400 / 404 / 410 {"detail": "..."}     unknown, already used, or expired code
+    422 {"detail": [{"msg": ...}]}        a malformed code
 
 TLS is verified (against ``--ca-bundle`` if given, else the system CAs);
 plain ``http://`` is accepted only for a loopback server (development). The
@@ -92,7 +93,7 @@ def enroll(server: str, code: str, *, ca_bundle: Path | None = None,
             raw = resp.read(65536)
     except urllib.error.HTTPError as err:
         detail = _detail(err.read(65536)) or err.reason
-        if err.code in (400, 404, 410):
+        if err.code in (400, 404, 410, 422):
             raise EnrolmentError(
                 f"the server refused enrolment code (HTTP {err.code}): {detail}; "
                 "ask for a new code") from None
@@ -117,9 +118,11 @@ def _detail(raw: bytes) -> str:
         obj = json.loads(raw)
     except ValueError:
         return raw.decode("utf-8", "replace").strip()[:200]
-    if isinstance(obj, dict) and "detail" in obj:
-        return str(obj["detail"])
-    return str(obj)[:200]
+    detail = obj.get("detail", obj) if isinstance(obj, dict) else obj
+    if isinstance(detail, list):  # a validation error: [{"msg": ...}, ...]
+        return "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d)
+                         for d in detail)[:200]
+    return str(detail)[:200]
 
 
 def _parse(raw: bytes) -> Enrolment:

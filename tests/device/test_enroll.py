@@ -21,7 +21,7 @@ from device.enroll import Enrolment, enroll, write_enrolment, ws_url
 from device.errors import EnrolmentError
 from device.settings import load_settings
 
-CODES = {"GOOD-CODE": 200, "USED-CODE": 410, "NOPE-CODE": 404}
+CODES = {"GOOD-CODE": 200, "USED-CODE": 410, "NOPE-CODE": 404, "X": 422}
 
 
 class EnrolHandler(http.server.BaseHTTPRequestHandler):
@@ -37,6 +37,9 @@ class EnrolHandler(http.server.BaseHTTPRequestHandler):
         if status == 200:
             reply = {"device_id": "dev-42", "room_id": "exam-3", "token": "rsd_secret",
                      "ws_path": "/ws/device"}
+        elif status == 422:  # FastAPI's validation error shape
+            reply = {"detail": [{"loc": ["body", "code"], "msg": "String should have at "
+                                 "least 4 characters", "type": "string_too_short"}]}
         else:
             reply = {"detail": {404: "unknown code", 410: "code already used"}.get(status,
                                                                                   "bad")}
@@ -146,6 +149,7 @@ def test_re_enrolment_keeps_what_it_admin_set(tmp_path: Path,
     ("USED-CODE", "refused enrolment code (HTTP 410): code already used; ask for a new code"),
     ("NOPE-CODE", "(HTTP 404): unknown code"),
     ("WHAT", "(HTTP 400): bad"),
+    ("X", "(HTTP 422): String should have at least 4 characters"),
 ])
 def test_refused_codes_say_why(http_server: tuple[str, Any], code: str, message: str) -> None:
     url, _ = http_server
