@@ -11,8 +11,11 @@ message and a non-zero exit status, never a traceback::
     ├── SpoolError             the on-disk spool is unusable (locked, unwritable)
     │   └── SpoolFullError         spool_max_mb reached: new audio is refused
     ├── EnrolmentError         the server refused the code, or was unreachable
-    ├── ControlError           the local control socket could not be reached
-    └── ServerRejectedError    the server closed the session with a 44xx code
+    └── ControlError           the local control socket could not be reached
+
+A connection that ends (refused token, network down, missing pong...) is not
+an error of the agent: the uplink logs why and reconnects with back-off
+(``device.uplink.SessionEnded`` carries the reason).
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ __all__ = [
     "ControlError",
     "EnrolmentError",
     "NoAudioDeviceError",
-    "ServerRejectedError",
     "SpoolError",
     "SpoolFullError",
 ]
@@ -65,12 +67,3 @@ class EnrolmentError(AgentError):
 
 class ControlError(AgentError):
     """The agent's local control socket could not be reached or answered badly."""
-
-
-class ServerRejectedError(AgentError):
-    """The server closed the session with an application close code (44xx/45xx)."""
-
-    def __init__(self, code: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.reason = reason

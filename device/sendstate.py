@@ -52,9 +52,6 @@ class SendState:
         """Whether another frame may go out (always true with nothing in flight)."""
         return self.inflight_bytes < self.window_bytes
 
-    def has_inflight(self) -> bool:
-        return self.inflight_bytes > 0
-
     def waiting_on_server(self) -> bool:
         """Something sent still needs an answer: frames, an encounter-start or -end."""
         return self.inflight_bytes > 0 or any(

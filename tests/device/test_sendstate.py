@@ -34,7 +34,7 @@ def test_window_fills_and_acks_open_it() -> None:
     s.on_ack("e", 1)
     assert s.window_open() and s.inflight_bytes == 6400
     s.on_ack("e", 3)
-    assert not s.has_inflight()
+    assert s.inflight_bytes == 0 and not s.waiting_on_server()
 
 
 def test_out_of_order_rewinds_once_to_where_the_server_says() -> None:
