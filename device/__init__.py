@@ -17,10 +17,13 @@ Modules, edge to core::
     wavsource  a WAV file as the room's audio (demos, tests, IT checks)
     audio      AudioChunk and the AudioSource protocol
     spool      durable per-encounter spool on disk
+    spoolreader  reads a spooled encounter back, in order
     segments   pure spool pieces: record codec, rotation, retention, admission
+    fsutil     atomic, durable small-file writes
     uplink     websocket session: hello, resume, stream, acks, pings
     sendstate  pure bookkeeping of what is in flight on one connection
     backoff    pure reconnect back-off (full jitter) and log throttling
+    stats      the counters logged and reported by ``status``
     errors     the error tree
 """
 
