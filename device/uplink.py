@@ -20,6 +20,7 @@ import asyncio
 import logging
 import random
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -304,6 +305,7 @@ class Uplink:
                     frame = AudioFrame(enc, record.seq, record.captured_at_us, record.pcm)
                     await ws.send(frame.to_bytes())
                     self.counters.frames_sent += 1
+                    self.counters.ack_latency.sent(enc, record.seq, time.monotonic())
             if p.refused:
                 continue
             if not info.ended:
@@ -376,6 +378,7 @@ class Uplink:
 
     def _on_ack(self, ack: Ack, state: SendState) -> None:
         enc = ack.encounter_id
+        self.counters.ack_latency.acked(enc, ack.seq, time.monotonic())
         if state.on_ack(enc, ack.seq):
             self._last_progress = asyncio.get_running_loop().time()
             self._healthy = True
@@ -388,6 +391,7 @@ class Uplink:
             elif info is not None:
                 self._drop_reader(enc)
                 state.forget(enc)
+                self.counters.ack_latency.forget(enc)
                 self.spool.remove(enc)
                 log.info("uplink: encounter %s delivered complete (%d frames)", enc,
                          info.next_seq)
