@@ -7,6 +7,13 @@
     roomscribe admin device add --room ID [--name N]      (prints a one-time enrolment code)
     roomscribe admin device code DEVICE_ID | device revoke DEVICE_ID | device list
     roomscribe admin apikey create --name N
+    roomscribe transcribe FILE.wav [--engine ...]        (server/asr/cli.py)
+    roomscribe models fetch|list|build ...                (server/modelstore/cli.py)
+    roomscribe nlp draft FILE [--format json|text]       (nlp/cli.py)
+    roomscribe review ...                                 (server/review/cli.py)
+
+Each of the last four is owned by its module: this parser hands it the rest of
+the command line, and the module's ``main(argv) -> int`` parses it.
 
 Settings come from ``ROOMSCRIBE_*`` variables (see server/settings.py).
 """
@@ -118,6 +125,22 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+#: Subcommands whose own module parses the rest of the command line.
+DELEGATED = {
+    "transcribe": ("server.asr.cli", "transcribe speech to JSON (same path as live audio)"),
+    "models": ("server.modelstore.cli", "fetch, list and build models"),
+    "nlp": ("nlp.cli", "clinical NLP: draft a note from a dialogue or transcript"),
+    "review": ("server.review.cli", "users, pools and the review queue"),
+}
+
+
+def _delegate(args: argparse.Namespace, settings: Settings) -> int:
+    import importlib
+
+    module = importlib.import_module(DELEGATED[args.command][0])
+    return int(module.main(args.rest, settings))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="roomscribe", description="RoomScribe server and admin")
     p.add_argument("--version", action="version", version=f"roomscribe {__version__}")
@@ -156,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     apikey = asub.add_parser("apikey").add_subparsers(dest="verb", required=True)
     apikey.add_parser("create").add_argument("--name", required=True)
     admin.set_defaults(func=_admin)
+
+    for name, (_module, help_text) in DELEGATED.items():
+        delegated = sub.add_parser(name, help=help_text, add_help=False)
+        delegated.add_argument("rest", nargs=argparse.REMAINDER)
+        delegated.set_defaults(func=_delegate)
     return p
 
 
