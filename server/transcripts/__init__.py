@@ -1,0 +1,1 @@
+"""Stored transcripts: tables, storage, the transcript route and the live-view websocket."""
