@@ -42,8 +42,31 @@ class Settings(BaseSettings):
     #: A capture-time jump larger than this between consecutive frames is a gap.
     capture_gap_tolerance_ms: int = 250
 
+    # --- transcription (server/asr, server/modelstore, server/transcripts)
+    #: Model manifests (*.toml) and fetched/built model files.
+    models_dir: Path = Field(Path("models"), description="models/*.toml and the model files")
+    #: auto (vosk when its English model is present, else whisper) | vosk | whisper |
+    #: two-pass (vosk partials, whisper finals) | none (audio is stored, not transcribed)
+    asr_engine: str = "auto"
+    asr_vosk_model: str = "vosk-small-en-us"
+    asr_whisper_model: str = "whisper-tiny.en"
+    #: One term a line; "" = the bundled server/asr/vocabulary/medical_en.txt, "none" = off.
+    asr_vocabulary: str = ""
+    #: Worker threads running engines (rooms decoded at once) and CPU threads per decode.
+    asr_workers: int = Field(2, ge=1, le=64)
+    asr_threads_per_worker: int = Field(1, ge=1, le=16)
+    #: Whisper: seconds of new speech between partial decodes of the open utterance (0 = none).
+    asr_partial_interval_s: float = Field(1.0, ge=0)
+    #: A pause this long ends an utterance (a final segment); longer ones are split.
+    asr_min_silence_ms: int = Field(500, ge=100)
+    asr_max_segment_s: float = Field(20.0, ge=2)
+    #: Audio waiting for the engine beyond this many seconds = the room is falling behind.
+    asr_behind_threshold_s: float = Field(5.0, gt=0)
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        if self.asr_engine not in ("auto", "vosk", "whisper", "two-pass", "none"):
+            raise ValueError("ROOMSCRIBE_ASR_ENGINE must be auto, vosk, whisper, two-pass or none")
         if self.environment not in ("dev", "production"):
             raise ValueError("ROOMSCRIBE_ENVIRONMENT must be dev or production")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
