@@ -22,7 +22,15 @@ from pathlib import Path
 
 from protocol import SUPPORTED_FORMAT
 
-__all__ = ["Turn", "read_aci_dialogue", "synthesize_dialogue", "synthetic_room_wav"]
+__all__ = [
+    "Turn",
+    "espeak_to_wav",
+    "read_aci_dialogue",
+    "synthesize_dialogue",
+    "synthetic_room_wav",
+    "wav_to_pcm16k",
+    "write_wav",
+]
 
 RATE = SUPPORTED_FORMAT.rate
 VOICES = {"doctor": "en-us+m3", "patient": "en-us+f3", "other": "en-gb+m1"}
@@ -54,7 +62,7 @@ def read_aci_dialogue(csv_path: Path, encounter_id: str | None = None, row: int 
     return turns
 
 
-def _espeak(text: str, voice: str, out: Path, words_per_minute: int) -> None:
+def espeak_to_wav(text: str, voice: str, out: Path, words_per_minute: int) -> None:
     exe = shutil.which("espeak-ng")
     if exe is None:
         raise RuntimeError("espeak-ng is not installed (make setup installs it)")
@@ -62,7 +70,7 @@ def _espeak(text: str, voice: str, out: Path, words_per_minute: int) -> None:
                    check=True, capture_output=True)
 
 
-def _to_pcm16k(path: Path) -> bytes:
+def wav_to_pcm16k(path: Path) -> bytes:
     """Read a mono 16-bit WAV at any rate and resample to 16 kHz (linear interpolation)."""
     with wave.open(str(path), "rb") as w:
         rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
@@ -97,8 +105,9 @@ def synthesize_dialogue(turns: Sequence[Turn], out_wav: Path, *, gap_s: float = 
     with tempfile.TemporaryDirectory() as tmp:
         for i, turn in enumerate(turns):
             clip = Path(tmp) / f"{i}.wav"
-            _espeak(turn.text, voices.get(turn.speaker, voices["other"]), clip, words_per_minute)
-            audio = _to_pcm16k(clip)
+            voice = voices.get(turn.speaker, voices["other"])
+            espeak_to_wav(turn.text, voice, clip, words_per_minute)
+            audio = wav_to_pcm16k(clip)
             start = len(pcm) / 2 / RATE
             pcm += audio
             timed.append(Turn(turn.speaker, turn.text, round(start, 3),
@@ -110,7 +119,7 @@ def synthesize_dialogue(turns: Sequence[Turn], out_wav: Path, *, gap_s: float = 
                 timed[-1] = Turn(last.speaker, last.text, last.start_s,
                                  min(last.end_s, max_seconds))
                 break
-    _write_wav(out_wav, bytes(pcm))
+    write_wav(out_wav, bytes(pcm))
     return timed
 
 
@@ -126,11 +135,11 @@ def synthetic_room_wav(path: Path, seconds: float, seed: int = 7) -> bytes:
         phase += 2 * math.pi * freq / RATE
         out[i] = int(6000 * math.sin(phase) + rng.randint(-800, 800))
     pcm = out.tobytes()
-    _write_wav(path, pcm)
+    write_wav(path, pcm)
     return pcm
 
 
-def _write_wav(path: Path, pcm: bytes) -> None:
+def write_wav(path: Path, pcm: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
