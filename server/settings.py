@@ -63,6 +63,32 @@ class Settings(BaseSettings):
     #: Audio waiting for the engine beyond this many seconds = the room is falling behind.
     asr_behind_threshold_s: float = Field(5.0, gt=0)
 
+    # --- review queue and web UI (server/review, server/web)
+    #: Signs CSRF tokens. Outside dev it must be set, 32+ characters, not the default.
+    secret_key: str = Field("dev-only-insecure-secret-key-change-me", repr=False)
+    session_ttl_h: float = Field(12.0, gt=0, le=24 * 30)
+    #: Session cookie only over HTTPS (always on in production and with TLS configured).
+    session_cookie_secure: bool = False
+    #: Where signed notes' FHIR bundles are written; empty = data_dir/fhir-outbox.
+    fhir_outbox_dir: Path | None = None
+
+    @model_validator(mode="after")
+    def _check_review(self) -> Settings:
+        if self.environment != "dev" and (
+                self.secret_key.startswith("dev-only-") or len(self.secret_key) < 32):
+            raise ValueError("set ROOMSCRIBE_SECRET_KEY (32+ random characters) outside dev, "
+                             "e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))'")
+        return self
+
+    @property
+    def fhir_outbox(self) -> Path:
+        return self.fhir_outbox_dir or self.data_dir / "fhir-outbox"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return (self.session_cookie_secure or self.environment == "production"
+                or self.ssl_certfile is not None)
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.asr_engine not in ("auto", "vosk", "whisper", "two-pass", "none"):
