@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from sqlalchemy import MetaData, create_engine
 from server import registry
 from server.cli import WS_MAX_MESSAGE
 from server.db import Database
+from server.lab.processes import free_port
 from server.main import create_app
 from server.migrate import upgrade
 from server.settings import Settings
@@ -40,12 +40,6 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
         values["database_url"] = TEST_DATABASE_URL
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
