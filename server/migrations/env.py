@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import server.review.models  # noqa: F401  (review queue tables)
 import server.transcripts.tables  # noqa: F401  (transcript tables)
 from server.models import Base
 
