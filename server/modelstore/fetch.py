@@ -29,7 +29,7 @@ Opener = Callable[[str, float], BinaryIO]
 
 
 def _urlopen(url: str, timeout: float) -> BinaryIO:
-    return urllib.request.urlopen(url, timeout=timeout)  # type: ignore[no-any-return]
+    return urllib.request.urlopen(url, timeout=timeout)
 
 
 def file_sha256(path: Path) -> str:

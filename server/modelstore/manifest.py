@@ -69,7 +69,7 @@ def _spec(entry: dict[str, object], origin: Path) -> ModelSpec:
     if unknown:
         raise ManifestError(f"{origin}: model {entry['name']!r} has unknown keys {sorted(unknown)}")
     values = {k: str(v) for k, v in entry.items()}
-    spec = ModelSpec(**values, manifest=origin.name)  # type: ignore[arg-type]
+    spec = ModelSpec(**values, manifest=origin.name)
     if spec.kind not in _KINDS:
         raise ManifestError(f"{origin}: model {spec.name!r}: kind must be one of {sorted(_KINDS)}")
     if not (spec.is_pypi or spec.is_url or spec.is_built):

@@ -1,0 +1,288 @@
+"""The transcription stage: one encounter's stored audio → live events → stored transcript.
+
+Implements :class:`server.ingest.handoff.EncounterStage`. Per encounter:
+
+    transcription-start   begin (or restart from the first frame) in the database
+    audio → engine        chunks are batched (up to ``max_batch_s``) and fed to the
+                          recognizer in the ASR worker pool, off the event loop
+    partial / final       published to live viewers; finals labelled (speaker hook)
+                          and stored one by one
+    lagging               the room's backlog crossed ``behind_threshold_s`` (logged,
+                          counted, persisted; nothing is dropped)
+    transcript-complete   at the end of the audio: flush, final speaker labels,
+                          status complete, then ``next_stage(encounter, transcript)``
+    error                 the engine failed: status failed, error published, re-raised
+
+Segment times are seconds of stored audio from the encounter's first frame
+(the sum of the frames' lengths before it), i.e. positions in its ``/audio.wav``;
+a capture gap in the device's audio is not inserted as silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import functools
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from nlp.schema import Transcript, TranscriptSegment
+from server.asr.engine import BYTES_PER_SECOND, Final, Partial, RecognitionEvent, SpeechEngine
+from server.asr.errors import TranscriptionFailed
+from server.asr.monitor import RoomProgress, TranscriptionMonitor
+from server.asr.roles import SpeakerLabeler, unknown_speakers
+from server.ingest.handoff import AudioChunk, EncounterInfo
+from server.transcripts.store import Progress, TranscriptStore
+
+__all__ = ["EventSink", "NextStage", "StageLimits", "TranscriptionStage", "log_transcript"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+NextStage = Callable[[EncounterInfo, Transcript], Awaitable[None]]
+
+
+class EventSink(Protocol):
+    def publish(self, encounter_id: str, type_: str, data: dict[str, Any]) -> None: ...
+
+
+async def log_transcript(encounter: EncounterInfo, transcript: Transcript) -> None:
+    """The default next stage: log that the transcript is ready."""
+    log.info("encounter %s: transcript complete, %d segments (%s); no NLP stage configured",
+             encounter.encounter_id, len(transcript.segments), transcript.engine)
+
+
+@dataclass(frozen=True, slots=True)
+class StageLimits:
+    behind_threshold_s: float = 5.0
+    max_batch_s: float = 2.0  # most audio handed to the engine in one call
+    queue_s: float = 600.0  # audio read ahead of the engine before storage reads pause
+    progress_every_s: float = 10.0  # persist progress after this much decoded audio
+
+
+class _AudioQueue:
+    """Chunks read from storage, bounded in seconds of audio; ``None`` marks the end."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit = limit_bytes
+        self.size = 0
+        self.items: deque[AudioChunk | None] = deque()
+        self.changed = asyncio.Condition()
+
+    async def put(self, chunk: AudioChunk | None) -> None:
+        async with self.changed:
+            await self.changed.wait_for(lambda: chunk is None or self.size < self.limit)
+            self.items.append(chunk)
+            self.size += len(chunk.pcm) if chunk else 0
+            self.changed.notify_all()
+
+    async def take(self, max_bytes: int) -> tuple[bytes, bool]:
+        """At least one item: (the PCM of up to ``max_bytes`` of chunks, end reached)."""
+        async with self.changed:
+            await self.changed.wait_for(lambda: bool(self.items))
+            parts: list[bytes] = []
+            taken, ended = 0, False
+            while self.items:
+                item = self.items[0]
+                if item is None:
+                    self.items.popleft()
+                    ended = True
+                    break
+                if parts and taken + len(item.pcm) > max_bytes:
+                    break
+                self.items.popleft()
+                parts.append(item.pcm)
+                taken += len(item.pcm)
+            self.size -= taken
+            self.changed.notify_all()
+            return b"".join(parts), ended
+
+
+class TranscriptionStage:
+    def __init__(self, engine: SpeechEngine, pool: Executor, store: TranscriptStore,
+                 events: EventSink, *, db_pool: Executor | None = None,
+                 next_stage: NextStage = log_transcript,
+                 labeler: SpeakerLabeler = unknown_speakers,
+                 limits: StageLimits | None = None,
+                 monitor: TranscriptionMonitor | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.engine = engine
+        self.pool = pool
+        self.db_pool = db_pool or pool
+        self.store = store
+        self.events = events
+        self.next_stage = next_stage
+        self.labeler = labeler
+        self.limits = limits or StageLimits()
+        self.monitor = monitor or TranscriptionMonitor()
+        self.clock = clock
+
+    async def _in(self, pool: Executor, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+    async def run(self, encounter: EncounterInfo, audio: AsyncIterator[AudioChunk]) -> None:
+        eid = encounter.encounter_id
+        started = await self._in(self.db_pool, self.store.begin, eid, self.engine.name,
+                                 self.engine.language)
+        if not started:
+            log.info("encounter %s: already transcribed; audio not decoded again", eid)
+            return
+        progress = RoomProgress(eid, encounter.room_id, self.engine.name)
+        self.monitor.add(progress)
+        queue = _AudioQueue(int(self.limits.queue_s * BYTES_PER_SECOND))
+        feed_end: list[float] = []
+        reader = asyncio.create_task(self._read(audio, queue, progress, feed_end),
+                                     name=f"asr-read-{eid}")
+        run = _Run(self, encounter, progress)
+        try:
+            self.events.publish(eid, "transcription-start", {"engine": self.engine.name})
+            recognizer = await self._in(self.pool, self.engine.recognizer)
+            ended = False
+            while not ended:
+                pcm, ended = await queue.take(int(self.limits.max_batch_s * BYTES_PER_SECOND))
+                if pcm:
+                    await run.feed(functools.partial(recognizer.accept, pcm), len(pcm))
+            await reader  # surfaces a storage error from the feed
+            await run.feed(recognizer.finish, 0)
+            await run.complete(feed_end[0] if feed_end else self.clock())
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            message = f"{type(err).__name__}: {err}"
+            await self._in(self.db_pool, self.store.fail, eid, message, run.progress_record())
+            self.events.publish(eid, "error", {"code": "transcription-failed",
+                                               "message": message})
+            raise TranscriptionFailed(f"encounter {eid}: {message}") from err
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+            self.monitor.remove(eid)
+
+    async def _read(self, audio: AsyncIterator[AudioChunk], queue: _AudioQueue,
+                    progress: RoomProgress, feed_end: list[float]) -> None:
+        async for chunk in audio:
+            await queue.put(chunk)
+            progress.received_s += len(chunk.pcm) / BYTES_PER_SECOND
+            progress.arrivals.append((progress.received_s, self.clock()))
+        feed_end.append(self.clock())
+        await queue.put(None)
+
+
+class _Run:
+    """The mutable state of one encounter's transcription (segments, ids, lag)."""
+
+    def __init__(self, stage: TranscriptionStage, encounter: EncounterInfo,
+                 progress: RoomProgress) -> None:
+        self.stage = stage
+        self.encounter = encounter
+        self.eid = encounter.encounter_id
+        self.progress = progress
+        self.segments: list[TranscriptSegment] = []
+        self.saved_at_s = 0.0
+
+    def progress_record(self) -> Progress:
+        p = self.progress
+        return Progress(p.decoded_s, p.backlog_s, p.max_backlog_s, p.behind_events,
+                        p.engine_s, len(self.segments))
+
+    async def feed(self, call: Callable[[], list[RecognitionEvent]], n_bytes: int) -> None:
+        stage, p = self.stage, self.progress
+        t0 = stage.clock()
+        try:
+            events = await stage._in(stage.pool, call)
+        except Exception as err:
+            raise TranscriptionFailed(f"{stage.engine.name} failed: {err}") from err
+        p.engine_s += stage.clock() - t0
+        p.decoded_s += n_bytes / BYTES_PER_SECOND
+        for event in events:
+            await self._publish(event)
+        self._check_lag()
+        if p.decoded_s - self.saved_at_s >= stage.limits.progress_every_s:
+            self.saved_at_s = p.decoded_s
+            await stage._in(stage.db_pool, stage.store.save_progress, self.eid,
+                            self.progress_record())
+
+    def _check_lag(self) -> None:
+        stage, p = self.stage, self.progress
+        backlog = p.backlog_s
+        p.max_backlog_s = max(p.max_backlog_s, backlog)
+        threshold = stage.limits.behind_threshold_s
+        if not p.behind and backlog > threshold:
+            p.behind = True
+            p.behind_events += 1
+            stage.monitor.behind_events_total += 1
+            log.warning("room %s encounter %s: transcription is %.1f s behind the audio "
+                        "(engine %s); audio is stored, decoding continues",
+                        self.encounter.room_id, self.eid, backlog, stage.engine.name)
+            stage.events.publish(self.eid, "lagging", {"backlog_s": round(backlog, 2)})
+        elif p.behind and backlog < threshold / 2:
+            p.behind = False
+            log.info("room %s encounter %s: transcription caught up", self.encounter.room_id,
+                     self.eid)
+            stage.events.publish(self.eid, "lagging", {"backlog_s": round(backlog, 2)})
+
+    async def _publish(self, event: RecognitionEvent) -> None:
+        stage = self.stage
+        if isinstance(event, Partial):
+            self.progress.partials += 1
+            stage.events.publish(self.eid, "partial", {"segment_id": len(self.segments),
+                                                       "start_s": event.start_s,
+                                                       "text": event.text})
+            return
+        assert isinstance(event, Final)
+        if not event.text:  # the engine decided the utterance was not speech
+            stage.events.publish(self.eid, "partial", {"segment_id": len(self.segments),
+                                                       "start_s": event.start_s, "text": ""})
+            return
+        segment = TranscriptSegment(id=len(self.segments), start_s=event.start_s,
+                                    end_s=event.end_s, text=event.text, words=event.words)
+        labels = await stage._in(stage.pool, stage.labeler, [*self.segments, segment])
+        segment = TranscriptSegment(segment.id, segment.start_s, segment.end_s, segment.text,
+                                    labels[-1], segment.words)
+        self.segments.append(segment)
+        self.progress.finals += 1
+        self._record_latency(event.end_s)
+        await stage._in(stage.db_pool, stage.store.add_segment, self.eid, segment,
+                        self.progress_record())
+        stage.events.publish(self.eid, "final", segment.to_dict())
+
+    def _record_latency(self, end_s: float) -> None:
+        """Milliseconds from the arrival of the audio at ``end_s`` to now (its final)."""
+        arrivals = self.progress.arrivals
+        i = bisect.bisect_left(arrivals, (end_s, float("-inf")))
+        if i < len(arrivals):
+            latency = (self.stage.clock() - arrivals[i][1]) * 1000
+            self.progress.final_latency_ms.append(round(latency, 1))
+        del arrivals[:max(0, i - 1)]
+
+    async def complete(self, feed_ended_at: float) -> None:
+        stage = self.stage
+        labels = await stage._in(stage.pool, stage.labeler, list(self.segments))
+        if len(labels) != len(self.segments):
+            raise TranscriptionFailed(f"speaker labeler returned {len(labels)} labels for "
+                                      f"{len(self.segments)} segments")
+        segments = tuple(TranscriptSegment(s.id, s.start_s, s.end_s, s.text, label, s.words)
+                         for s, label in zip(self.segments, labels, strict=True))
+        transcript = Transcript(self.eid, segments, stage.engine.name, stage.engine.language)
+        elapsed_ms = round((stage.clock() - feed_ended_at) * 1000)
+        await stage._in(stage.db_pool, stage.store.complete, self.eid, labels,
+                        self.progress_record(), elapsed_ms)
+        elapsed_ms = round((stage.clock() - feed_ended_at) * 1000)
+        stage.events.publish(self.eid, "transcript-complete", {
+            "segments": len(segments), "engine": stage.engine.name,
+            "audio_s": round(self.progress.decoded_s, 3),
+            "end_to_transcript_ms": elapsed_ms})
+        log.info("encounter %s: transcript stored %d ms after the end of its audio "
+                 "(%d segments, %.1f s audio, rtf %s)", self.eid, elapsed_ms, len(segments),
+                 self.progress.decoded_s, self.progress.rtf)
+        try:
+            await stage.next_stage(self.encounter, transcript)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("encounter %s: the stage after transcription failed", self.eid)

@@ -1,0 +1,219 @@
+"""faster-whisper (CTranslate2, int8 on CPU) behind the :mod:`server.asr.engine` interface.
+
+The only module that imports faster_whisper/ctranslate2. Streaming works like this:
+
+* Silero VAD (streaming, :mod:`server.asr.silero`) gives a speech probability per
+  32 ms; :class:`~server.asr.turns.TurnSegmenter` turns them into utterances.
+* When an utterance closes, its audio (plus a little padding) is decoded once,
+  with word timestamps from cross-attention alignment → a :class:`Final`.
+* While it is open, it is re-decoded greedily without word times every
+  ``partial_interval_s`` of new audio → a :class:`Partial` (skipped when the
+  room is behind: a call that brings more than one interval gets one partial).
+
+Each decode encodes only the utterance (padded to ``min_window_s``), not a full
+30 s window: CTranslate2 accepts shorter inputs, and the encoder cost scales
+with the length. The medical vocabulary goes in as a decoder prompt.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nlp.schema import Word
+from server.asr.audio import pcm_to_float
+from server.asr.engine import SAMPLE_RATE, Final, Partial, RecognitionEvent
+from server.asr.errors import EngineUnavailable, ModelNotInstalled
+from server.asr.silero import SpeechDetector, load_vad_session
+from server.asr.turns import TurnEnded, TurnSegmenter, TurnStarted
+from server.asr.vocabulary import prompt_terms
+
+__all__ = ["WhisperEngine", "WhisperOptions", "WhisperRecognizer"]
+
+log = logging.getLogger(__name__)
+
+FRAMES_PER_SECOND = 100  # Whisper's mel frames
+MAX_FRAMES = 3000  # 30 s: the longest input the encoder takes
+
+
+@dataclass(frozen=True, slots=True)
+class WhisperOptions:
+    workers: int = 1  # concurrent decodes (CTranslate2 replicas)
+    threads: int = 1  # CPU threads per decode
+    beam_size: int = 1
+    partial_interval_s: float = 1.0  # 0 = no partials
+    min_silence_s: float = 0.5
+    max_segment_s: float = 20.0
+    min_window_s: float = 10.0  # pad shorter utterances to this before encoding
+    pad_s: float = 0.2  # audio kept either side of an utterance
+    prompt_budget_tokens: int = 150  # room for the vocabulary in the decoder prompt
+    no_speech_threshold: float = 0.6
+    logprob_threshold: float = -1.0
+
+
+class WhisperEngine:
+    """A loaded Whisper model and VAD, shared by every room's recognizer."""
+
+    def __init__(self, model_dir: Path, *, name: str = "whisper", vocabulary: Sequence[str] = (),
+                 options: WhisperOptions | None = None) -> None:
+        try:
+            from faster_whisper import WhisperModel
+            from faster_whisper.tokenizer import Tokenizer
+        except ImportError as err:
+            raise EngineUnavailable("the whisper engine needs faster-whisper: "
+                                    "pip install 'roomscribe[server]'") from err
+        if not (model_dir / "model.bin").is_file():
+            raise ModelNotInstalled(f"no CTranslate2 Whisper model in {model_dir}")
+        self.options = options or WhisperOptions()
+        if self.options.max_segment_s > 28:
+            raise ValueError("whisper decodes at most 30 s at once: max_segment_s must be <= 28")
+        self.name = f"whisper:{name}"
+        self.language = "en"
+        self.model = WhisperModel(str(model_dir), device="cpu", compute_type="int8",
+                                  cpu_threads=self.options.threads,
+                                  num_workers=self.options.workers)
+        self.tokenizer = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual,
+                                   task="transcribe", language="en")
+        self.vad_session = load_vad_session()
+        self.terms = prompt_terms(vocabulary, lambda s: len(self.tokenizer.encode(s)),
+                                  self.options.prompt_budget_tokens)
+        self._prompt_prefix: list[int] = []
+        if self.terms:
+            self._prompt_prefix = [self.tokenizer.sot_prev,
+                                   *self.tokenizer.encode(" " + ", ".join(self.terms))]
+        self._lock = threading.Lock()  # only for the counters below
+        self.decodes = 0
+
+    def recognizer(self) -> WhisperRecognizer:
+        return WhisperRecognizer(self)
+
+    # ------------------------------------------------------------------ decoding
+
+    def _generate(self, encoded: Any, prompt: list[int], max_new: int,
+                  temperature: float) -> Any:
+        kwargs: dict[str, Any] = {"beam_size": self.options.beam_size if temperature == 0 else 1,
+                                  "return_scores": True, "return_no_speech_prob": True,
+                                  "suppress_blank": True, "suppress_tokens": [-1],
+                                  "max_length": min(448, len(prompt) + max_new)}
+        if temperature > 0:
+            kwargs.update(sampling_temperature=temperature, sampling_topk=0)
+        return self.model.model.generate(encoded, [prompt], **kwargs)[0]
+
+    def decode(self, audio: np.ndarray, *, with_words: bool) -> tuple[str, list[Word]]:
+        """Text (and words, times relative to ``audio``) of one utterance; "" for non-speech."""
+        from faster_whisper.transcribe import get_compression_ratio, merge_punctuations
+
+        features = self.model.feature_extractor(audio)
+        content = min(features.shape[-1] - 1, MAX_FRAMES)
+        window = min(MAX_FRAMES, max(content, int(self.options.min_window_s * FRAMES_PER_SECOND)))
+        features = features[:, :content]
+        if window > content:
+            features = np.pad(features, ((0, 0), (0, window - content)))
+        encoded = self.model.encode(np.ascontiguousarray(features))
+        prompt = [*self._prompt_prefix, *self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
+        max_new = int(len(audio) / SAMPLE_RATE * 8) + 16
+        result = self._generate(encoded, prompt, max_new, 0.0)
+        ids = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
+        text = self.tokenizer.decode(ids).strip()
+        if text and get_compression_ratio(text) > 2.4:  # a repetition loop: sample once more
+            result = self._generate(encoded, prompt, max_new, 0.4)
+            ids = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
+            text = self.tokenizer.decode(ids).strip()
+        with self._lock:
+            self.decodes += 1
+        avg_logprob = float(result.scores[0]) if result.scores else 0.0
+        if (result.no_speech_prob > self.options.no_speech_threshold
+                and avg_logprob < self.options.logprob_threshold) or not text:
+            return "", []
+        if not with_words:
+            return text, []
+        alignment = self.model.find_alignment(self.tokenizer, [ids], encoded, content)[0]
+        merge_punctuations(alignment, "\"'“¿([{-", "\"'.。,，!！?？:：”)]}、")
+        limit = len(audio) / SAMPLE_RATE
+        words = [Word(w["word"].strip(), round(min(float(w["start"]), limit), 3),
+                      round(min(float(w["end"]), limit), 3), round(float(w["probability"]), 3))
+                 for w in alignment if w["word"].strip()]
+        return text, words
+
+
+class WhisperRecognizer:
+    """One encounter's stream: VAD → utterances → decodes."""
+
+    def __init__(self, engine: WhisperEngine) -> None:
+        self.engine = engine
+        opts = engine.options
+        self.vad = SpeechDetector(engine.vad_session)
+        self.turns = TurnSegmenter(min_silence_s=opts.min_silence_s,
+                                   max_segment_s=opts.max_segment_s)
+        self._buffer = np.zeros(0, dtype=np.float32)
+        self._buffer_start = 0  # sample index of _buffer[0]
+        self._fed = 0  # samples accepted
+        self._open_start: float | None = None
+        self._partial_mark = 0.0  # VAD position of the last partial decode
+
+    def _slice(self, start_s: float, end_s: float) -> tuple[np.ndarray, float]:
+        a = max(int(start_s * SAMPLE_RATE), self._buffer_start)
+        b = min(int(end_s * SAMPLE_RATE), self._fed)
+        return self._buffer[a - self._buffer_start:b - self._buffer_start], a / SAMPLE_RATE
+
+    def _final(self, turn: TurnEnded) -> Final:
+        pad = self.engine.options.pad_s
+        audio, offset = self._slice(turn.start_s - pad, turn.end_s + pad)
+        text, words = self.engine.decode(audio, with_words=True)
+        shifted = tuple(Word(w.text, round(w.start_s + offset, 3), round(w.end_s + offset, 3),
+                             w.confidence) for w in words)
+        return Final(turn.start_s, turn.end_s, text, shifted)
+
+    def _on_turns(self, events: list[TurnStarted | TurnEnded]) -> list[RecognitionEvent]:
+        out: list[RecognitionEvent] = []
+        for ev in events:
+            if isinstance(ev, TurnStarted):
+                self._open_start = ev.start_s
+                self._partial_mark = ev.start_s
+            else:
+                self._open_start = None
+                out.append(self._final(ev))
+        return out
+
+    def _trim(self) -> None:
+        pad = self.engine.options.pad_s
+        keep_from = self._open_start if self._open_start is not None else self.turns.position_s
+        if self.turns.in_speech and self._open_start is None:
+            keep_from = self.turns.position_s - self.engine.options.max_segment_s
+        cut = max(0, int((keep_from - pad - 0.5) * SAMPLE_RATE) - self._buffer_start)
+        if cut > 0:
+            self._buffer = self._buffer[cut:]
+            self._buffer_start += cut
+
+    def accept(self, pcm: bytes) -> list[RecognitionEvent]:
+        samples = pcm_to_float(pcm)
+        self._buffer = np.concatenate([self._buffer, samples])
+        self._fed += len(samples)
+        events: list[RecognitionEvent] = []
+        for prob in self.vad.process(samples):
+            events.extend(self._on_turns(self.turns.process(prob)))
+        interval = self.engine.options.partial_interval_s
+        now = self.turns.position_s
+        if self._open_start is not None and interval > 0 and now - self._partial_mark >= interval:
+            self._partial_mark = now
+            audio, _ = self._slice(self._open_start - self.engine.options.pad_s, now)
+            text, _ = self.engine.decode(audio, with_words=False)
+            if text:
+                events.append(Partial(self._open_start, text))
+        self._trim()
+        return events
+
+    def finish(self) -> list[RecognitionEvent]:
+        tail = (-self._fed) % 512
+        events: list[RecognitionEvent] = []
+        if tail:
+            for prob in self.vad.process(np.zeros(tail, dtype=np.float32)):
+                events.extend(self._on_turns(self.turns.process(prob)))
+        events.extend(self._on_turns(self.turns.flush()))
+        return events
