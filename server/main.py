@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from server import __version__
 from server.ingest.handoff import EncounterStage
 from server.migrate import upgrade
+from server.review import routes as review_routes
 from server.routes import device_ws, encounters, registry
 from server.services import Services
 from server.settings import Settings
@@ -36,6 +37,7 @@ def create_app(settings: Settings, stage: EncounterStage | None = None) -> FastA
     app.include_router(device_ws.router)
     app.include_router(registry.router)
     app.include_router(encounters.router)
+    review_routes.install(app)  # review API, /ws/review, the web UI
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -1,0 +1,190 @@
+"""The web UI's pages: server-rendered Jinja2 templates, a little vanilla JS.
+
+Pages read through the same services as the JSON API (and audit the same
+way); the buttons on them call the JSON API with the page's CSRF token. Not
+logged in → the login page. Admins get the rooms and audit pages, never notes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from server import __version__
+from server.deps import ServicesDep, SessionDep
+from server.models import utcnow
+from server.review import audit, auth, directory, workflow
+from server.review.access import item_for
+from server.review.audit import AuditAction, record
+from server.review.deps import optional_user
+from server.review.errors import AuthError, ReviewError
+from server.review.lifecycle import ReviewState, Role, allowed_actions
+from server.review.queue import list_queue, pool_turnaround
+from server.review.routes.admin import rooms_status
+from server.review.routes.auth import start_session
+
+__all__ = ["install"]
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(include_in_schema=False)
+MaybeUser = Annotated[auth.Principal | None, Depends(optional_user)]
+
+
+class _LoginRequired(Exception):
+    pass
+
+
+def _need(who: auth.Principal | None) -> auth.Principal:
+    if who is None:
+        raise _LoginRequired
+    return who
+
+
+def _page(request: Request, name: str, who: auth.Principal | None, services: Any,
+          status_code: int = 200, **context: Any) -> HTMLResponse:
+    csrf = (auth.csrf_token(services.settings.secret_key, who.session_hash)
+            if who is not None and who.via == "session" else "")
+    is_admin = bool(who and who.clinics(Role.ADMIN))
+    reviews = bool(who and who.clinics(Role.PHYSICIAN, Role.PARTNER))
+    return templates.TemplateResponse(request, name, {
+        "who": who, "csrf": csrf, "is_admin": is_admin, "reviews": reviews,
+        "version": __version__, "now": utcnow(), **context}, status_code=status_code)
+
+
+def _when(dt: datetime | None) -> str:
+    return dt.strftime("%Y-%m-%d %H:%M") if dt else ""
+
+
+templates.env.filters["when"] = _when
+templates.env.filters["state_label"] = lambda s: str(s).replace("_", " ")
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(who: MaybeUser) -> Response:
+    if who is None:
+        return RedirectResponse("/login", 303)
+    if who.clinics(Role.PHYSICIAN, Role.PARTNER):
+        return RedirectResponse("/queue", 303)
+    return RedirectResponse("/admin/rooms", 303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, who: MaybeUser, services: ServicesDep) -> Response:
+    return _page(request, "login.html", None, services)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login_submit(request: Request, session: SessionDep, services: ServicesDep,
+                 username: Annotated[str, Form()], password: Annotated[str, Form()]) -> Response:
+    origin = request.headers.get("origin")
+    if origin and urlsplit(origin).netloc != request.headers.get("host"):
+        return _page(request, "login.html", None, services, 403, error="cross-site login refused")
+    redirect = RedirectResponse("/", 303)
+    try:
+        start_session(session, services.settings, redirect, username, password)
+    except AuthError as err:
+        return _page(request, "login.html", None, services, 401, error=err.message,
+                     username=username)
+    return redirect
+
+
+def _queue_context(session: SessionDep, who: auth.Principal, request: Request) -> dict[str, Any]:
+    q = request.query_params
+    state = q.get("state") or ""
+    states = {ReviewState(state)} if state in {s.value for s in ReviewState} else None
+    entries = list_queue(session, who, utcnow(), pool_id=q.get("pool") or None, states=states,
+                         mine=q.get("mine") == "1")
+    return {"entries": entries, "state": state, "pool": q.get("pool") or "",
+            "mine": q.get("mine") == "1", "states": [s.value for s in ReviewState]}
+
+
+@router.get("/queue", response_class=HTMLResponse)
+def queue_page(request: Request, session: SessionDep, services: ServicesDep,
+               who: MaybeUser) -> Response:
+    user = _need(who)
+    stats = pool_turnaround(session, user, utcnow())
+    return _page(request, "queue.html", user, services, stats=stats,
+                 **_queue_context(session, user, request))
+
+
+@router.get("/queue/rows", response_class=HTMLResponse)
+def queue_rows(request: Request, session: SessionDep, services: ServicesDep,
+               who: MaybeUser) -> Response:
+    user = _need(who)
+    return _page(request, "_queue_rows.html", user, services,
+                 **_queue_context(session, user, request))
+
+
+@router.get("/items/{item_id}", response_class=HTMLResponse)
+def item_page(item_id: str, request: Request, session: SessionDep, services: ServicesDep,
+              who: MaybeUser) -> Response:
+    user = _need(who)
+    try:
+        item, actor = item_for(session, user, item_id)
+    except ReviewError as err:
+        return _page(request, "error.html", user, services, err.status, error=err.message)
+    record(session, user, AuditAction.VIEW, item, f"v{item.version} (web)")
+    record(session, user, AuditAction.VIEW_TRANSCRIPT, item, "(web)")
+    session.commit()
+    allowed = {a.value for a in allowed_actions(workflow.facts_of(item), actor, utcnow())}
+    names = {u.id: u.display_name or u.username
+             for u in [directory.get_user(session, i) for i in
+                       {item.claimed_by, item.physician_id, item.signed_by} if i]}
+    return _page(request, "item.html", user, services, item=item, allowed=allowed, names=names,
+                 document=workflow.current_version(session, item).document,
+                 versions=workflow.versions(session, item),
+                 segments=(item.transcript or {}).get("segments", []))
+
+
+@router.get("/admin/rooms", response_class=HTMLResponse)
+def rooms_page(request: Request, session: SessionDep, services: ServicesDep,
+               who: MaybeUser) -> Response:
+    user = _need(who)
+    clinics = user.clinics(Role.ADMIN)
+    if not clinics:
+        return _page(request, "error.html", user, services, 403,
+                     error="the rooms page is for admins")
+    return _page(request, "rooms.html", user, services,
+                 rooms=rooms_status(session, services, clinics))
+
+
+@router.get("/admin/rooms/rows", response_class=HTMLResponse)
+def rooms_rows(request: Request, session: SessionDep, services: ServicesDep,
+               who: MaybeUser) -> Response:
+    user = _need(who)
+    clinics = user.clinics(Role.ADMIN)
+    return _page(request, "_rooms_rows.html", user, services,
+                 rooms=rooms_status(session, services, clinics) if clinics else [])
+
+
+@router.get("/admin/audit", response_class=HTMLResponse)
+def audit_page(request: Request, session: SessionDep, services: ServicesDep,
+               who: MaybeUser) -> Response:
+    user = _need(who)
+    clinics = user.clinics(Role.ADMIN)
+    if not clinics:
+        return _page(request, "error.html", user, services, 403,
+                     error="the audit log is for admins")
+    q = request.query_params
+    events = audit.query(session, clinics=clinics, action=q.get("action") or None,
+                         item_id=q.get("item") or None, limit=300)
+    return _page(request, "audit.html", user, services, events=events,
+                 action=q.get("action") or "", item_filter=q.get("item") or "",
+                 actions=[a.value for a in AuditAction])
+
+
+def install(app: FastAPI) -> None:
+    async def login_required(request: Request, exc: Exception) -> Response:
+        return RedirectResponse(f"/login?next={request.url.path}", 303)
+
+    app.add_exception_handler(_LoginRequired, login_required)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(router)
