@@ -1,0 +1,233 @@
+"""``roomscribe review``: users, roles, pools, routing, and the queue from a shell.
+
+    roomscribe review user add USERNAME --clinic ID --role physician|partner|admin
+                                        [--name "Dr A. Jones"] [--password-stdin]
+    roomscribe review user list | user passwd USERNAME [--password-stdin]
+    roomscribe review user token USERNAME --name NAME        (API token, shown once)
+    roomscribe review member add USERNAME --clinic ID --role ROLE
+    roomscribe review pool add --clinic ID NAME [--id SLUG] [--suite S] [--specialty S]
+                               [--turnaround-h 24] [--target-pct 90] [--lease-min 30]
+    roomscribe review pool list | pool member add|remove POOL USERNAME
+    roomscribe review rule add --pool ID [--priority N] [--room ID] [--room-prefix P]
+                               [--template soap|aci]
+    roomscribe review room-physician ROOM USERNAME
+    roomscribe review draft import ENCOUNTER_ID DRAFT.json [--transcript T.json]
+    roomscribe review queue --as USERNAME [--all]
+    roomscribe review audit [--clinic ID] [--action A] [--item ID] [--limit N]
+    roomscribe review outbox flush                    (write FHIR exports missing from the outbox)
+
+Without ``--password-stdin`` a random password is generated and printed once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from nlp.schema import DraftNote, Transcript
+from server.db import Database
+from server.migrate import upgrade
+from server.models import utcnow
+from server.review import audit, directory, fhir
+from server.review.auth import create_user_token, load_principal
+from server.review.errors import ReviewError
+from server.review.intake import receive_draft
+from server.review.lifecycle import ReviewState
+from server.review.models import FhirExport, Membership, Pool, PoolMember, User
+from server.review.queue import list_queue
+from server.settings import Settings
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="roomscribe review", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="what", required=True)
+
+    user = sub.add_parser("user").add_subparsers(dest="verb", required=True)
+    add = user.add_parser("add")
+    add.add_argument("username")
+    add.add_argument("--clinic", required=True)
+    add.add_argument("--role", required=True, choices=["physician", "partner", "admin"])
+    add.add_argument("--name", default="")
+    add.add_argument("--password-stdin", action="store_true")
+    user.add_parser("list")
+    passwd = user.add_parser("passwd")
+    passwd.add_argument("username")
+    passwd.add_argument("--password-stdin", action="store_true")
+    token = user.add_parser("token")
+    token.add_argument("username")
+    token.add_argument("--name", required=True)
+
+    member = sub.add_parser("member").add_subparsers(dest="verb", required=True)
+    madd = member.add_parser("add")
+    madd.add_argument("username")
+    madd.add_argument("--clinic", required=True)
+    madd.add_argument("--role", required=True, choices=["physician", "partner", "admin"])
+
+    pool = sub.add_parser("pool").add_subparsers(dest="verb", required=True)
+    padd = pool.add_parser("add")
+    padd.add_argument("name")
+    padd.add_argument("--clinic", required=True)
+    padd.add_argument("--id")
+    padd.add_argument("--suite", default="")
+    padd.add_argument("--specialty", default="")
+    padd.add_argument("--turnaround-h", type=float, default=24.0)
+    padd.add_argument("--target-pct", type=float, default=90.0)
+    padd.add_argument("--lease-min", type=float, default=30.0)
+    pool.add_parser("list")
+    pmember = pool.add_parser("member")
+    pmember.add_argument("action", choices=["add", "remove"])
+    pmember.add_argument("pool")
+    pmember.add_argument("username")
+
+    rule = sub.add_parser("rule").add_subparsers(dest="verb", required=True)
+    radd = rule.add_parser("add")
+    radd.add_argument("--pool", required=True)
+    radd.add_argument("--priority", type=int, default=100)
+    radd.add_argument("--room", default="")
+    radd.add_argument("--room-prefix", default="")
+    radd.add_argument("--template", default="")
+
+    rp = sub.add_parser("room-physician")
+    rp.add_argument("room")
+    rp.add_argument("username")
+
+    draft = sub.add_parser("draft").add_subparsers(dest="verb", required=True)
+    dimport = draft.add_parser("import", help="put a DraftNote JSON in the queue")
+    dimport.add_argument("encounter_id")
+    dimport.add_argument("draft", type=Path)
+    dimport.add_argument("--transcript", type=Path)
+
+    queue = sub.add_parser("queue")
+    queue.add_argument("--as", dest="as_user", required=True)
+    queue.add_argument("--all", action="store_true", help="signed notes too")
+
+    aud = sub.add_parser("audit")
+    aud.add_argument("--clinic")
+    aud.add_argument("--action")
+    aud.add_argument("--item")
+    aud.add_argument("--limit", type=int, default=50)
+
+    outbox = sub.add_parser("outbox").add_subparsers(dest="verb", required=True)
+    outbox.add_parser("flush")
+    return p
+
+
+def _password(args: argparse.Namespace) -> tuple[str, bool]:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n"), False
+    return secrets.token_urlsafe(12), True
+
+
+def _user_row(s: Session, u: User) -> dict[str, Any]:
+    roles = {m.clinic_id: m.role
+             for m in s.scalars(select(Membership).where(Membership.user_id == u.id))}
+    return {"username": u.username, "name": u.display_name, "roles": roles,
+            "disabled": u.disabled_at is not None}
+
+
+def _run(args: argparse.Namespace, s: Session, settings: Settings) -> Any:
+    match (args.what, getattr(args, "verb", None)):
+        case ("user", "add"):
+            password, generated = _password(args)
+            u = directory.add_user(s, args.username, password, args.clinic, args.role, args.name)
+            out = _user_row(s, u)
+            if generated:
+                out["password"] = password
+            return out
+        case ("user", "list"):
+            return [_user_row(s, u) for u in s.scalars(select(User).order_by(User.username))]
+        case ("user", "passwd"):
+            password, generated = _password(args)
+            directory.set_password(s, args.username, password)
+            return {"username": args.username} | ({"password": password} if generated else {})
+        case ("user", "token"):
+            u = directory.get_user(s, args.username)
+            return {"username": u.username, "name": args.name,
+                    "token": create_user_token(s, u.id, args.name)}
+        case ("member", "add"):
+            m = directory.add_membership(s, args.username, args.clinic, args.role)
+            return {"username": args.username, "clinic_id": m.clinic_id, "role": m.role}
+        case ("pool", "add"):
+            p = directory.add_pool(s, args.clinic, args.name, suite=args.suite,
+                                   specialty=args.specialty, turnaround_h=args.turnaround_h,
+                                   target_pct=args.target_pct, lease_min=args.lease_min,
+                                   pool_id=args.id)
+            return {"id": p.id, "clinic_id": p.clinic_id, "name": p.name}
+        case ("pool", "list"):
+            return [{"id": p.id, "clinic_id": p.clinic_id, "name": p.name,
+                     "turnaround_h": p.turnaround_h, "target_pct": p.target_pct,
+                     "members": list(s.scalars(select(User.username).join(
+                         PoolMember, PoolMember.user_id == User.id)
+                         .where(PoolMember.pool_id == p.id)))}
+                    for p in s.scalars(select(Pool).order_by(Pool.id))]
+        case ("pool", "member"):
+            if args.action == "add":
+                directory.add_pool_member(s, args.pool, args.username)
+            else:
+                directory.remove_pool_member(s, args.pool, args.username)
+            return {"pool": args.pool, args.action: args.username}
+        case ("rule", "add"):
+            r = directory.add_routing_rule(s, args.pool, priority=args.priority,
+                                           room_id=args.room, room_prefix=args.room_prefix,
+                                           template=args.template)
+            return {"id": r.id, "pool_id": r.pool_id, "priority": r.priority}
+        case ("room-physician", _):
+            directory.assign_room_physician(s, args.room, args.username)
+            return {"room_id": args.room, "physician": args.username}
+        case ("draft", "import"):
+            draft = DraftNote.from_dict(json.loads(args.draft.read_text()))
+            transcript = (Transcript.from_dict(json.loads(args.transcript.read_text()))
+                          if args.transcript else None)
+            item = receive_draft(s, args.encounter_id, draft, transcript)
+            return {"item_id": item.id, "pool_id": item.pool_id, "state": item.state}
+        case ("queue", _):
+            who = load_principal(s, directory.get_user(s, args.as_user), "cli")
+            states = set(ReviewState) if args.all else None
+            return [{"item_id": e.item_id, "room": e.room_id, "pool": e.pool_id,
+                     "state": e.state, "claimed_by": e.claimed_by, "due_at": e.due_at,
+                     "overdue": e.overdue}
+                    for e in list_queue(s, who, utcnow(), states=states)]
+        case ("audit", _):
+            return [{"at": e.at, "actor": e.actor, "action": e.action, "clinic": e.clinic_id,
+                     "item": e.item_id, "detail": e.detail}
+                    for e in audit.query(s, clinics=[args.clinic] if args.clinic else None,
+                                         action=args.action, item_id=args.item,
+                                         limit=args.limit)]
+        case ("outbox", "flush"):
+            written = []
+            for export in s.scalars(select(FhirExport).order_by(FhirExport.id)):
+                if not (settings.fhir_outbox / export.outbox_path).exists():
+                    fhir.write_outbox(settings.fhir_outbox, export.outbox_path, export.bundle)
+                    written.append(export.outbox_path)
+            return {"outbox": str(settings.fhir_outbox), "written": written}
+    raise AssertionError(f"unhandled: {args}")
+
+
+def main(argv: list[str], settings: Settings) -> int:
+    args = _parser().parse_args(argv)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    try:
+        upgrade(db)
+        with db.session() as s:
+            result = _run(args, s, settings)
+    except ReviewError as err:
+        print(f"roomscribe review: {err.message}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError, KeyError) as err:
+        print(f"roomscribe review: {err}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    print(json.dumps(result, indent=2, default=str))
+    return 0
