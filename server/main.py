@@ -15,6 +15,8 @@ from server.review import routes as review_routes
 from server.routes import device_ws, encounters, registry
 from server.services import Services
 from server.settings import Settings
+from server.transcripts import routes as transcript_routes
+from server.transcripts.resume import resume_unfinished
 
 __all__ = ["create_app"]
 
@@ -26,6 +28,7 @@ def create_app(settings: Settings, stage: EncounterStage | None = None) -> FastA
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services.build(settings, stage)
         await services.run_db(upgrade, services.db)
+        await resume_unfinished(services)
         app.state.services = services
         log.info("RoomScribe %s serving; database %s", __version__, services.db.engine.url)
         try:
@@ -37,6 +40,7 @@ def create_app(settings: Settings, stage: EncounterStage | None = None) -> FastA
     app.include_router(device_ws.router)
     app.include_router(registry.router)
     app.include_router(encounters.router)
+    app.include_router(transcript_routes.router)
     review_routes.install(app)  # review API, /ws/review, the web UI
 
     @app.get("/healthz", tags=["ops"])

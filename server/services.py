@@ -8,11 +8,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from server.asr.factory import build_stage
+from server.asr.stage import TranscriptionStage
 from server.db import Database
 from server.ingest.handoff import EncounterStage, Handoff, LoggingStage
 from server.ingest.session import ConnectedDevices
 from server.ingest.store import AudioStore
 from server.settings import Settings
+from server.transcripts.live import LiveHub
+from server.transcripts.store import TranscriptStore
 
 __all__ = ["Services"]
 
@@ -28,6 +32,9 @@ class Services:
     devices: ConnectedDevices
     executor: ThreadPoolExecutor
     extras: dict[str, object] = field(default_factory=dict)
+    #: Live transcript events for viewers, and the transcription stage (None: not configured).
+    live: LiveHub = field(default_factory=LiveHub)
+    transcription: TranscriptionStage | None = None
 
     @classmethod
     def build(cls, settings: Settings, stage: EncounterStage | None = None) -> Services:
@@ -35,13 +42,27 @@ class Services:
         db = Database(settings.resolved_database_url)
         store = AudioStore(db, capture_gap_tolerance_ms=settings.capture_gap_tolerance_ms)
         executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="db")
+        # --- transcription (server/asr): the configured engine unless a stage is given
+        if stage is None:
+            stage = build_stage(settings)  # None when asr_engine = none
+        live = LiveHub()
+        transcription = stage if isinstance(stage, TranscriptionStage) else None
+        if transcription is not None:
+            transcription.attach(TranscriptStore(db), live, executor)
         handoff = Handoff(store, stage or LoggingStage(), executor)
-        return cls(settings, db, store, handoff, ConnectedDevices(), executor)
+        return cls(settings, db, store, handoff, ConnectedDevices(), executor, live=live,
+                   transcription=transcription)
+
+    @property
+    def transcripts(self) -> TranscriptStore:
+        return TranscriptStore(self.db)
 
     async def run_db(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def aclose(self) -> None:
         await self.handoff.aclose()
+        if self.transcription is not None:
+            self.transcription.close()
         self.executor.shutdown(wait=True)
         self.db.dispose()

@@ -35,7 +35,9 @@ def reset_database(url: str) -> None:
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {"data_dir": data_dir, "environment": "dev"}
+    # asr_engine "none": tests that want transcription pass a stage or set an engine.
+    values: dict[str, object] = {"data_dir": data_dir, "environment": "dev",
+                                 "asr_engine": "none"}
     if TEST_DATABASE_URL:
         values["database_url"] = TEST_DATABASE_URL
     values.update(overrides)

@@ -14,10 +14,11 @@ from server.modelstore import resolve_model_dir as _resolve
 from server.settings import Settings
 
 if TYPE_CHECKING:
+    from server.asr.stage import TranscriptionStage
     from server.asr.vosk_engine import VoskEngine
     from server.asr.whisper_engine import WhisperEngine
 
-__all__ = ["ENGINE_CHOICES", "build_engine", "choose_engine", "model_dir"]
+__all__ = ["ENGINE_CHOICES", "build_engine", "build_stage", "choose_engine", "model_dir"]
 
 ENGINE_CHOICES = ("auto", "vosk", "whisper", "two-pass")
 
@@ -80,3 +81,21 @@ def build_engine(settings: Settings, engine: str | None = None,
     from server.asr.twopass import TwoPassEngine
 
     return TwoPassEngine(_vosk(settings, vosk_phrases), _whisper(settings, terms, partials=False))
+
+
+def build_stage(settings: Settings) -> TranscriptionStage | None:
+    """The server's transcription stage per settings (None when ``asr_engine = none``).
+
+    Loads the engine now, so a missing model stops the server at start with a
+    message naming the command that fetches it.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from server.asr.stage import StageLimits, TranscriptionStage
+
+    if settings.asr_engine == "none":
+        return None
+    engine = build_engine(settings)
+    pool = ThreadPoolExecutor(max_workers=settings.asr_workers, thread_name_prefix="asr")
+    limits = StageLimits(behind_threshold_s=settings.asr_behind_threshold_s)
+    return TranscriptionStage(engine, pool, limits=limits, owns_pool=True)

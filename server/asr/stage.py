@@ -27,7 +27,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -104,23 +104,47 @@ class _AudioQueue:
 
 
 class TranscriptionStage:
-    def __init__(self, engine: SpeechEngine, pool: Executor, store: TranscriptStore,
-                 events: EventSink, *, db_pool: Executor | None = None,
+    def __init__(self, engine: SpeechEngine, pool: Executor,
+                 store: TranscriptStore | None = None, events: EventSink | None = None, *,
+                 db_pool: Executor | None = None,
                  next_stage: NextStage = log_transcript,
                  labeler: SpeakerLabeler = unknown_speakers,
                  limits: StageLimits | None = None,
                  monitor: TranscriptionMonitor | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 owns_pool: bool = False) -> None:
+        """``store``/``events``/``db_pool`` may come later from :meth:`attach` (the
+        server's Services own them); ``owns_pool``: :meth:`close` shuts ``pool`` down."""
         self.engine = engine
         self.pool = pool
         self.db_pool = db_pool or pool
-        self.store = store
-        self.events = events
+        self._store = store
+        self._events = events
+        self.owns_pool = owns_pool
         self.next_stage = next_stage
         self.labeler = labeler
         self.limits = limits or StageLimits()
         self.monitor = monitor or TranscriptionMonitor()
         self.clock = clock
+
+    def attach(self, store: TranscriptStore, events: EventSink, db_pool: Executor) -> None:
+        self._store, self._events, self.db_pool = store, events, db_pool
+
+    @property
+    def store(self) -> TranscriptStore:
+        if self._store is None:
+            raise RuntimeError("TranscriptionStage has no store: attach() it first")
+        return self._store
+
+    @property
+    def events(self) -> EventSink:
+        if self._events is None:
+            raise RuntimeError("TranscriptionStage has no event sink: attach() it first")
+        return self._events
+
+    def close(self) -> None:
+        if self.owns_pool and isinstance(self.pool, ThreadPoolExecutor):
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
     async def _in(self, pool: Executor, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)

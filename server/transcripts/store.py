@@ -138,13 +138,12 @@ class TranscriptStore:
                                     tuple(_segment(r) for r in segs))
 
     def unfinished(self) -> list[Encounter]:
-        """Encounters whose audio is complete but whose transcript is not (e.g. a restart)."""
+        """Encounters whose audio is complete but whose transcription was interrupted
+        (the server stopped mid-way): they are transcribed again from the first frame."""
         with self.db.session() as s:
-            done = select(TranscriptionRow.encounter_id).where(
-                TranscriptionRow.status.in_([TranscriptionStatus.COMPLETE,
-                                             TranscriptionStatus.FAILED]))
             stmt = (select(Encounter)
+                    .join(TranscriptionRow, TranscriptionRow.encounter_id == Encounter.id)
                     .where(Encounter.status == EncounterStatus.AUDIO_COMPLETE)
-                    .where(Encounter.id.not_in(done))
+                    .where(TranscriptionRow.status == TranscriptionStatus.RUNNING)
                     .order_by(Encounter.created_at))
             return list(s.scalars(stmt))

@@ -1,0 +1,185 @@
+"""Transcript routes: the stored transcript, live per-room metrics, the live-view websocket.
+
+    GET /api/v1/encounters/{id}/transcript   segments + status + progress (viewer)
+    GET /api/v1/transcription/rooms          rooms being transcribed, backlog, lag (admin)
+    WS  /ws/encounters/{id}/live             live events (viewer), see README
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel
+from starlette.websockets import WebSocketState
+
+from server.deps import AdminKey, ServicesDep, SessionDep
+from server.models import Encounter
+from server.transcripts.auth import ViewerIdentity, authorize_viewer
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["transcripts"])
+
+#: Close codes of the live socket.
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_SLOW = 1013  # the viewer did not keep up; reconnect to resume
+
+
+def require_viewer(encounter_id: str, request: Request, session: SessionDep) -> ViewerIdentity:
+    viewer = authorize_viewer(session, request, encounter_id)
+    if viewer is None:
+        raise HTTPException(401, "not allowed to view this encounter's transcript",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return viewer
+
+
+Viewer = Annotated[ViewerIdentity, Depends(require_viewer)]
+
+
+class WordPublic(BaseModel):
+    text: str
+    start_s: float
+    end_s: float
+    confidence: float
+
+
+class SegmentPublic(BaseModel):
+    id: int
+    start_s: float
+    end_s: float
+    text: str
+    speaker: str
+    words: list[WordPublic]
+
+
+class TranscriptionPublic(BaseModel):
+    status: str  # none | running | complete | failed
+    engine: str
+    language: str
+    audio_s: float
+    backlog_s: float
+    max_backlog_s: float
+    behind: bool
+    behind_events: int
+    rtf: float | None
+    end_to_transcript_ms: int | None
+    error: str
+
+
+class TranscriptPublic(BaseModel):
+    encounter_id: str
+    transcription: TranscriptionPublic
+    segments: list[SegmentPublic]
+
+
+@router.get("/api/v1/encounters/{encounter_id}/transcript", response_model=TranscriptPublic)
+async def get_transcript(encounter_id: str, services: ServicesDep, session: SessionDep,
+                         _: Viewer) -> TranscriptPublic:
+    if session.get(Encounter, encounter_id) is None:
+        raise HTTPException(404, f"no encounter {encounter_id}")
+    stored = await services.run_db(services.transcripts.load, encounter_id)
+    live = services.transcription.monitor.get(encounter_id) if services.transcription else None
+    if stored is None:
+        state = TranscriptionPublic(status="none", engine="", language="", audio_s=0,
+                                    backlog_s=0, max_backlog_s=0, behind=False,
+                                    behind_events=0, rtf=None, end_to_transcript_ms=None,
+                                    error="")
+        return TranscriptPublic(encounter_id=encounter_id, transcription=state, segments=[])
+    p = stored.progress
+    state = TranscriptionPublic(
+        status=stored.status, engine=stored.engine, language=stored.language,
+        audio_s=live.decoded_s if live else p.audio_s,
+        backlog_s=live.backlog_s if live else p.backlog_s,
+        max_backlog_s=live.max_backlog_s if live else p.max_backlog_s,
+        behind=live.behind if live else False,
+        behind_events=live.behind_events if live else p.behind_events,
+        rtf=live.rtf if live else (round(p.engine_s / p.audio_s, 4) if p.audio_s else None),
+        end_to_transcript_ms=stored.end_to_transcript_ms, error=stored.error)
+    segments = [SegmentPublic.model_validate(s.to_dict()) for s in stored.segments]
+    return TranscriptPublic(encounter_id=encounter_id, transcription=state, segments=segments)
+
+
+@router.get("/api/v1/transcription/rooms")
+def transcription_rooms(services: ServicesDep, _: AdminKey) -> dict[str, Any]:
+    """Every encounter being transcribed now, with its backlog (the back-pressure metric)."""
+    if services.transcription is None:
+        return {"engine": None, "active": 0, "behind": 0, "behind_events_total": 0, "rooms": []}
+    return {"engine": services.transcription.engine.name,
+            **services.transcription.monitor.snapshot()}
+
+
+def _event(type_: str, data: dict[str, Any]) -> str:
+    return json.dumps({"type": type_, "data": data}, separators=(",", ":"))
+
+
+@router.websocket("/ws/encounters/{encounter_id}/live")
+async def live_transcript(ws: WebSocket, encounter_id: str) -> None:
+    services = ws.app.state.services
+    await ws.accept()
+
+    def check() -> tuple[bool, bool]:
+        with services.db.session() as session:
+            allowed = authorize_viewer(session, ws, encounter_id) is not None
+            exists = session.get(Encounter, encounter_id) is not None
+        return allowed, exists
+
+    allowed, exists = await services.run_db(check)
+    if not allowed:
+        await ws.close(CLOSE_UNAUTHORIZED, "not allowed to view this encounter")
+        return
+    if not exists:
+        await ws.close(CLOSE_NOT_FOUND, "no such encounter")
+        return
+    with services.live.subscribe(encounter_id) as viewer:
+        # Subscribed first, then the stored finals: nothing falls between the two.
+        stored = await services.run_db(services.transcripts.load, encounter_id)
+        sent_ids: set[int] = set()
+        status = stored.status if stored else "none"
+        await ws.send_text(_event("transcript-state", {
+            "encounter_id": encounter_id, "status": status,
+            "engine": stored.engine if stored else ""}))
+        for seg in stored.segments if stored else ():
+            sent_ids.add(seg.id)
+            await ws.send_text(_event("final", seg.to_dict()))
+        if status in ("complete", "failed"):
+            await ws.close(1000, f"transcript {status}")
+            return
+        receiver = asyncio.create_task(_drain(ws))
+        try:
+            while True:
+                getter = asyncio.ensure_future(viewer.queue.get())
+                await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():  # the viewer went away
+                    getter.cancel()
+                    return
+                event = getter.result()
+                if event is None:  # cut off: it did not keep up
+                    await ws.close(CLOSE_TOO_SLOW, "viewer too slow; reconnect to resume")
+                    return
+                if event["type"] == "final" and event["data"]["id"] in sent_ids:
+                    continue
+                await ws.send_text(json.dumps(event, separators=(",", ":")))
+                if event["type"] in ("transcript-complete", "error"):
+                    await ws.close(1000, "transcript done")
+                    return
+        except (WebSocketDisconnect, RuntimeError):
+            return
+        finally:
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await receiver
+            if ws.client_state == WebSocketState.CONNECTED:
+                with contextlib.suppress(Exception):
+                    await ws.close(1000)
+
+
+async def _drain(ws: WebSocket) -> None:
+    """Read (and ignore) what the viewer sends, so a disconnect is noticed."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while True:
+            await ws.receive_text()
