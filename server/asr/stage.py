@@ -26,7 +26,7 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -37,9 +37,16 @@ from server.asr.errors import TranscriptionFailed
 from server.asr.monitor import RoomProgress, TranscriptionMonitor
 from server.asr.roles import SpeakerLabeler, unknown_speakers
 from server.ingest.handoff import AudioChunk, EncounterInfo
-from server.transcripts.store import Progress, TranscriptStore
+from server.transcripts.store import Progress
 
-__all__ = ["EventSink", "NextStage", "StageLimits", "TranscriptionStage", "log_transcript"]
+__all__ = [
+    "EventSink",
+    "NextStage",
+    "StageLimits",
+    "TranscriptSink",
+    "TranscriptionStage",
+    "log_transcript",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,6 +56,23 @@ NextStage = Callable[[EncounterInfo, Transcript], Awaitable[None]]
 
 class EventSink(Protocol):
     def publish(self, encounter_id: str, type_: str, data: dict[str, Any]) -> None: ...
+
+
+class TranscriptSink(Protocol):
+    """Where the stage keeps transcripts (blocking calls; :class:`TranscriptStore` in the
+    server, an in-memory one for ``roomscribe transcribe``)."""
+
+    def begin(self, encounter_id: str, engine: str, language: str) -> bool: ...
+
+    def add_segment(self, encounter_id: str, segment: TranscriptSegment,
+                    progress: Progress) -> None: ...
+
+    def save_progress(self, encounter_id: str, progress: Progress) -> None: ...
+
+    def complete(self, encounter_id: str, speakers: Sequence[str], progress: Progress,
+                 end_to_transcript_ms: int) -> None: ...
+
+    def fail(self, encounter_id: str, error: str, progress: Progress) -> None: ...
 
 
 async def log_transcript(encounter: EncounterInfo, transcript: Transcript) -> None:
@@ -105,7 +129,7 @@ class _AudioQueue:
 
 class TranscriptionStage:
     def __init__(self, engine: SpeechEngine, pool: Executor,
-                 store: TranscriptStore | None = None, events: EventSink | None = None, *,
+                 store: TranscriptSink | None = None, events: EventSink | None = None, *,
                  db_pool: Executor | None = None,
                  next_stage: NextStage = log_transcript,
                  labeler: SpeakerLabeler = unknown_speakers,
@@ -127,11 +151,11 @@ class TranscriptionStage:
         self.monitor = monitor or TranscriptionMonitor()
         self.clock = clock
 
-    def attach(self, store: TranscriptStore, events: EventSink, db_pool: Executor) -> None:
+    def attach(self, store: TranscriptSink, events: EventSink, db_pool: Executor) -> None:
         self._store, self._events, self.db_pool = store, events, db_pool
 
     @property
-    def store(self) -> TranscriptStore:
+    def store(self) -> TranscriptSink:
         if self._store is None:
             raise RuntimeError("TranscriptionStage has no store: attach() it first")
         return self._store

@@ -84,7 +84,8 @@ class TurnSegmenter:
             self._silence_from = None
         elif prob < self.neg_threshold and self._silence_from is None:
             self._silence_from = i
-        if not self._announced and i + 1 - self._start >= self._min_speech:
+        speech_end = self._silence_from if self._silence_from is not None else i + 1
+        if not self._announced and speech_end - self._start >= self._min_speech:
             self._announced = True
             events.append(TurnStarted(self._t(self._start)))
         if self._silence_from is not None and i + 1 - self._silence_from >= self._min_silence:

@@ -1,0 +1,203 @@
+"""TranscriptionStage with a fake engine: event order, storage, end of visit, cancellation,
+failure, back-pressure reporting and the speaker-role hook."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from nlp.schema import Transcript, TranscriptSegment
+from server.asr.errors import TranscriptionFailed
+from server.asr.stage import StageLimits, TranscriptionStage
+from server.db import Database
+from server.ingest.handoff import AudioChunk, EncounterInfo
+from server.ingest.store import AudioStore, DeviceIdentity
+from server.transcripts.store import TranscriptStore
+from server.transcripts.tables import TranscriptionStatus
+from tests.asr.fakes import FakeEngine
+from tests.support import enrol_device
+
+CHUNK = 3200  # 100 ms
+WAIT = 10
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(self, encounter_id: str, type_: str, data: dict[str, Any]) -> None:
+        self.events.append((type_, data))
+
+    def summary(self) -> list[tuple[str, str]]:
+        out = []
+        for type_, data in self.events:
+            detail = data.get("text", "") if type_ in ("partial", "final") else ""
+            if type_ == "transcript-complete":
+                detail = f"{data['segments']} segments"
+            out.append((type_, detail))
+        return out
+
+
+@pytest.fixture
+def pool() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(2) as p:
+        yield p
+
+
+@pytest.fixture
+def encounter(db: Database) -> EncounterInfo:
+    e = enrol_device(db)
+    eid = str(uuid.uuid4())
+    AudioStore(db).open_encounter(DeviceIdentity(e.device_id, e.room_id), eid, 0)
+    return EncounterInfo(eid, e.device_id, e.room_id, 0)
+
+
+async def feed(seconds: float, gate: asyncio.Event | None = None,
+               pause_after_s: float | None = None) -> AsyncIterator[AudioChunk]:
+    for seq in range(int(seconds * 10)):
+        if pause_after_s is not None and gate is not None and seq == int(pause_after_s * 10):
+            await gate.wait()
+        yield AudioChunk(seq, seq * 100_000, bytes(CHUNK))
+
+
+def make_stage(engine: FakeEngine, pool: ThreadPoolExecutor, db: Database, rec: Recorder,
+               **kw: Any) -> tuple[TranscriptionStage, list[Transcript]]:
+    handed: list[Transcript] = []
+
+    async def next_stage(_: EncounterInfo, transcript: Transcript) -> None:
+        handed.append(transcript)
+
+    kw.setdefault("limits", StageLimits(behind_threshold_s=1000))
+    stage = TranscriptionStage(engine, pool, TranscriptStore(db), rec, next_stage=next_stage,
+                               **kw)
+    return stage, handed
+
+
+async def test_events_in_order_stored_and_handed_on(db: Database, pool: ThreadPoolExecutor,
+                                                    encounter: EncounterInfo) -> None:
+    engine, rec = FakeEngine(), Recorder()
+    stage, handed = make_stage(engine, pool, db, rec)
+    await asyncio.wait_for(stage.run(encounter, feed(3.5)), WAIT)
+    assert rec.summary() == [
+        ("transcription-start", ""),
+        ("partial", "good"),
+        ("partial", "good morning"),
+        ("final", "good morning"),
+        ("partial", "start lisinopril"),
+        ("partial", ""),  # the engine judged it non-speech: nothing stored, partial cleared
+        ("partial", "ten milligrams"),
+        ("final", "ten milligrams daily"),
+        ("transcript-complete", "2 segments"),
+    ]
+    finals = [d for t, d in rec.events if t == "final"]
+    assert [f["id"] for f in finals] == [0, 1]
+    assert finals[1]["words"][0] == {"text": "ten", "start_s": 2.6, "end_s": 2.8,
+                                     "confidence": 0.9}
+    # The engine saw every byte, in order, and was flushed at the end of the visit.
+    (r,) = engine.recognizers
+    assert len(r.fed) == 35 * CHUNK and r.finished
+    # Stored transcript == the one handed to the next stage.
+    stored = TranscriptStore(db).load(encounter.encounter_id)
+    assert stored is not None and stored.status == TranscriptionStatus.COMPLETE
+    assert [s.text for s in stored.segments] == ["good morning", "ten milligrams daily"]
+    assert handed == [stored.transcript()]
+    assert stored.progress.audio_s == pytest.approx(3.5)
+    assert stored.end_to_transcript_ms is not None and stored.end_to_transcript_ms >= 0
+    assert stage.monitor.snapshot()["active"] == 0
+
+
+async def test_already_transcribed_encounter_is_not_decoded_again(
+        db: Database, pool: ThreadPoolExecutor, encounter: EncounterInfo) -> None:
+    engine, rec = FakeEngine(), Recorder()
+    stage, handed = make_stage(engine, pool, db, rec)
+    await asyncio.wait_for(stage.run(encounter, feed(2)), WAIT)
+    await asyncio.wait_for(stage.run(encounter, feed(2)), WAIT)  # a device reconnect
+    assert len(engine.recognizers) == 1 and len(handed) == 1
+
+
+async def test_cancellation_mid_visit_leaves_it_resumable(
+        db: Database, pool: ThreadPoolExecutor, encounter: EncounterInfo) -> None:
+    engine, rec = FakeEngine(), Recorder()
+    stage, handed = make_stage(engine, pool, db, rec)
+    never = asyncio.Event()
+    task = asyncio.create_task(stage.run(encounter, feed(5, never, pause_after_s=1.6)))
+    for _ in range(200):
+        if any(t == "final" for t, _ in rec.events):
+            break
+        await asyncio.sleep(0.01)
+    assert stage.monitor.get(encounter.encounter_id) is not None
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, WAIT)
+    assert handed == [] and stage.monitor.get(encounter.encounter_id) is None
+    stored = TranscriptStore(db).load(encounter.encounter_id)
+    assert stored is not None and stored.status == TranscriptionStatus.RUNNING
+    assert [s.text for s in stored.segments] == ["good morning"]
+    # Run again (as after a restart): starts over from the first frame, no duplicates.
+    await asyncio.wait_for(stage.run(encounter, feed(3.5)), WAIT)
+    stored = TranscriptStore(db).load(encounter.encounter_id)
+    assert stored is not None and [s.id for s in stored.segments] == [0, 1]
+    assert len(handed) == 1
+
+
+async def test_engine_failure_is_stored_published_and_raised(
+        db: Database, pool: ThreadPoolExecutor, encounter: EncounterInfo) -> None:
+    engine, rec = FakeEngine(), Recorder()
+    engine.fail_at_s = 2.0
+    stage, handed = make_stage(engine, pool, db, rec)
+    with pytest.raises(TranscriptionFailed, match="decoder exploded"):
+        await asyncio.wait_for(stage.run(encounter, feed(3.5)), WAIT)
+    assert rec.events[-1][0] == "error"
+    assert rec.events[-1][1]["code"] == "transcription-failed"
+    stored = TranscriptStore(db).load(encounter.encounter_id)
+    assert stored is not None and stored.status == TranscriptionStatus.FAILED
+    assert "decoder exploded" in stored.error and handed == []
+
+
+async def test_a_room_that_falls_behind_is_reported_not_dropped(
+        db: Database, pool: ThreadPoolExecutor, encounter: EncounterInfo,
+        caplog: pytest.LogCaptureFixture) -> None:
+    engine, rec = FakeEngine(script=[], at_finish=[]), Recorder()
+    gate = threading.Event()
+    engine.gate = gate  # the engine is stuck while 8 s of audio arrive
+    stage, _handed = make_stage(engine, pool, db, rec,
+                               limits=StageLimits(behind_threshold_s=2.0, max_batch_s=1.0))
+    task = asyncio.create_task(stage.run(encounter, feed(8)))
+    for _ in range(500):
+        progress = stage.monitor.get(encounter.encounter_id)
+        if progress is not None and progress.received_s >= 8:
+            break
+        await asyncio.sleep(0.01)
+    gate.set()
+    await asyncio.wait_for(task, WAIT)
+    lagging = [d for t, d in rec.events if t == "lagging"]
+    assert lagging and lagging[0]["backlog_s"] > 2.0
+    assert lagging[-1]["backlog_s"] <= 1.0  # caught up again (below half the threshold)
+    assert "behind the audio" in caplog.text
+    assert len(engine.recognizers[0].fed) == 80 * CHUNK  # nothing dropped
+    stored = TranscriptStore(db).load(encounter.encounter_id)
+    assert stored is not None and stored.progress.behind_events == 1
+    assert stored.progress.max_backlog_s > 2.0
+    assert stage.monitor.behind_events_total == 1
+
+
+async def test_speaker_labeler_hook_labels_live_and_at_the_end(
+        db: Database, pool: ThreadPoolExecutor, encounter: EncounterInfo) -> None:
+    calls: list[int] = []
+
+    def alternate(segments: Sequence[TranscriptSegment]) -> list[str]:
+        calls.append(len(segments))
+        return ["doctor" if s.id % 2 == 0 else "patient" for s in segments]
+
+    engine, rec = FakeEngine(), Recorder()
+    stage, handed = make_stage(engine, pool, db, rec, labeler=alternate)
+    await asyncio.wait_for(stage.run(encounter, feed(3.5)), WAIT)
+    assert calls == [1, 2, 2]  # after each final, then the whole transcript
+    assert [d["speaker"] for t, d in rec.events if t == "final"] == ["doctor", "patient"]
+    assert [s.speaker for s in handed[0].segments] == ["doctor", "patient"]
