@@ -85,8 +85,11 @@ class WhisperEngine:
                                   self.options.prompt_budget_tokens)
         self._prompt_prefix: list[int] = []
         if self.terms:
-            self._prompt_prefix = [self.tokenizer.sot_prev,
-                                   *self.tokenizer.encode(" " + ", ".join(self.terms))]
+            # "Amoxicillin, lisinopril, metformin." reads as prior text with a sentence end;
+            # measured here it biases better than bare lowercase words.
+            prompt = ", ".join(self.terms)
+            self._prompt_prefix = [self.tokenizer.sot_prev, *self.tokenizer.encode(
+                " " + prompt[:1].upper() + prompt[1:] + ".")]
         self._lock = threading.Lock()  # only for the counters below
         self.decodes = 0
 
