@@ -120,8 +120,7 @@ def decide(item: ItemFacts, action: Action, actor: Actor, now: datetime,
         raise Forbidden("admins manage clinics, rooms and users; they have no access to notes")
     if actor.role is Role.PARTNER and action in (Action.SIGN, Action.RETURN, Action.AMEND):
         raise Forbidden(f"a partner cannot {action}: only the responsible physician can")
-    if (actor.role is Role.PHYSICIAN and not _is_responsible(item, actor)
-            and action in (Action.SIGN, Action.RETURN, Action.AMEND)):
+    if actor.role is Role.PHYSICIAN and not _is_responsible(item, actor):
         raise Forbidden(f"only the responsible physician can {action} this note")
 
     item = effective(item, now)

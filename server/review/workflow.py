@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -65,7 +66,7 @@ def _retrying(s: Session, attempt: Callable[[], T]) -> T:
             result = attempt()
             s.flush()
             return result
-        except StaleDataError:
+        except (StaleDataError, IntegrityError):  # lost the race (row guard / unique version)
             s.rollback()
     raise Conflict("the draft kept changing while you acted on it; try again")
 
@@ -163,6 +164,7 @@ def edit(s: Session, who: Principal, item_id: str, base_version: int,
         if action is Action.AMEND and undecided_orders(document):
             raise InvalidInput("accept or reject every order in an amendment")
         item.version += 1
+        s.flush()  # the guarded UPDATE first: a lost race fails here, before the insert
         s.add(NoteVersion(item_id=item.id, number=item.version, author_id=who.user_id,
                           kind="amend" if action is Action.AMEND else "edit",
                           author_name=who.name, created_at=now, document=document))

@@ -1,7 +1,8 @@
 """Admin (IT) API: users, roles, pools, routing, room physicians, rooms status, audit.
 
 An admin user manages only the clinics where they hold the admin role; the IT
-API key manages every clinic. Neither reaches notes or transcripts.
+API key manages every clinic. Neither reaches notes or transcripts. Each change
+commits before its response is sent, so a client can use what it made at once.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def _pool_public(session: SessionDep, pool: Pool) -> PoolPublic:
 def create_user(body: UserCreate, session: SessionDep, op: OperatorDep) -> UserPublic:
     user = directory.add_user(session, body.username, body.password, body.clinic_id, body.role,
                               body.display_name, clinics=op.clinics)
+    session.commit()
     return _user_public(session, user, op)
 
 
@@ -75,6 +77,7 @@ def list_users(session: SessionDep, op: OperatorDep) -> list[UserPublic]:
 def add_membership(body: MembershipCreate, session: SessionDep, op: OperatorDep) -> UserPublic:
     directory.add_membership(session, body.username, body.clinic_id, body.role,
                              clinics=op.clinics)
+    session.commit()
     return _user_public(session, directory.get_user(session, body.username), op)
 
 
@@ -84,6 +87,7 @@ def create_pool(body: PoolCreate, session: SessionDep, op: OperatorDep) -> PoolP
                               specialty=body.specialty, turnaround_h=body.turnaround_h,
                               target_pct=body.target_pct, lease_min=body.lease_min,
                               pool_id=body.id, clinics=op.clinics)
+    session.commit()
     return _pool_public(session, pool)
 
 
@@ -99,6 +103,7 @@ def list_pools(session: SessionDep, op: OperatorDep) -> list[PoolPublic]:
 def add_pool_member(pool_id: str, body: PoolMemberCreate, session: SessionDep,
                     op: OperatorDep) -> PoolPublic:
     directory.add_pool_member(session, pool_id, body.username, clinics=op.clinics)
+    session.commit()
     pool = session.get(Pool, pool_id)
     assert pool is not None
     return _pool_public(session, pool)
@@ -108,14 +113,17 @@ def add_pool_member(pool_id: str, body: PoolMemberCreate, session: SessionDep,
 def remove_pool_member(pool_id: str, username: str, session: SessionDep,
                        op: OperatorDep) -> Response:
     directory.remove_pool_member(session, pool_id, username, clinics=op.clinics)
+    session.commit()
     return Response(status_code=204)
 
 
 @router.post("/routing-rules", status_code=201, response_model=RoutingRulePublic)
 def create_rule(body: RoutingRuleCreate, session: SessionDep, op: OperatorDep) -> RoutingRule:
-    return directory.add_routing_rule(session, body.pool_id, priority=body.priority,
+    rule = directory.add_routing_rule(session, body.pool_id, priority=body.priority,
                                       room_id=body.room_id, room_prefix=body.room_prefix,
                                       template=body.template, clinics=op.clinics)
+    session.commit()
+    return rule
 
 
 @router.get("/routing-rules", response_model=list[RoutingRulePublic])
@@ -131,6 +139,7 @@ def assign_room(body: RoomPhysicianCreate, session: SessionDep,
                 op: OperatorDep) -> dict[str, str]:
     """The physician who owns (signs) the encounters of a room from now on."""
     directory.assign_room_physician(session, body.room_id, body.username, clinics=op.clinics)
+    session.commit()
     return {"room_id": body.room_id, "physician": body.username}
 
 

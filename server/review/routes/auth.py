@@ -36,6 +36,7 @@ def start_session(session: SessionDep, settings: Settings, response: Response, u
         raise
     first_clinic = next(iter(sorted(who.roles)), "")
     record(session, who, AuditAction.LOGIN, clinic_id=first_clinic, now=now)
+    session.commit()  # before the response: the client may use the cookie at once
     response.set_cookie(COOKIE, token, max_age=int(settings.session_ttl_h * 3600),
                         httponly=True, samesite="lax", secure=settings.secure_cookies, path="/")
     return LoginResponse(user=me_public(who),
@@ -56,6 +57,7 @@ def logout(request: Request, session: SessionDep, who: CurrentUser) -> Response:
     if token:
         auth.logout(session, token, utcnow())
     record(session, who, AuditAction.LOGOUT, clinic_id=next(iter(sorted(who.roles)), ""))
+    session.commit()
     response = Response(status_code=204)
     response.delete_cookie(COOKIE, path="/")
     return response
@@ -69,5 +71,6 @@ def me(who: CurrentUser) -> MePublic:
 @router.post("/tokens", status_code=201, response_model=TokenCreated)
 def create_token(body: TokenCreate, session: SessionDep, who: CurrentUser) -> TokenCreated:
     """An API token that acts as you (for scripts); shown once."""
-    return TokenCreated(name=body.name, token=auth.create_user_token(session, who.user_id,
-                                                                     body.name))
+    token = auth.create_user_token(session, who.user_id, body.name)
+    session.commit()
+    return TokenCreated(name=body.name, token=token)

@@ -1,0 +1,98 @@
+"""FHIR export: a document Bundle that fhir.resources (R4B, 4.3.0) validates."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+from pydantic import ValidationError
+
+from server.review import fhir
+from server.review.document import OrderChange, apply_edit, document_from_draft
+from server.review.errors import InvalidInput
+from tests.review.world import make_draft
+
+SIGNED_AT = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+
+
+def _decided() -> dict:
+    doc = document_from_draft(make_draft("enc-9"))
+    return apply_edit(doc, {}, [OrderChange("o1", "accepted"),
+                                OrderChange("o2", "accepted", {"name": "cbc with differential"}),
+                                OrderChange("o3", "rejected"),
+                                OrderChange(None, "accepted", {"kind": "medication",
+                                                               "name": "metformin",
+                                                               "status": "stop"})])
+
+
+def _bundle(amended: bool = False) -> dict:
+    return fhir.build_bundle(item_id="item-1", encounter_id="enc-9", version=3,
+                             document=_decided(), signer_id=7, signer_name="Dr North",
+                             signed_at=SIGNED_AT, amended=amended)
+
+
+def test_bundle_validates_and_holds_note_and_accepted_orders() -> None:
+    bundle = _bundle()
+    Bundle.model_validate(bundle)  # parses again from the JSON we store and serve
+    types = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert types == ["Composition", "Practitioner", "MedicationRequest", "ServiceRequest",
+                     "MedicationRequest"]  # o3 (rejected) is not exported
+    comp = bundle["entry"][0]["resource"]
+    assert bundle["type"] == "document" and comp["status"] == "final"
+    assert comp["type"]["coding"][0]["code"] == "11506-3"
+    assert comp["encounter"]["identifier"]["value"] == "enc-9"
+    titles = [s["title"] for s in comp["section"]]
+    assert titles == ["CHIEF COMPLAINT", "HISTORY OF PRESENT ILLNESS", "ASSESSMENT", "PLAN",
+                      "Orders"]
+    assert comp["section"][1]["code"]["coding"][0]["code"] == "10164-2"
+    assert "chest tightness" in comp["section"][1]["text"]["div"]
+    urls = {e["fullUrl"] for e in bundle["entry"]}
+    assert {r["reference"] for r in comp["section"][-1]["entry"]} <= urls
+    med = bundle["entry"][2]["resource"]
+    assert (med["status"], med["intent"]) == ("draft", "order")
+    assert med["medicationCodeableConcept"]["text"] == "lisinopril"
+    assert med["dosageInstruction"][0]["text"] == "10 mg oral once a day"
+    lab = bundle["entry"][3]["resource"]
+    assert lab["code"]["text"] == "cbc with differential"
+    assert lab["category"][0]["coding"][0]["code"] == "108252007"
+    assert bundle["entry"][4]["resource"]["doNotPerform"] is True  # a "stop" order
+
+
+def test_amended_and_deterministic() -> None:
+    assert _bundle(amended=True)["entry"][0]["resource"]["status"] == "amended"
+    assert fhir.bundle_digest(_bundle()) == fhir.bundle_digest(_bundle())
+
+
+def test_narrative_is_escaped() -> None:
+    doc = apply_edit(_decided(), {"plan": "BP <140/90> & recheck"}, [])
+    bundle = fhir.build_bundle(item_id="i", encounter_id="e", version=1, document=doc,
+                               signer_id=1, signer_name="Dr <b>", signed_at=SIGNED_AT)
+    plan = [s for s in bundle["entry"][0]["resource"]["section"] if s["title"] == "PLAN"][0]
+    assert "BP &lt;140/90&gt; &amp; recheck" in plan["text"]["div"]
+
+
+def test_structural_errors_do_not_leave(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An order resource missing its required subject must fail validation.
+    real = fhir._order_resource
+    monkeypatch.setattr(fhir, "_order_resource",
+                        lambda order, common: {k: v for k, v in real(order, common).items()
+                                               if k != "subject"})
+    with pytest.raises(ValidationError, match="subject"):
+        _bundle()
+
+
+def test_empty_note_cannot_be_exported() -> None:
+    doc = {"sections": [{"key": "plan", "title": "PLAN", "text": " ", "sentences": []}],
+           "orders": []}
+    with pytest.raises(InvalidInput):
+        fhir.build_bundle(item_id="i", encounter_id="e", version=1, document=doc, signer_id=1,
+                          signer_name="x", signed_at=SIGNED_AT)
+
+
+def test_outbox_write_is_whole(tmp_path: Path) -> None:
+    path = fhir.write_outbox(tmp_path / "outbox", "enc-9-v3.json", _bundle())
+    assert json.loads(path.read_text())["type"] == "document"
+    assert [p.name for p in path.parent.iterdir()] == ["enc-9-v3.json"]
