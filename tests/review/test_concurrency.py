@@ -43,8 +43,8 @@ def test_two_partners_claim_at_once_over_http(server: ServerThread, world: World
     for _ in range(ROUNDS):
         _, item = add_encounter(world.db, "exam-1")
         url = f"/api/v1/review/items/{item}/claim"
-        results: list[httpx.Response] = _race(lambda: alice.post(url),  # type: ignore[assignment]
-                                              lambda: bob.post(url))
+        results: list[httpx.Response] = _race(  # type: ignore[assignment]
+            lambda url=url: alice.post(url), lambda url=url: bob.post(url))
         codes = sorted(r.status_code for r in results)
         assert codes == [200, 409], [r.text for r in results]
         loser = next(r for r in results if r.status_code == 409).json()
@@ -65,7 +65,7 @@ def test_claim_race_in_the_service_layer(world: World) -> None:
         _, item = add_encounter(db, "exam-1")
         assert item is not None
 
-        def claim(username: str) -> str:
+        def claim(username: str, item: str = item) -> str:
             with db.session() as s:
                 who = load_principal(s, directory.get_user(s, username), "test")
                 try:
@@ -127,7 +127,7 @@ def test_simultaneous_saves_on_one_version_one_wins(world: World) -> None:
             who = load_principal(s, directory.get_user(s, "dr_north"), "test")
             try:
                 workflow.edit(s, who, item, 1, {"plan": text}, [], utcnow())
-            except Exception as err:  # noqa: BLE001 - the loser's error is the result
+            except Exception as err:  # the loser's error is the result
                 return type(err).__name__
             return "saved"
 

@@ -70,7 +70,7 @@ def test_narrative_is_escaped() -> None:
     doc = apply_edit(_decided(), {"plan": "BP <140/90> & recheck"}, [])
     bundle = fhir.build_bundle(item_id="i", encounter_id="e", version=1, document=doc,
                                signer_id=1, signer_name="Dr <b>", signed_at=SIGNED_AT)
-    plan = [s for s in bundle["entry"][0]["resource"]["section"] if s["title"] == "PLAN"][0]
+    plan = next(s for s in bundle["entry"][0]["resource"]["section"] if s["title"] == "PLAN")
     assert "BP &lt;140/90&gt; &amp; recheck" in plan["text"]["div"]
 
 
