@@ -17,7 +17,8 @@ _ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
          "eighteen", "nineteen"]
 _TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 _UNITS = {"mg": "milligrams", "mcg": "micrograms", "ml": "milliliters", "kg": "kilograms",
-          "a1c": "a one c", "a1": "a one"}
+          "a1c": "a one c", "a1": "a one", "gonna": "going to", "wanna": "want to",
+          "okay": "ok"}
 
 
 def _number(n: int) -> str:

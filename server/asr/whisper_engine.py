@@ -7,8 +7,9 @@ The only module that imports faster_whisper/ctranslate2. Streaming works like th
 * When an utterance closes, its audio (plus a little padding) is decoded once,
   with word timestamps from cross-attention alignment → a :class:`Final`.
 * While it is open, it is re-decoded greedily without word times every
-  ``partial_interval_s`` of new audio → a :class:`Partial` (skipped when the
-  room is behind: a call that brings more than one interval gets one partial).
+  ``partial_interval_s`` of new audio (or 30 % of the utterance so far, if
+  longer) → a :class:`Partial`; none when the room is behind (a call that
+  brings more than one interval of audio). Partials are best effort; finals never.
 
 Each decode encodes only the utterance (padded to ``min_window_s``), not a full
 30 s window: CTranslate2 accepts shorter inputs, and the encoder cost scales
@@ -108,13 +109,15 @@ class WhisperEngine:
             kwargs.update(sampling_temperature=temperature, sampling_topk=0)
         return self.model.model.generate(encoded, [prompt], **kwargs)[0]
 
-    def decode(self, audio: np.ndarray, *, with_words: bool) -> tuple[str, list[Word]]:
+    def decode(self, audio: np.ndarray, *, with_words: bool,
+               min_window_s: float | None = None) -> tuple[str, list[Word]]:
         """Text (and words, times relative to ``audio``) of one utterance; "" for non-speech."""
         from faster_whisper.transcribe import get_compression_ratio, merge_punctuations
 
         features = self.model.feature_extractor(audio)
         content = min(features.shape[-1] - 1, MAX_FRAMES)
-        window = min(MAX_FRAMES, max(content, int(self.options.min_window_s * FRAMES_PER_SECOND)))
+        min_window = self.options.min_window_s if min_window_s is None else min_window_s
+        window = min(MAX_FRAMES, max(content, int(min_window * FRAMES_PER_SECOND)))
         features = features[:, :content]
         if window > content:
             features = np.pad(features, ((0, 0), (0, window - content)))
@@ -194,6 +197,17 @@ class WhisperRecognizer:
             self._buffer = self._buffer[cut:]
             self._buffer_start += cut
 
+    def _partial_due(self, call_s: float) -> bool:
+        """Partials are best effort, finals never are. The gap between partials grows with
+        the utterance (each re-decodes it whole), and a call that brings more than one
+        interval of audio means the room is behind: no partial then."""
+        interval = self.engine.options.partial_interval_s
+        if self._open_start is None or interval <= 0 or call_s > interval:
+            return False
+        now = self.turns.position_s
+        gap = max(interval, 0.3 * (now - self._open_start))
+        return now - self._partial_mark >= gap
+
     def accept(self, pcm: bytes) -> list[RecognitionEvent]:
         samples = pcm_to_float(pcm)
         self._buffer = np.concatenate([self._buffer, samples])
@@ -201,12 +215,12 @@ class WhisperRecognizer:
         events: list[RecognitionEvent] = []
         for prob in self.vad.process(samples):
             events.extend(self._on_turns(self.turns.process(prob)))
-        interval = self.engine.options.partial_interval_s
-        now = self.turns.position_s
-        if self._open_start is not None and interval > 0 and now - self._partial_mark >= interval:
+        if self._partial_due(len(samples) / SAMPLE_RATE):
+            now = self.turns.position_s
+            assert self._open_start is not None
             self._partial_mark = now
             audio, _ = self._slice(self._open_start - self.engine.options.pad_s, now)
-            text, _ = self.engine.decode(audio, with_words=False)
+            text, _ = self.engine.decode(audio, with_words=False, min_window_s=0.0)
             if text:
                 events.append(Partial(self._open_start, text))
         self._trim()
