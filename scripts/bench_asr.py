@@ -345,19 +345,23 @@ async def _visit_end(engine: SpeechEngine, pcm: bytes, db_dir: Path) -> dict[str
 
 
 def ten_minute_visit(data: Path, minutes: float) -> bytes:
+    """An ACI-BENCH valid visit spoken by two voices, ending with the last whole turn before
+    ``minutes`` and one second of room silence (a visit ends after someone spoke, not mid-word)."""
     from server.lab.speech import read_aci_dialogue, synthesize_dialogue
 
+    limit = minutes * 60
     turns = read_aci_dialogue(data / "aci-bench" / "valid.csv", row=0)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "visit.wav"
         while True:
-            timed = synthesize_dialogue(turns, out, gap_s=0.8, max_seconds=minutes * 60)
-            with wave.open(str(out), "rb") as w:
-                pcm = w.readframes(w.getnframes())
-            if len(pcm) >= minutes * 60 * BYTES_PER_SECOND - BYTES_PER_SECOND or len(timed) < len(
-                    turns):
-                return pcm
+            timed = synthesize_dialogue(turns, out, gap_s=0.8, max_seconds=limit + 60)
+            if timed[-1].end_s >= limit or len(timed) < len(turns):
+                break
             turns = turns + turns  # a short dialogue: say it again
+        with wave.open(str(out), "rb") as w:
+            pcm = w.readframes(w.getnframes())
+    last_end = max(t.end_s for t in timed if t.end_s <= limit)
+    return pcm[: int((last_end + 1.0) * RATE) * 2]
 
 
 # ----------------------------------------------------------------------------- main

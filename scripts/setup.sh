@@ -10,6 +10,8 @@ EXTRAS=${EXTRAS:-device,server,dev}
 # portaudio19-dev: pyaudio builds from source. espeak-ng/sox: synthesized test
 # speech. libsndfile1: audio I/O in the benchmarks.
 APT_PACKAGES=(portaudio19-dev espeak-ng sox libsndfile1)
+# flite: more synthetic voices for the ASR benchmark (scripts/bench_asr.py).
+APT_PACKAGES+=(flite)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     asr_workers: int = Field(2, ge=1, le=64)
     asr_threads_per_worker: int = Field(1, ge=1, le=16)
     #: Whisper: seconds of new speech between partial decodes of the open utterance (0 = none).
-    asr_partial_interval_s: float = Field(1.0, ge=0)
+    asr_partial_interval_s: float = Field(1.5, ge=0)
     #: A pause this long ends an utterance (a final segment); longer ones are split.
     asr_min_silence_ms: int = Field(500, ge=100)
     asr_max_segment_s: float = Field(20.0, ge=2)

@@ -7,9 +7,9 @@ The only module that imports faster_whisper/ctranslate2. Streaming works like th
 * When an utterance closes, its audio (plus a little padding) is decoded once,
   with word timestamps from cross-attention alignment → a :class:`Final`.
 * While it is open, it is re-decoded greedily without word times every
-  ``partial_interval_s`` of new audio (or 30 % of the utterance so far, if
+  ``partial_interval_s`` of new audio (or half the utterance so far, if
   longer) → a :class:`Partial`; none when the room is behind (a call that
-  brings more than one interval of audio). Partials are best effort; finals never.
+  brings more than 0.5 s of audio). Partials are best effort; finals never.
 
 Each decode encodes only the utterance (padded to ``min_window_s``), not a full
 30 s window: CTranslate2 accepts shorter inputs, and the encoder cost scales
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 FRAMES_PER_SECOND = 100  # Whisper's mel frames
 MAX_FRAMES = 3000  # 30 s: the longest input the encoder takes
+#: A call bringing more audio than this means the room's queue is building up: no partial.
+BEHIND_CALL_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +50,7 @@ class WhisperOptions:
     workers: int = 1  # concurrent decodes (CTranslate2 replicas)
     threads: int = 1  # CPU threads per decode
     beam_size: int = 1
-    partial_interval_s: float = 1.0  # 0 = no partials
+    partial_interval_s: float = 1.5  # 0 = no partials
     min_silence_s: float = 0.5
     max_segment_s: float = 20.0
     min_window_s: float = 10.0  # pad shorter utterances to this before encoding
@@ -199,13 +201,13 @@ class WhisperRecognizer:
 
     def _partial_due(self, call_s: float) -> bool:
         """Partials are best effort, finals never are. The gap between partials grows with
-        the utterance (each re-decodes it whole), and a call that brings more than one
-        interval of audio means the room is behind: no partial then."""
+        the utterance (each re-decodes it whole), and a call that brings more than
+        ``BEHIND_CALL_S`` of audio means the room is behind: no partial then."""
         interval = self.engine.options.partial_interval_s
-        if self._open_start is None or interval <= 0 or call_s > interval:
+        if self._open_start is None or interval <= 0 or call_s > BEHIND_CALL_S:
             return False
         now = self.turns.position_s
-        gap = max(interval, 0.3 * (now - self._open_start))
+        gap = max(interval, 0.5 * (now - self._open_start))
         return now - self._partial_mark >= gap
 
     def accept(self, pcm: bytes) -> list[RecognitionEvent]:
