@@ -58,11 +58,15 @@ async def review_socket(ws: WebSocket) -> None:
     try:
         await ws.send_json({"type": "hello", "user": who.username})
         while not receiver.done():
-            try:
-                message = await asyncio.wait_for(sub.queue.get(), timeout=PING_S)
-            except TimeoutError:
-                message = {"type": "ping"}
-            await ws.send_json(message)
+            getter = asyncio.create_task(sub.queue.get())
+            done, _ = await asyncio.wait({getter, receiver}, timeout=PING_S,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                await ws.send_json(getter.result())
+                continue
+            getter.cancel()
+            if not done:  # quiet for PING_S
+                await ws.send_json({"type": "ping"})
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
