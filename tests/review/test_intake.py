@@ -26,7 +26,7 @@ def test_routing_rules_lowest_priority_match_wins(world: World) -> None:
         directory.add_routing_rule(s, "north-aci", priority=20, template="aci")
         with pytest.raises(Exception, match="not a room of clinic"):
             directory.add_routing_rule(s, "north-aci", room_id="south-1")
-    enc2, item2 = add_encounter(world.db, "exam-2")
+    _, item2 = add_encounter(world.db, "exam-2")
     enc1, _ = add_encounter(world.db, "exam-1", draft=False)
     with world.db.session() as s:
         assert s.get(ReviewItem, item2).pool_id == "north-cardio"  # type: ignore[union-attr]
@@ -75,8 +75,8 @@ def test_transcript_falls_back_to_the_stored_segments(world: World) -> None:
 
 
 async def test_submit_draft_commits_and_publishes(world: World, settings: Settings) -> None:
-    from server.review.live import hub_of
     from server.review.auth import load_principal
+    from server.review.live import hub_of
 
     enc, _ = add_encounter(world.db, "exam-1", draft=False)
     services = Services.build(settings)

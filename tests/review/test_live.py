@@ -24,9 +24,9 @@ async def _socket(server: ServerThread, client: UserClient, **headers: str) -> A
     return ws
 
 
-async def _next_change(ws: Any, timeout: float = 5) -> dict[str, Any]:
+async def _next_change(ws: Any, wait_s: float = 5) -> dict[str, Any]:
     while True:
-        msg = json.loads(await asyncio.wait_for(ws.recv(), timeout=timeout))
+        msg = json.loads(await asyncio.wait_for(ws.recv(), timeout=wait_s))
         if msg["type"] == "item-changed":
             return msg
 
@@ -45,7 +45,7 @@ async def test_claim_is_pushed_to_pool_members_and_physician_only(
                 item, "claimed", "claim", "alice")
         # The other clinic hears nothing (a short wait is enough: the push above arrived).
         try:
-            leaked = await _next_change(sockets["dave"], timeout=0.5)
+            leaked = await _next_change(sockets["dave"], wait_s=0.5)
         except TimeoutError:
             leaked = None
         assert leaked is None
