@@ -98,6 +98,24 @@ function collectEdit(root) {
   return {sections, orders};
 }
 
+// After a save the page shows what the server stored, and later edits diff against it.
+function markSaved(root, item) {
+  root.querySelectorAll("textarea, input[data-field]").forEach((el) => { el.defaultValue = el.value; });
+  root.querySelectorAll("input[type=radio]").forEach((el) => {
+    el.defaultChecked = el.checked;
+    if (el.checked) el.setAttribute("checked", ""); else el.removeAttribute("checked");
+  });
+  const label = document.getElementById("version-label");
+  if (label) label.textContent = item.version;
+  for (const order of item.document.orders) {
+    const fs = root.querySelector(`fieldset[data-order="${order.id}"]`);
+    if (!fs) continue;
+    fs.className = `order decision-${order.decision}`;
+    const badge = fs.querySelector("legend .badge");
+    if (badge) badge.textContent = order.decision;
+  }
+}
+
 function initItem() {
   const head = document.getElementById("item");
   if (!head) return;
@@ -127,6 +145,7 @@ function initItem() {
     if (res.ok) {
       version = res.data.version;
       dirty = false;
+      markSaved(form, res.data);
       toast(`Saved as version ${version}`);
       return true;
     }
