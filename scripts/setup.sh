@@ -12,6 +12,8 @@ EXTRAS=${EXTRAS:-device,server,dev}
 APT_PACKAGES=(portaudio19-dev espeak-ng sox libsndfile1)
 # flite: more synthetic voices for the ASR benchmark (scripts/bench_asr.py).
 APT_PACKAGES+=(flite)
+# chromium: the web UI's browser test (Playwright drives Debian's /usr/bin/chromium).
+APT_PACKAGES+=(chromium)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
