@@ -39,15 +39,15 @@ class AuditAction(StrEnum):
 
 
 def record(s: Session, who: Principal | None, action: AuditAction, item: ReviewItem | None = None,
-           detail: str = "", *, clinic_id: str = "", actor: str = "", now: datetime | None = None,
-           ) -> AuditEvent:
+           detail: str = "", *, clinic_id: str = "", actor: str = "", encounter_id: str = "",
+           now: datetime | None = None) -> AuditEvent:
     event = AuditEvent(
         user_id=who.user_id if who else None,
         actor=actor or (f"{who.username}" if who else "system"),
         clinic_id=item.clinic_id if item else clinic_id,
         action=action.value,
         item_id=item.id if item else "",
-        encounter_id=item.encounter_id if item else "",
+        encounter_id=item.encounter_id if item else encounter_id,
         detail=detail[:2000],
     )
     if now is not None:

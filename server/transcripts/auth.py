@@ -1,9 +1,10 @@
 """Who may watch an encounter's transcript. One place, so the review queue can extend it.
 
-Today: a valid admin API key, as a bearer token (``Authorization: Bearer KEY``)
-or, for browsers that cannot set headers on a websocket, the ``access_token``
-query parameter. The review-queue work replaces the body with its users and
-roles (physicians and partners with access to the encounter's clinic).
+A valid admin API key, as a bearer token (``Authorization: Bearer KEY``) or,
+for browsers that cannot set headers on a websocket, the ``access_token``
+query parameter; or a review-queue user (``server/review/viewers.py``): a user
+token (``rsu_…``) or the browser's session cookie, for the room's physician and
+whoever may open the encounter's review item (audited).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ __all__ = ["ViewerIdentity", "authorize_viewer", "bearer_token"]
 
 @dataclass(frozen=True, slots=True)
 class ViewerIdentity:
-    kind: str  # "api-key"
+    kind: str  # "api-key" | "user"
     name: str
 
 
@@ -36,8 +37,12 @@ def authorize_viewer(session: Session, conn: HTTPConnection,
                      encounter_id: str) -> ViewerIdentity | None:
     """The viewer if ``conn`` may see ``encounter_id``'s transcript, else None."""
     token = bearer_token(conn)
-    if token is None:
-        return None
+    if token is None or token.startswith("rsu_"):
+        # Review-queue users (physicians, partners): a user token or the session cookie.
+        from server.review.viewers import encounter_viewer
+
+        who = encounter_viewer(session, conn, token, encounter_id)
+        return ViewerIdentity("user", who.username) if who else None
     key = verify_api_key(session, token)
     if key is None or key.role != "admin":
         return None
