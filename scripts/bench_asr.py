@@ -346,7 +346,9 @@ async def _visit_end(engine: SpeechEngine, pcm: bytes, db_dir: Path) -> dict[str
 
 def ten_minute_visit(data: Path, minutes: float) -> bytes:
     """An ACI-BENCH valid visit spoken by two voices, ending with the last whole turn before
-    ``minutes`` and one second of room silence (a visit ends after someone spoke, not mid-word)."""
+    ``minutes`` and 0.3 s of silence: shorter than the pause that closes an utterance, so
+    the last utterance is still open when the visit ends (the hard case: stop pressed
+    right after the last word) and is decoded after the end."""
     from server.lab.speech import read_aci_dialogue, synthesize_dialogue
 
     limit = minutes * 60
@@ -361,7 +363,7 @@ def ten_minute_visit(data: Path, minutes: float) -> bytes:
         with wave.open(str(out), "rb") as w:
             pcm = w.readframes(w.getnframes())
     last_end = max(t.end_s for t in timed if t.end_s <= limit)
-    return pcm[: int((last_end + 1.0) * RATE) * 2]
+    return pcm[: int((last_end + 0.3) * RATE) * 2]
 
 
 # ----------------------------------------------------------------------------- main

@@ -6,8 +6,8 @@ from alembic import context
 from sqlalchemy import create_engine
 
 import server.review.models  # noqa: F401  (review queue tables)
-import server.transcripts.tables  # noqa: F401  (transcript tables)
 from server.models import Base
+from server.transcripts import tables as _transcript_tables  # noqa: F401  (its tables)
 
 config = context.config
 target_metadata = Base.metadata

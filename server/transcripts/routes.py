@@ -78,11 +78,11 @@ class TranscriptPublic(BaseModel):
 
 
 @router.get("/api/v1/encounters/{encounter_id}/transcript", response_model=TranscriptPublic)
-async def get_transcript(encounter_id: str, services: ServicesDep, session: SessionDep,
-                         _: Viewer) -> TranscriptPublic:
+def get_transcript(encounter_id: str, services: ServicesDep, session: SessionDep,
+                   _: Viewer) -> TranscriptPublic:
     if session.get(Encounter, encounter_id) is None:
         raise HTTPException(404, f"no encounter {encounter_id}")
-    stored = await services.run_db(services.transcripts.load, encounter_id)
+    stored = services.transcripts.load(encounter_id)
     live = services.transcription.monitor.get(encounter_id) if services.transcription else None
     if stored is None:
         state = TranscriptionPublic(status="none", engine="", language="", audio_s=0,
