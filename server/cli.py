@@ -187,8 +187,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _split_delegated(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """Split off a delegated subcommand's own arguments (argparse's REMAINDER drops a
+    leading option such as ``--help``, so the split is made here)."""
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--log-level":
+            i += 2
+            continue
+        if token.startswith("-"):
+            i += 1
+            continue
+        if token in DELEGATED:
+            return argv[: i + 1], argv[i + 1:]
+        break
+    return argv, None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    head, rest = _split_delegated(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(head)
+    if rest is not None:
+        args.rest = rest
     args.log_level = (args.log_level or ("INFO" if args.command == "serve" else "WARNING")).upper()
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
