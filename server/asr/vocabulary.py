@@ -12,10 +12,12 @@ insert text. Its room is bounded (half of Whisper's 448-token context), so
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["BUNDLED", "load_vocabulary", "prompt_terms", "resolve_vocabulary"]
+__all__ = ["BUNDLED", "TermMatcher", "load_vocabulary", "prompt_terms", "resolve_vocabulary"]
 
 BUNDLED = Path(__file__).with_name("vocabulary") / "medical_en.txt"
 
@@ -54,3 +56,55 @@ def prompt_terms(terms: Sequence[str], count_tokens: Callable[[str], int],
         chosen.append(term)
         used += cost
     return chosen
+
+
+def _key(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+class TermMatcher:
+    """Finds vocabulary terms that a hypothesis seems to have misheard.
+
+    A span of one to three hypothesis words, squashed ("emac sisillin" →
+    "emacsisillin"), that is at least ``min_ratio`` similar (difflib ratio) to a
+    term it does not already contain exactly is a candidate. A single word that
+    is common (``is_common``, e.g. one tokenizer piece) is never one: the
+    candidates only steer a second decode of the same audio, they are not
+    written into the text.
+    """
+
+    def __init__(self, terms: Sequence[str], is_common: Callable[[str], bool],
+                 min_ratio: float = 0.68) -> None:
+        self.terms = [(t, _key(t)) for t in terms if len(_key(t)) >= 4]
+        self.is_common = is_common
+        self.min_ratio = min_ratio
+
+    def candidates(self, text: str, limit: int = 8) -> list[str]:
+        words = re.findall(r"[A-Za-z0-9][A-Za-z0-9'.-]*", text)
+        keys = [_key(w) for w in words]
+        present = set(keys)
+        spans: set[str] = set()
+        for i in range(len(words)):
+            for n in (1, 2, 3):
+                if i + n > len(words):
+                    break
+                span = "".join(keys[i:i + n])
+                if len(span) < 4 or (n == 1 and self.is_common(words[i].lower())):
+                    continue
+                spans.add(span)
+        scored: dict[str, float] = {}
+        for term, key in self.terms:
+            if key in present:
+                continue
+            best = 0.0
+            for span in spans:
+                if not 0.6 <= len(span) / len(key) <= 1.6:
+                    continue
+                matcher = difflib.SequenceMatcher(None, span, key)
+                if (matcher.real_quick_ratio() < self.min_ratio
+                        or matcher.quick_ratio() < self.min_ratio):
+                    continue
+                best = max(best, matcher.ratio())
+            if best >= self.min_ratio:
+                scored[term] = best
+        return sorted(scored, key=lambda t: -scored[t])[:limit]

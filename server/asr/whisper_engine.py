@@ -9,11 +9,19 @@ The only module that imports faster_whisper/ctranslate2. Streaming works like th
 * While it is open, it is re-decoded greedily without word times every
   ``partial_interval_s`` of new audio (or half the utterance so far, if
   longer) → a :class:`Partial`; none when the room is behind (a call that
-  brings more than 0.5 s of audio). Partials are best effort; finals never.
+  brings more than 0.5 s of audio) or the other workers are all decoding.
+  Partials are best effort; finals never are.
 
 Each decode encodes only the utterance (padded to ``min_window_s``), not a full
 30 s window: CTranslate2 accepts shorter inputs, and the encoder cost scales
-with the length. The medical vocabulary goes in as a decoder prompt.
+with the length. Finals use beam search, partials greedy decoding.
+
+Medical vocabulary: the leading terms that fit ``prompt_budget_tokens`` go in as
+the decoder prompt. When a final's words look like a misheard term that was not
+in it (:class:`~server.asr.vocabulary.TermMatcher`, e.g. "lisidopril"), the same
+encoder output is decoded once more with those terms first in the prompt. The
+prompt only biases the decoder towards what the audio supports; no text is
+substituted.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from server.asr.engine import SAMPLE_RATE, Final, Partial, RecognitionEvent
 from server.asr.errors import EngineUnavailable, ModelNotInstalled
 from server.asr.silero import SpeechDetector, load_vad_session
 from server.asr.turns import TurnEnded, TurnSegmenter, TurnStarted
-from server.asr.vocabulary import prompt_terms
+from server.asr.vocabulary import TermMatcher, prompt_terms
 
 __all__ = ["WhisperEngine", "WhisperOptions", "WhisperRecognizer"]
 
@@ -49,13 +57,14 @@ BEHIND_CALL_S = 0.5
 class WhisperOptions:
     workers: int = 1  # concurrent decodes (CTranslate2 replicas)
     threads: int = 1  # CPU threads per decode
-    beam_size: int = 1
+    beam_size: int = 5  # finals (partials are always greedy)
     partial_interval_s: float = 1.5  # 0 = no partials
     min_silence_s: float = 0.5
     max_segment_s: float = 20.0
     min_window_s: float = 10.0  # pad shorter utterances to this before encoding
     pad_s: float = 0.2  # audio kept either side of an utterance
     prompt_budget_tokens: int = 150  # room for the vocabulary in the decoder prompt
+    second_pass: bool = True  # re-decode finals whose words look like misheard terms
     no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0
 
@@ -86,34 +95,67 @@ class WhisperEngine:
         self.vad_session = load_vad_session()
         self.terms = prompt_terms(vocabulary, lambda s: len(self.tokenizer.encode(s)),
                                   self.options.prompt_budget_tokens)
-        self._prompt_prefix: list[int] = []
-        if self.terms:
-            # "Amoxicillin, lisinopril, metformin." reads as prior text with a sentence end;
-            # measured here it biases better than bare lowercase words.
-            prompt = ", ".join(self.terms)
-            self._prompt_prefix = [self.tokenizer.sot_prev, *self.tokenizer.encode(
-                " " + prompt[:1].upper() + prompt[1:] + ".")]
+        self._prompt_prefix = self._prompt_for(self.terms)
+        self.matcher = TermMatcher(vocabulary, self._is_common) if (
+            vocabulary and self.options.second_pass) else None
         self._lock = threading.Lock()  # only for the counters below
         self.decodes = 0
+        self.second_passes = 0
+        self._in_flight = 0
 
     def recognizer(self) -> WhisperRecognizer:
         return WhisperRecognizer(self)
 
+    def _is_common(self, word: str) -> bool:
+        return len(self.tokenizer.encode(" " + word)) == 1
+
+    def _prompt_for(self, terms: Sequence[str]) -> list[int]:
+        if not terms:
+            return []
+        # "Amoxicillin, lisinopril, metformin." reads as prior text with a sentence end;
+        # measured here it biases better than bare lowercase words.
+        prompt = ", ".join(terms)
+        return [self.tokenizer.sot_prev,
+                *self.tokenizer.encode(" " + prompt[:1].upper() + prompt[1:] + ".")]
+
+    def _second_pass_prompt(self, candidates: Sequence[str]) -> list[int]:
+        """The candidates first, then the usual terms, within the same token budget."""
+        rest = [t for t in self.terms if t not in candidates]
+        terms = prompt_terms([*candidates, *rest], lambda s: len(self.tokenizer.encode(s)),
+                             self.options.prompt_budget_tokens)
+        return self._prompt_for(terms)
+
     # ------------------------------------------------------------------ decoding
 
-    def _generate(self, encoded: Any, prompt: list[int], max_new: int,
-                  temperature: float) -> Any:
-        kwargs: dict[str, Any] = {"beam_size": self.options.beam_size if temperature == 0 else 1,
-                                  "return_scores": True, "return_no_speech_prob": True,
-                                  "suppress_blank": True, "suppress_tokens": [-1],
+    def _generate(self, encoded: Any, prompt: list[int], max_new: int, *, beam_size: int,
+                  no_repeat: bool = False) -> Any:
+        kwargs: dict[str, Any] = {"beam_size": beam_size, "return_scores": True,
+                                  "return_no_speech_prob": True, "suppress_blank": True,
+                                  "suppress_tokens": [-1],
                                   "max_length": min(448, len(prompt) + max_new)}
-        if temperature > 0:
-            kwargs.update(sampling_temperature=temperature, sampling_topk=0)
+        if no_repeat:
+            kwargs.update(no_repeat_ngram_size=3, repetition_penalty=1.1)
         return self.model.model.generate(encoded, [prompt], **kwargs)[0]
 
     def decode(self, audio: np.ndarray, *, with_words: bool,
                min_window_s: float | None = None) -> tuple[str, list[Word]]:
         """Text (and words, times relative to ``audio``) of one utterance; "" for non-speech."""
+        with self._lock:
+            self._in_flight += 1
+        try:
+            return self._decode(audio, with_words, min_window_s)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def partial_allowed(self) -> bool:
+        """A partial may run only while a worker would otherwise idle: with other decodes in
+        flight on all but one worker, the CPU is for finals."""
+        with self._lock:
+            return self._in_flight < max(1, self.options.workers - 1)
+
+    def _decode(self, audio: np.ndarray, with_words: bool,
+                min_window_s: float | None) -> tuple[str, list[Word]]:
         from faster_whisper.transcribe import get_compression_ratio, merge_punctuations
 
         features = self.model.feature_extractor(audio)
@@ -126,13 +168,29 @@ class WhisperEngine:
         encoded = self.model.encode(np.ascontiguousarray(features))
         prompt = [*self._prompt_prefix, *self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
         max_new = int(len(audio) / SAMPLE_RATE * 8) + 16
-        result = self._generate(encoded, prompt, max_new, 0.0)
+        beam = self.options.beam_size if with_words else 1  # finals: beam; partials: greedy
+        result = self._generate(encoded, prompt, max_new, beam_size=beam)
         ids = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
         text = self.tokenizer.decode(ids).strip()
-        if text and get_compression_ratio(text) > 2.4:  # a repetition loop: sample once more
-            result = self._generate(encoded, prompt, max_new, 0.4)
+        if text and get_compression_ratio(text) > 2.4:  # a repetition loop: decode again
+            result = self._generate(encoded, prompt, max_new, beam_size=beam, no_repeat=True)
             ids = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
             text = self.tokenizer.decode(ids).strip()
+        if with_words and text and self.matcher is not None:
+            # Second pass: a word that looks like a misheard vocabulary term (e.g.
+            # "lisidopril") → decode the same audio again with those terms first in the
+            # prompt. The encoder output is reused; only the decoder runs again.
+            candidates = self.matcher.candidates(text)
+            if candidates:
+                prompt2 = [*self._second_pass_prompt(candidates), *self.tokenizer.sot_sequence,
+                           self.tokenizer.no_timestamps]
+                second = self._generate(encoded, prompt2, max_new, beam_size=beam)
+                ids2 = [t for t in second.sequences_ids[0] if t < self.tokenizer.eot]
+                text2 = self.tokenizer.decode(ids2).strip()
+                if text2 and get_compression_ratio(text2) <= 2.4:
+                    result, ids, text = second, ids2, text2
+                with self._lock:
+                    self.second_passes += 1
         with self._lock:
             self.decodes += 1
         avg_logprob = float(result.scores[0]) if result.scores else 0.0
@@ -205,6 +263,8 @@ class WhisperRecognizer:
         ``BEHIND_CALL_S`` of audio means the room is behind: no partial then."""
         interval = self.engine.options.partial_interval_s
         if self._open_start is None or interval <= 0 or call_s > BEHIND_CALL_S:
+            return False
+        if not self.engine.partial_allowed():
             return False
         now = self.turns.position_s
         gap = max(interval, 0.5 * (now - self._open_start))
