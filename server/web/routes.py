@@ -78,21 +78,29 @@ def home(who: MaybeUser) -> Response:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, who: MaybeUser, services: ServicesDep) -> Response:
-    return _page(request, "login.html", None, services)
+    return _page(request, "login.html", None, services,
+                 next=_local_path(request.query_params.get("next", "")))
+
+
+def _local_path(path: str) -> str:
+    """Only a path on this site (never ``//host`` or a URL): no open redirect."""
+    return path if path.startswith("/") and not path.startswith("//") and "\\" not in path \
+        else "/"
 
 
 @router.post("/login", response_class=HTMLResponse)
 def login_submit(request: Request, session: SessionDep, services: ServicesDep,
-                 username: Annotated[str, Form()], password: Annotated[str, Form()]) -> Response:
+                 username: Annotated[str, Form()], password: Annotated[str, Form()],
+                 next: Annotated[str, Form()] = "/") -> Response:
     origin = request.headers.get("origin")
     if origin and urlsplit(origin).netloc != request.headers.get("host"):
         return _page(request, "login.html", None, services, 403, error="cross-site login refused")
-    redirect = RedirectResponse("/", 303)
+    redirect = RedirectResponse(_local_path(next), 303)
     try:
         start_session(session, services.settings, redirect, username, password)
     except AuthError as err:
         return _page(request, "login.html", None, services, 401, error=err.message,
-                     username=username)
+                     username=username, next=_local_path(next))
     return redirect
 
 

@@ -21,6 +21,13 @@ def test_login_form_sets_a_safe_cookie_and_refuses_bad_logins(server: ServerThre
         cookie = r.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=lax" in cookie and "path=/" in cookie
         assert c.get("/", follow_redirects=False).headers["location"] == "/queue"
+    with httpx.Client(base_url=server.http_url) as c:
+        assert 'name="next" value="/queue"' in c.get("/queue", follow_redirects=True).text
+        for target, lands in (("/queue", "/queue"), ("//evil.example/x", "/"),
+                              ("https://evil.example", "/")):
+            r = c.post("/login", data={"username": "alice", "password": PASSWORD,
+                                       "next": target})
+            assert r.headers["location"] == lands
 
 
 def test_queue_page_rows_and_admin_pages(server: ServerThread, world: World) -> None:
