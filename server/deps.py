@@ -36,7 +36,9 @@ def get_session(services: ServicesDep) -> Iterator[Session]:
                             "database unavailable; nothing was changed") from err
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+#: scope="function": the session commits when the endpoint returns, *before* the response
+#: is sent, so a client acting on a response always finds its change in the database.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def require_admin(
