@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import csv
 import json
+import os
 import platform
 import random
 import re
@@ -383,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
+    load_start = round(os.getloadavg()[0], 2)
     vocabulary_terms = load_vocabulary(BUNDLED)
     vocab = {t.lower() for t in vocabulary_terms}
     voices = available_voices()
@@ -413,6 +415,10 @@ def main(argv: list[str] | None = None) -> int:
                                "vocabulary_terms_in_prompt": len(getattr(finals_only, "terms",
                                                                          [])),
                                **accuracy(utts, finals, vocab),
+                               "wer_by_voice": {
+                                   f"{v[0]}:{v[1]}": accuracy([u for u in utts if u.voice == v],
+                                                              finals, vocab)["wer"]
+                                   for v in voices},
                                "rtf": round(seconds / audio_s, 4)}
         log(f"  wer {row['wer']}  drug-term miss {row['wer_drug_terms']} "
             f"({row['drug_terms_recalled']})  rtf {row['rtf']}")
@@ -441,7 +447,10 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = row
     report = {
         "machine": {"cpus": _cpus(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+                    "platform": platform.platform(),
+                    # Other work on the machine during the run (1-minute load averages).
+                    "load_average_start": load_start,
+                    "load_average_end": round(os.getloadavg()[0], 2)},
         "test_set": {"turns": len(utts), "audio_s": round(audio_s, 1),
                      "voices": [f"{a}:{b}" for a, b in voices],
                      "sources": [f for f, _ in EVAL_FILES], "stream_seconds": args.stream_seconds},
@@ -463,8 +472,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cpus() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
         os.cpu_count() or 0)
 

@@ -18,7 +18,7 @@ with the length. Finals use beam search, partials greedy decoding.
 
 Medical vocabulary: the leading terms that fit ``prompt_budget_tokens`` go in as
 the decoder prompt. When a final's words look like a misheard term that was not
-in it (:class:`~server.asr.vocabulary.TermMatcher`, e.g. "lisidopril"), the same
+in that prompt (:class:`~server.asr.vocabulary.TermMatcher`, e.g. "lisidopril"), the same
 encoder output is decoded once more with those terms first in the prompt. The
 prompt only biases the decoder towards what the audio supports; no text is
 substituted.
@@ -96,6 +96,7 @@ class WhisperEngine:
         self.terms = prompt_terms(vocabulary, lambda s: len(self.tokenizer.encode(s)),
                                   self.options.prompt_budget_tokens)
         self._prompt_prefix = self._prompt_for(self.terms)
+        self._in_prompt = set(self.terms)
         self.matcher = TermMatcher(vocabulary, self._is_common) if (
             vocabulary and self.options.second_pass) else None
         self._lock = threading.Lock()  # only for the counters below
@@ -180,7 +181,8 @@ class WhisperEngine:
             # Second pass: a word that looks like a misheard vocabulary term (e.g.
             # "lisidopril") → decode the same audio again with those terms first in the
             # prompt. The encoder output is reused; only the decoder runs again.
-            candidates = self.matcher.candidates(text)
+            # Only terms the first prompt lacked: the others were already steering it.
+            candidates = [c for c in self.matcher.candidates(text) if c not in self._in_prompt]
             if candidates:
                 prompt2 = [*self._second_pass_prompt(candidates), *self.tokenizer.sot_sequence,
                            self.tokenizer.no_timestamps]
