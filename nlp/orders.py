@@ -1,0 +1,341 @@
+"""Order intents: what the clinician ordered, started, changed or stopped in the visit.
+
+Rules over the clinician's sentences, token by token (standard library only):
+
+1. Known names are found with the lexicons in ``nlp.lexicon`` (longest phrase
+   first): medications (generic and brand), labs, imaging, procedures,
+   referral specialties, devices; plus unknown drug-like words followed by a
+   dose ("X 10 mg"), and follow-up phrases ("come back in two weeks").
+2. A name becomes an order only inside the scope of an *order cue* spoken by
+   the clinician ("let's", "I'm going to order", "we'll get", "I want you to
+   see", "start", "prescribe", "refer", "schedule", …). A cue's scope runs to
+   the end of the sentence, or until a *decline cue* ("we don't need",
+   "hold off on", "no need for") or a *result cue* ("showed", "came back",
+   "was normal", "I reviewed") closes it. Questions ("are you taking …?")
+   and the patient's own words never make orders.
+3. The status comes from the nearest status word before the name: stop
+   ("stop", "discontinue", "come off", "switch … from X"), change
+   ("increase", "decrease", "bump up"), continue ("continue", "keep taking",
+   "refill", "stay on"), else new. "switch you from X to Y" gives X stop and Y new.
+4. Medication details (dose, unit, route, frequency, duration), imaging body
+   site and laterality, referral specialty and follow-up interval are read from
+   the words right after the name.
+
+Each order carries the evidence of the sentence it came from; the same order
+said twice is merged (evidence from both).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from nlp import lexicon
+from nlp.dialogue import TranscriptSentence
+from nlp.schema import Evidence, OrderIntent, OrderKind, OrderStatus, Speaker
+
+__all__ = ["extract_orders", "normalise_name", "sentence_evidence"]
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:[-'/.][a-z0-9]+)*|[,;:?!]|\.")
+_TABLE = lexicon.phrase_table()
+_MAX_PHRASE = max(len(p.split()) for p in _TABLE)
+
+_NUMBER_WORDS = {
+    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fourteen": 14,
+    "fifteen": 15, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
+    "couple": 2, "few": 3, "several": 3,
+}
+_UNITS = {"mg": "mg", "milligram": "mg", "milligrams": "mg", "mcg": "mcg", "microgram": "mcg",
+          "micrograms": "mcg", "g": "g", "gram": "g", "grams": "g", "ml": "ml",
+          "milliliters": "ml", "units": "units", "unit": "units", "percent": "%", "%": "%",
+          "puffs": "puffs", "puff": "puffs", "tablets": "tablets", "tablet": "tablets",
+          "pills": "tablets", "pill": "tablets", "capsules": "capsules", "capsule": "capsules",
+          "drops": "drops", "iu": "units"}
+_FREQUENCIES = [
+    ("once a day", "once a day"), ("one time a day", "once a day"), ("daily", "once a day"),
+    ("every day", "once a day"), ("once daily", "once a day"), ("a day", "once a day"),
+    ("twice a day", "twice a day"), ("two times a day", "twice a day"),
+    ("twice daily", "twice a day"), ("bid", "twice a day"),
+    ("three times a day", "three times a day"), ("tid", "three times a day"),
+    ("four times a day", "four times a day"), ("at night", "at night"),
+    ("at bedtime", "at bedtime"), ("before bed", "at bedtime"),
+    ("in the morning", "in the morning"), ("as needed", "as needed"), ("prn", "as needed"),
+    ("once a week", "once a week"), ("weekly", "once a week"), ("every week", "once a week"),
+    ("once a month", "once a month"), ("monthly", "once a month"),
+]
+_ROUTES = [("by mouth", "oral"), ("orally", "oral"), ("oral", "oral"), ("topical", "topical"),
+           ("cream", "topical"), ("ointment", "topical"), ("inhaler", "inhaled"),
+           ("inhaled", "inhaled"), ("nasal spray", "nasal"), ("injection", "injection"),
+           ("shot", "injection"), ("patch", "transdermal"), ("iv", "intravenous"),
+           ("intravenous", "intravenous"), ("eye drops", "ophthalmic")]
+
+_ORDER_CUES = [
+    "let's", "let us", "lets", "i'm going to", "i am going to", "i'm gonna", "we're going to",
+    "we are going to", "we're gonna", "i'll", "i will", "we'll", "we will", "i want you to",
+    "i want to", "i'd like you to", "i'd like to", "i would like to", "i would like you to",
+    "we need to", "you need to", "you'll need", "i need you to", "we should", "you should",
+    "go ahead and", "i'm ordering", "i'll order", "order", "ordering", "prescribe",
+    "prescribing", "i'm prescribing", "start you", "put you on", "send you", "send in",
+    "refer you", "referral", "referring", "schedule", "recommend", "switch", "increase",
+    "decrease", "bump", "stop", "discontinue", "continue", "keep taking", "stay on",
+    "refill", "get you", "give you", "have you", "i want", "we want", "set you up",
+    "come back", "follow up", "plan is", "start", "starting", "keep you on",
+]
+_DECLINE_CUES = [
+    "don't need", "do not need", "doesn't need", "no need", "not going to", "won't",
+    "will not", "hold off", "not necessary", "don't think we need", "don't have to",
+    "not gonna", "no reason to", "wouldn't", "don't want to", "not need", "unnecessary",
+    "not recommend", "don't recommend", "rather not", "not at this time", "no further",
+]
+_RESULT_CUES = [
+    "showed", "shows", "show", "revealed", "reveals", "came back", "was normal",
+    "were normal", "is normal", "looked at", "reviewed", "results", "result", "demonstrated",
+    "demonstrates", "was negative", "was positive", "you had", "we did", "we got back",
+    "indicated", "was elevated", "is elevated", "were elevated", "looks", "looked",
+    "reading", "last time", "previous", "prior",
+]
+_STOP_CUES = ["stop", "discontinue", "come off", "get off", "taper off", "hold the",
+              "hold your", "stop taking", "switch you from", "switch from", "instead of"]
+_CHANGE_CUES = ["increase", "decrease", "bump up", "bump you up", "up the dose", "lower",
+                "raise", "double", "change the dose", "adjust", "go up on", "go down on",
+                "titrate", "reduce"]
+_CONTINUE_CUES = ["continue", "keep taking", "keep you on", "stay on", "refill", "renew",
+                  "keep on", "remain on"]
+_FOLLOW_UP = re.compile(
+    r"\b(?:come back|follow[- ]?up|follow up with me|see you(?: again| back)?|"
+    r"check back|return|recheck|check in)\b[^.?!]*?\b(?:in|after)\s+(?:about\s+|another\s+)?"
+    r"(\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten|twelve|couple(?: of)?|few)"
+    r"\s*(?:to\s+\w+\s+)?(day|week|month|year)s?\b")
+_REFERRAL_VERB = re.compile(r"\b(?:see|refer|referral|consult|send you|set you up with|"
+                            r"appointment with|follow up with|get you in with)\b")
+
+
+def _phrases(text: str) -> list[tuple[str, int]]:
+    """Tokens of a lower-cased sentence with their character offsets."""
+    return [(m.group(0), m.start()) for m in _TOKEN.finditer(text)]
+
+
+def _contains(tokens: Sequence[str], i: int, phrase: str) -> bool:
+    words = phrase.split()
+    return tokens[i:i + len(words)] == words
+
+
+def _cue_positions(tokens: Sequence[str], cues: Sequence[str]) -> list[int]:
+    out = []
+    for i in range(len(tokens)):
+        for cue in cues:
+            if _contains(tokens, i, cue):
+                out.append(i)
+                break
+    return out
+
+
+@dataclass
+class _Mention:
+    start: int
+    end: int  # token index after the phrase
+    kind: str
+    name: str
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+def _number(word: str) -> str:
+    if word.isdigit():
+        return word
+    return str(_NUMBER_WORDS.get(word, word))
+
+
+def _medication_details(tokens: Sequence[str], end: int, limit: int) -> dict[str, str]:
+    window = tokens[end:min(end + 12, limit)]
+    text = " ".join(window)
+    details: dict[str, str] = {}
+    for j, w in enumerate(window[:4]):
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)(mg|mcg|g|ml)?", w)
+        if m:
+            unit = m.group(2) or (window[j + 1] if j + 1 < len(window) else "")
+            if m.group(2) or unit in _UNITS:
+                details["dose"], details["unit"] = m.group(1), _UNITS.get(unit, unit)
+            break
+    for phrase, norm in sorted(_FREQUENCIES, key=lambda f: -len(f[0])):
+        if re.search(rf"\b{re.escape(phrase)}\b", text):
+            details["frequency"] = norm
+            break
+    for phrase, norm in _ROUTES:
+        if re.search(rf"\b{re.escape(phrase)}\b", text):
+            details["route"] = norm
+            break
+    m = re.search(r"\bfor (?:the next )?(\d+|one|two|three|four|five|six|seven|ten|fourteen|"
+                  r"a|a couple of) (day|week|month)s?\b", text)
+    if m:
+        n = _number(m.group(1).replace("a couple of", "couple"))
+        details["duration"] = f"{n} {m.group(2)}{'' if n == '1' else 's'}"
+    return details
+
+
+def _site_details(tokens: Sequence[str], start: int, end: int) -> dict[str, str]:
+    before = " ".join(tokens[max(0, start - 3):start])
+    after = " ".join(tokens[end:end + 5])
+    details: dict[str, str] = {}
+    for site in sorted(lexicon.BODY_SITES, key=len, reverse=True):
+        pat = rf"\b{re.escape(site)}\b"
+        if re.search(rf"\bof (?:the |your |her |his |both )?(?:left |right )?{re.escape(site)}\b",
+                     after) or re.search(pat, before):
+            details["body_site"] = site
+            break
+    window = f"{before} {after}"
+    if re.search(r"\bboth\b|\bbilateral", window):
+        details["laterality"] = "bilateral"
+    elif re.search(r"\bleft\b", window):
+        details["laterality"] = "left"
+    elif re.search(r"\bright\b(?! now| away| here)", window):
+        details["laterality"] = "right"
+    return details
+
+
+def _mentions(tokens: Sequence[str]) -> list[_Mention]:
+    found: list[_Mention] = []
+    i = 0
+    while i < len(tokens):
+        hit = None
+        for n in range(min(_MAX_PHRASE, len(tokens) - i), 0, -1):
+            phrase = " ".join(tokens[i:i + n])
+            if phrase in _TABLE:
+                hit = (n, *_TABLE[phrase])
+                break
+        if hit is None:
+            w = tokens[i]
+            nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+            if (len(w) > 5 and w.endswith(lexicon.DRUG_SUFFIXES) and re.fullmatch(r"[a-z]+", w)
+                    and re.fullmatch(r"\d+(?:\.\d+)?(?:mg|mcg)?", nxt)):
+                hit = (1, OrderKind.MEDICATION.value, w)
+        if hit is None:
+            i += 1
+            continue
+        n, kind, name = hit
+        found.append(_Mention(i, i + n, kind, name))
+        i += n
+    return found
+
+
+def _nearest(positions: Sequence[int], before: int) -> int:
+    return max((p for p in positions if p < before), default=-1)
+
+
+def _resolve_kind(m: _Mention, tokens: Sequence[str]) -> None:
+    """A few phrases name a drug or a lab test ("vitamin d", "iron"): the verb decides."""
+    phrase = " ".join(tokens[m.start:m.end])
+    if phrase in lexicon.LABS and phrase in lexicon.MEDICATIONS:
+        before = " ".join(tokens[max(0, m.start - 4):m.start])
+        after = " ".join(tokens[m.end:m.end + 2])
+        if re.search(r"\b(check|draw|test|measure|level|levels)\b", f"{before} {after}"):
+            m.kind, m.name = OrderKind.LAB.value, lexicon.LABS[phrase]
+        else:
+            m.kind, m.name = OrderKind.MEDICATION.value, lexicon.MEDICATIONS[phrase]
+
+
+def _sentence_orders(text: str) -> list[tuple[_Mention, str]]:
+    """(mention, status) pairs ordered in one clinician sentence."""
+    lowered = text.lower().replace("’", "'")
+    tokens = [t for t, _ in _phrases(lowered)]
+    if not tokens:
+        return []
+    order = _cue_positions(tokens, _ORDER_CUES)
+    decline = _cue_positions(tokens, _DECLINE_CUES)
+    result = _cue_positions(tokens, _RESULT_CUES)
+    stop = _cue_positions(tokens, _STOP_CUES)
+    change = _cue_positions(tokens, _CHANGE_CUES)
+    cont = _cue_positions(tokens, _CONTINUE_CUES)
+    question = tokens[-1] == "?"
+    out: list[tuple[_Mention, str]] = []
+    mentions = _mentions(tokens)
+    for k, m in enumerate(mentions):
+        limit = mentions[k + 1].start if k + 1 < len(mentions) else len(tokens)
+        _resolve_kind(m, tokens)
+        cue = _nearest(order, m.start)
+        closed = max(_nearest(decline, m.start), _nearest(result, m.start))
+        # a decline cue that governs the whole sentence ("i don't think we need an mri")
+        if cue < 0 or closed > cue or m.start - cue > 25:
+            continue
+        if any(d <= m.start + 1 and d >= cue - 3 for d in decline):
+            continue
+        if question and not re.search(r"\b(i'll|i will|let's|we'll|we will|i'm going to)\b",
+                                      lowered):
+            continue
+        if m.kind == OrderKind.REFERRAL and not _REFERRAL_VERB.search(
+                " ".join(tokens[max(0, m.start - 8):m.start])):
+            continue
+        status = OrderStatus.NEW.value
+        nearest_status = max((_nearest(stop, m.start), OrderStatus.STOP.value),
+                             (_nearest(change, m.start), OrderStatus.CHANGE.value),
+                             (_nearest(cont, m.start), OrderStatus.CONTINUE.value))
+        if nearest_status[0] >= 0 and m.start - nearest_status[0] <= 8:
+            status = nearest_status[1]
+        between = " ".join(tokens[max(0, m.start - 6):m.start])
+        if re.search(r"\b(switch|change)\w* (?:you |her |him )?(?:from|off)(?: of)?$", between) \
+                or re.search(r"\binstead of$", between):
+            status = OrderStatus.STOP.value
+        elif re.search(r"\b(?:from|off of|off) \S+(?: \S+)?(?: \d+ \w+)? (?:to|onto|over to)$",
+                       between) and re.search(r"\bswitch|\bchange", lowered):
+            status = OrderStatus.NEW.value
+        if m.kind == OrderKind.MEDICATION:
+            m.fields.update(_medication_details(tokens, m.end, limit))
+        elif m.kind in (OrderKind.IMAGING, OrderKind.PROCEDURE):
+            m.fields.update(_site_details(tokens, m.start, m.end))
+            site = m.fields.get("body_site")
+            if m.kind == OrderKind.IMAGING and site and m.name in ("x-ray", "mri", "ct",
+                                                                     "ultrasound"):
+                m.name = f"{site} {m.name}"
+        elif m.kind == OrderKind.REFERRAL:
+            m.fields["specialty"] = m.name
+        out.append((m, status))
+    for fm in _FOLLOW_UP.finditer(lowered):
+        if any(fm.start() > lowered.find(d) >= 0 for d in ("don't need to come back",)):
+            continue
+        n = _number(fm.group(1).replace("couple of", "couple"))
+        unit = fm.group(2)
+        interval = f"{n} {unit}{'' if n == '1' else 's'}"
+        out.append((_Mention(0, 0, OrderKind.FOLLOW_UP.value, "follow-up",
+                             {"interval": interval}), OrderStatus.NEW.value))
+    return out
+
+
+def sentence_evidence(sentences: Sequence[TranscriptSentence]) -> Evidence:
+    segs = sorted({s.segment.id for s in sentences})
+    return Evidence(segment_ids=tuple(segs),
+                    start_s=min(s.segment.start_s for s in sentences),
+                    end_s=max(s.segment.end_s for s in sentences),
+                    quote=" ".join(s.text for s in sentences))
+
+
+def normalise_name(kind: str, name: str) -> str:
+    """The name used to match orders in evaluation: lower case; imaging without site."""
+    name = " ".join(name.lower().replace("-", " ").split())
+    if kind == OrderKind.IMAGING:
+        for modality in ("x ray", "mri", "ct", "ultrasound"):
+            if name.endswith(modality):
+                return modality
+    return name
+
+
+def extract_orders(sentences: Sequence[TranscriptSentence],
+                   speakers: Sequence[str] | None = None) -> list[OrderIntent]:
+    """Orders spoken by the clinician. ``speakers`` overrides each sentence's segment
+    speaker (e.g. repaired roles, one per sentence)."""
+    merged: dict[tuple[str, str, str], OrderIntent] = {}
+    for k, s in enumerate(sentences):
+        speaker = speakers[k] if speakers is not None else s.speaker
+        if speaker not in (Speaker.DOCTOR, Speaker.UNKNOWN):
+            continue
+        ev = sentence_evidence([s])
+        for m, status in _sentence_orders(s.text):
+            key = (m.kind, m.name, status)
+            if key in merged:
+                old = merged[key]
+                filled = {f: v for f, v in m.fields.items() if not getattr(old, f)}
+                merged[key] = replace(old, evidence=(*old.evidence, ev), **filled)
+            else:
+                merged[key] = OrderIntent(kind=m.kind, name=m.name, status=status,
+                                          evidence=(ev,), **m.fields)
+    return list(merged.values())

@@ -1,0 +1,88 @@
+"""The drafting stage: transcript → draft note with orders, every line with evidence.
+
+    writer = DraftWriter.load(Path("models"))        # once; loads from models/nlp only
+    note = writer.draft(transcript)                    # blocking: run it in a worker thread
+
+``draft`` is thread-safe (the classifiers serialise their forward passes), so
+one writer may serve the whole server. Steps: repair speaker roles
+(``roles.RoleLabeller``), split turns into sentences, classify each sentence's
+section, extract orders from the clinician's sentences, assemble the note in
+the template's order (``assemble``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from nlp.assemble import assemble, load_template
+from nlp.dialogue import transcript_sentences
+from nlp.errors import InputError, ModelsMissing
+from nlp.features import section_input
+from nlp.orders import extract_orders
+from nlp.roles import RoleLabeller
+from nlp.schema import DraftNote, Transcript, TranscriptSegment
+
+__all__ = ["DraftWriter", "label_speakers"]
+
+
+class DraftWriter:
+    """Loaded models plus the default template."""
+
+    def __init__(self, sections: object, roles: RoleLabeller, template: str = "soap",
+                 versions: dict[str, str] | None = None) -> None:
+        load_template(template)  # fail fast on a bad template
+        self._sections = sections
+        self._roles = roles
+        self.template = template
+        self.versions = dict(versions or {})
+
+    @classmethod
+    def load(cls, models_dir: Path, template: str = "soap") -> DraftWriter:
+        from nlp.encoder import TextClassifier
+
+        root = models_dir / "nlp"
+        needed = [root / "sections" / "meta.json", root / "roles" / "meta.json"]
+        if not all(p.is_file() for p in needed):
+            raise ModelsMissing(f"no NLP models in {root}: run `roomscribe models build`")
+        info = root / "build.json"
+        key = json.loads(info.read_text()).get("key", "") if info.is_file() else ""
+        versions = {"sections": f"minilm-sections@{key}", "roles": f"minilm-roles@{key}",
+                    "orders": "rules@1"}
+        return cls(TextClassifier.load(root / "sections"), RoleLabeller.load(root / "roles"),
+                   template, versions)
+
+    def label_speakers(self, segments: tuple[TranscriptSegment, ...]) -> list[str]:
+        return self._roles.label(segments)
+
+    def draft(self, transcript: Transcript, template: str | None = None) -> DraftNote:
+        if not transcript.segments:
+            raise InputError("transcript has no segments")
+        roles = self._roles.label(transcript.segments)
+        repaired = replace(transcript, segments=tuple(
+            replace(s, speaker=r) for s, r in zip(transcript.segments, roles, strict=True)))
+        sentences = transcript_sentences(repaired)
+        inputs = [section_input(sentences, i) for i in range(len(sentences))]
+        labels = self._sections.predict([t for t, _ in inputs],  # type: ignore[attr-defined]
+                                        [p for _, p in inputs]) if sentences else []
+        speakers = [s.speaker for s in sentences]
+        orders = extract_orders(sentences, speakers)
+        return assemble(repaired, sentences, labels, speakers, orders,
+                        template or self.template, self.versions)
+
+
+_default: dict[Path, RoleLabeller] = {}
+
+
+def label_speakers(segments: tuple[TranscriptSegment, ...] | list[TranscriptSegment],
+                   models_dir: Path = Path("models")) -> list[str]:
+    """doctor / patient / other for each segment (for the ASR stage). Loads the role
+    model from ``models_dir/nlp/roles`` on first use and keeps it."""
+    key = models_dir.resolve()
+    if key not in _default:
+        path = models_dir / "nlp" / "roles"
+        if not (path / "meta.json").is_file():
+            raise ModelsMissing(f"no role model in {path}: run `roomscribe models build`")
+        _default[key] = RoleLabeller.load(path)
+    return _default[key].label(tuple(segments))
