@@ -131,6 +131,7 @@ DELEGATED = {
     "models": ("server.modelstore.cli", "fetch, list and build models"),
     "nlp": ("nlp.cli", "clinical NLP: draft a note from a dialogue or transcript"),
     "review": ("server.review.cli", "users, pools and the review queue"),
+    "demo": ("server.lab.demo", "the main job: a room's visit to a draft in the queue"),
 }
 
 

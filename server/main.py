@@ -28,6 +28,8 @@ def create_app(settings: Settings, stage: EncounterStage | None = None) -> FastA
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services.build(settings, stage)
         await services.run_db(upgrade, services.db)
+        if services.drafting is not None:  # fail fast: NLP models built?
+            await services.run_db(services.drafting.preload)
         await resume_unfinished(services)
         app.state.services = services
         log.info("RoomScribe %s serving; database %s", __version__, services.db.engine.url)

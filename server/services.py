@@ -11,6 +11,7 @@ from typing import TypeVar
 from server.asr.factory import build_stage
 from server.asr.stage import TranscriptionStage
 from server.db import Database
+from server.drafting import DraftingStage
 from server.ingest.handoff import EncounterStage, Handoff, LoggingStage
 from server.ingest.session import ConnectedDevices
 from server.ingest.store import AudioStore
@@ -35,6 +36,7 @@ class Services:
     #: Live transcript events for viewers, and the transcription stage (None: not configured).
     live: LiveHub = field(default_factory=LiveHub)
     transcription: TranscriptionStage | None = None
+    drafting: DraftingStage | None = None
 
     @classmethod
     def build(cls, settings: Settings, stage: EncounterStage | None = None) -> Services:
@@ -49,9 +51,17 @@ class Services:
         transcription = stage if isinstance(stage, TranscriptionStage) else None
         if transcription is not None:
             transcription.attach(TranscriptStore(db), live, executor)
+        from_settings = stage is None
         handoff = Handoff(store, stage or LoggingStage(), executor)
-        return cls(settings, db, store, handoff, ConnectedDevices(), executor, live=live,
-                   transcription=transcription)
+        services = cls(settings, db, store, handoff, ConnectedDevices(), executor, live=live,
+                       transcription=transcription)
+        # --- drafting (server/drafting.py): transcript → NLP draft → review queue
+        if from_settings and transcription is not None and settings.drafting:
+            drafting = DraftingStage(services, settings.models_dir)
+            transcription.next_stage = drafting
+            transcription.labeler = drafting.label_speakers
+            services.drafting = drafting
+        return services
 
     @property
     def transcripts(self) -> TranscriptStore:
@@ -64,5 +74,7 @@ class Services:
         await self.handoff.aclose()
         if self.transcription is not None:
             self.transcription.close()
+        if self.drafting is not None:
+            self.drafting.close()
         self.executor.shutdown(wait=True)
         self.db.dispose()

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     #: A capture-time jump larger than this between consecutive frames is a gap.
     capture_gap_tolerance_ms: int = 250
 
+    # --- drafting (server/drafting.py)
+    #: Draft a note from each finished transcript and queue it for review (needs the NLP
+    #: models: `roomscribe models build`). Off: transcripts are stored, nothing is drafted.
+    drafting: bool = True
+
     # --- transcription (server/asr, server/modelstore, server/transcripts)
     #: Model manifests (*.toml) and fetched/built model files.
     models_dir: Path = Field(Path("models"), description="models/*.toml and the model files")

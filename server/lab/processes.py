@@ -84,10 +84,10 @@ class RoomLab:
         context = ssl.create_default_context(cafile=self.ca_bundle) if self.certfile else None
         return urllib.request.urlopen(req, timeout=timeout, context=context)
 
-    def roomscribe(self, *args: str) -> Any:
+    def roomscribe(self, *args: str, stdin: str | None = None) -> Any:
         """Run the admin CLI and return its JSON output."""
         out = subprocess.run([str(BIN / "roomscribe"), *args], env=self.env, check=True,
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, input=stdin)
         return json.loads(out.stdout)
 
     def start_server(self, timeout: float = 30) -> None:
@@ -129,9 +129,11 @@ class RoomLab:
             self.api_key = self.roomscribe("admin", "apikey", "create", "--name", "lab")["api_key"]
         return self.api_key
 
-    def api(self, path: str) -> Any:
+    def api(self, path: str, token: str | None = None) -> Any:
+        """GET a JSON API path as the lab's admin key, or as ``token`` (a user's)."""
+        bearer = token or self.ensure_admin()
         req = urllib.request.Request(f"{self.http_url}{path}",
-                                     headers={"Authorization": f"Bearer {self.ensure_admin()}"})
+                                     headers={"Authorization": f"Bearer {bearer}"})
         with self._open(req, timeout=30) as resp:
             return json.loads(resp.read())
 

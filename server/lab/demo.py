@@ -1,0 +1,144 @@
+"""``roomscribe demo``: the main job on this machine, from a room's audio to the queue.
+
+    roomscribe demo [--once] [--visit ENCOUNTER_ID] [--speed N] [--port P] [--workdir DIR]
+
+Starts ``roomscribe serve`` on SQLite (under ``var/demo``), creates a demo
+clinic with a physician, a remote partner, a pool that receives the room's
+drafts and a room whose device agent is enrolled with a one-time code; then
+streams a visit through the real ``roomscribe-device`` agent: an ACI-BENCH
+dialogue (CC BY 4.0, Yim et al. 2023) spoken by two espeak-ng voices. The
+server transcribes it, drafts the note and its orders, and queues the draft.
+Prints where the draft waits and the logins. ``--once`` prints the draft and
+exits: 0 only when it reached the queue with sections and at least one order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from server.lab.processes import RoomLab
+from server.lab.speech import read_aci_dialogue, synthesize_dialogue
+from server.settings import Settings
+
+__all__ = ["main"]
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA = ROOT.parent / "shared" / "data"
+#: A short ACI-BENCH validation visit (kidney stone) with lab and follow-up orders.
+DEFAULT_VISIT = "D2N085"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="roomscribe demo", description=__doc__.split("\n\n")[0])
+    p.add_argument("--once", action="store_true", help="run through, print the draft, exit")
+    p.add_argument("--visit", default=DEFAULT_VISIT, help="ACI-BENCH valid encounter id")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared datasets folder")
+    p.add_argument("--speed", type=float, default=4.0, help="agent speed (1 = real time)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workdir", type=Path, default=ROOT / "var" / "demo")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the draft")
+    return p
+
+
+def _people(lab: RoomLab, clinic_id: str, room_id: str) -> dict[str, dict[str, str]]:
+    people = {}
+    for username, role, name in (("dr_demo", "physician", "Dr. Demo"),
+                                 ("pat_partner", "partner", "Pat Partner"),
+                                 ("it_admin", "admin", "IT Admin")):
+        made = lab.roomscribe("review", "user", "add", username, "--clinic", clinic_id,
+                              "--role", role, "--name", name)
+        token = lab.roomscribe("review", "user", "token", username, "--name", "demo")["token"]
+        people[username] = {"role": role, "password": made["password"], "token": token}
+    pool = lab.roomscribe("review", "pool", "add", "General", "--clinic", clinic_id,
+                          "--turnaround-h", "4")
+    lab.roomscribe("review", "pool", "member", "add", pool["id"], "pat_partner")
+    lab.roomscribe("review", "rule", "add", "--pool", pool["id"], "--room", room_id)
+    lab.roomscribe("review", "room-physician", room_id, "dr_demo")
+    return people
+
+
+def _wait_for_draft(lab: RoomLab, token: str, encounter_id: str,
+                    timeout: float) -> dict[str, Any] | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry in lab.api("/api/v1/review/queue", token=token):
+            if entry["encounter_id"] == encounter_id:
+                item: dict[str, Any] = lab.api(f"/api/v1/review/items/{entry['item_id']}",
+                                               token=token)
+                return item
+        time.sleep(0.5)
+    return None
+
+
+def _print_document(document: dict[str, Any]) -> tuple[int, int]:
+    sections = [s for s in document.get("sections", []) if s.get("text") or s.get("sentences")]
+    for section in sections:
+        text = section.get("text") or " ".join(s["text"] for s in section.get("sentences", []))
+        print(f"\n{section.get('title', section.get('key', '')).upper()}\n{text}")
+    orders = document.get("orders", [])
+    if orders:
+        print("\nORDERS")
+        for order in orders:
+            fields = order.get("fields", order)
+            detail = " ".join(str(fields.get(k, "")) for k in
+                              ("dose", "unit", "frequency", "interval", "specialty") if
+                              fields.get(k))
+            print(f"- [{fields.get('kind', '')}] {fields.get('name', '')} {detail}".rstrip())
+    return len(sections), len(orders)
+
+
+def main(argv: list[str], settings: Settings) -> int:
+    args = _parser().parse_args(argv)
+    if args.workdir.exists():
+        shutil.rmtree(args.workdir)
+    source = args.data / "aci-bench" / "valid.csv"
+    wav = args.workdir / "sample-visit.wav"
+    print(f"RoomScribe demo — visit {args.visit} of ACI-BENCH (CC BY 4.0), two espeak-ng voices")
+    turns = synthesize_dialogue(read_aci_dialogue(source, args.visit), wav)
+    print(f"  {len(turns)} turns, {turns[-1].end_s:.0f} s of audio -> {wav}")
+
+    lab = RoomLab(args.workdir, port=args.port,
+                  extra_env={"ROOMSCRIBE_MODELS_DIR": str(settings.models_dir.resolve())})
+    lab.start_server(timeout=120)
+    try:
+        clinic = lab.roomscribe("admin", "clinic", "add", "Demo Clinic")["id"]
+        room = lab.add_room("exam-1", clinic="Demo Clinic")
+        people = _people(lab, clinic, room.room_id)
+        print(f"server: {lab.http_url} (SQLite in {args.workdir / 'server'}); room exam-1, "
+              f"device {room.device_id} enrolled")
+        started = time.monotonic()
+        agent = lab.start_agent(room, wav, speed=args.speed)
+        if agent.wait(timeout=args.timeout) != 0:
+            print(f"the agent failed; see {room.config.with_name('agent.log')}", file=sys.stderr)
+            return 1
+        encounter_id = lab.encounters(room.room_id)[0]["id"]
+        print(f"visit streamed through the agent in {time.monotonic() - started:.1f} s; "
+              f"encounter {encounter_id}")
+        item = _wait_for_draft(lab, people["dr_demo"]["token"], encounter_id, args.timeout)
+        if item is None:
+            print(f"no draft reached the queue; see {lab.server_log}", file=sys.stderr)
+            return 1
+        print(f"draft in the queue after {time.monotonic() - started:.1f} s "
+              f"(state {item['state']}):")
+        n_sections, n_orders = _print_document(item["document"])
+        print(f"\nopen {lab.http_url}/ and log in:")
+        for username, who in people.items():
+            print(f"  {who['role']:<9} {username:<12} password {who['password']}")
+        if args.once:
+            ok = n_sections > 0 and n_orders > 0
+            print(json.dumps({"draft_in_queue": True, "sections": n_sections,
+                              "orders": n_orders, "ok": ok}))
+            return 0 if ok else 1
+        print("serving; Ctrl-C to stop")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        lab.close()
