@@ -1,0 +1,277 @@
+"""Rooms benchmark: N rooms streaming real speech at once, through the whole chain.
+
+    python scripts/bench_rooms.py [--levels 2,4,6,8,10] [--visit-s 90] [--long-visit-s 600]
+                                  [--json OUT.json] [--plot OUT.png]
+
+For each level N: a fresh server (SQLite, the configured ASR engine, NLP
+drafting, review queue), N enrolled rooms, N `roomscribe-device` agents
+streaming different synthesized ACI-BENCH visits in real time, and a live
+viewer per room. A level passes when no agent dropped audio, no room's
+transcription fell behind (`lagging`), and partial latency p95 <= 1 s.
+
+Partial latency: arrival of a `partial` event at the viewer minus the wall
+time at which the audio it covers was captured (encounter start + the
+partial's `audio_s`). End of visit -> draft: the last frame's capture time to
+the draft's arrival in the physician's queue. `max_rooms` is the largest
+passing level; then one run at that level with `--long-visit-s` visits gives
+`end_of_visit_to_draft_ms_p50/_p95`. Server CPU (% of one core) and peak RSS
+come from /proc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import connect
+
+from server.lab.processes import RoomLab
+from server.lab.speech import Turn, synthesize_dialogue
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+
+def visits(n: int, seconds: float, workdir: Path) -> list[Path]:
+    """``n`` different ACI-BENCH dialogues (train split), each spoken for ``seconds``."""
+    with (DATA / "aci-bench" / "train.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    paths = []
+    for i in range(n):
+        turns = [Turn(line[1:].split("]", 1)[0].strip(), line.split("]", 1)[1].strip())
+                 for line in rows[i % len(rows)]["dialogue"].splitlines()
+                 if line.startswith("[") and "]" in line and line.split("]", 1)[1].strip()]
+        path = workdir / f"visit-{i:02d}-{int(seconds)}s.wav"
+        if not path.exists():
+            while sum(len(t.text) for t in turns) < seconds * 20:  # long visits: repeat
+                turns = turns + turns
+            synthesize_dialogue(turns, path, max_seconds=seconds)
+        paths.append(path)
+    return paths
+
+
+class ProcSampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.samples: list[tuple[float, float]] = []
+        self.peak_rss_mb = 0.0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                status = Path(f"/proc/{self.pid}/status").read_text()
+            except OSError:
+                return
+            self.samples.append((time.monotonic(), (int(fields[11]) + int(fields[12])) / TICKS))
+            hwm = re.search(r"VmHWM:\s+(\d+)", status)
+            if hwm:
+                self.peak_rss_mb = max(self.peak_rss_mb, int(hwm.group(1)) / 1024)
+            self.stop.wait(1.0)
+
+    def cpu_percent(self) -> float | None:
+        if len(self.samples) < 2:
+            return None
+        (t0, c0), (t1, c1) = self.samples[0], self.samples[-1]
+        return round(100 * (c1 - c0) / (t1 - t0), 1)
+
+
+async def watch_room(lab: RoomLab, encounter_id: str, started_us: int,
+                     out: dict[str, Any]) -> None:
+    url = (lab.http_url.replace("http", "ws") +
+           f"/ws/encounters/{encounter_id}/live?access_token={lab.ensure_admin()}")
+    async with connect(url, open_timeout=30, max_size=None) as ws:
+        async for message in ws:
+            event = json.loads(message)
+            now_us = time.time() * 1e6
+            data = event.get("data", {})
+            if event["type"] == "partial" and data.get("text") and "audio_s" in data:
+                out["partial_ms"].append((now_us - started_us - data["audio_s"] * 1e6) / 1000)
+            elif event["type"] == "lagging":
+                out["lagging"] += 1
+            elif event["type"] in ("transcript-complete", "error"):
+                out["end"] = event["type"]
+                return
+
+
+def encounter_of(lab: RoomLab, room_id: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = lab.encounters(room_id)
+        if found:
+            return found[0]
+        time.sleep(0.2)
+    raise RuntimeError(f"room {room_id}: no encounter appeared")
+
+
+def run_level(n: int, wavs: list[Path], workdir: Path, physician_wait_s: float) -> dict[str, Any]:
+    shutil.rmtree(workdir, ignore_errors=True)
+    lab = RoomLab(workdir)
+    lab.start_server(timeout=180)
+    sampler = ProcSampler(lab.server_pid or 0)
+    sampler.start()
+    try:
+        clinic = lab.roomscribe("admin", "clinic", "add", "Bench Clinic")["id"]
+        lab.roomscribe("review", "user", "add", "dr_bench", "--clinic", clinic, "--role",
+                       "physician")
+        token = lab.roomscribe("review", "user", "token", "dr_bench", "--name", "bench")["token"]
+        rooms = []
+        for i in range(n):
+            room = lab.add_room(f"room-{i:02d}", clinic="Bench Clinic")
+            lab.roomscribe("review", "room-physician", room.room_id, "dr_bench")
+            rooms.append(room)
+        agents = [lab.start_agent(room, wav, speed=1.0)
+                  for room, wav in zip(rooms, wavs[:n], strict=True)]
+        per_room: list[dict[str, Any]] = []
+
+        async def watch_all() -> None:
+            tasks = []
+            for room in rooms:
+                enc = await asyncio.to_thread(encounter_of, lab, room.room_id)
+                out: dict[str, Any] = {"room": room.room_id, "encounter_id": enc["id"],
+                                       "started_us": enc["started_at_us"], "partial_ms": [],
+                                       "lagging": 0, "end": None}
+                per_room.append(out)
+                tasks.append(asyncio.create_task(
+                    watch_room(lab, enc["id"], enc["started_at_us"], out)))
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=physician_wait_s)
+
+        asyncio.run(watch_all())
+        for agent in agents:
+            agent.wait(timeout=120)
+        # End of visit -> draft in the physician's queue.
+        draft_ms: list[float] = []
+        deadline = time.monotonic() + 120
+        pending = {r["encounter_id"]: r for r in per_room}
+        while pending and time.monotonic() < deadline:
+            now_us = time.time() * 1e6
+            for entry in lab.api("/api/v1/review/queue", token=token):
+                room = pending.pop(entry["encounter_id"], None)
+                if room is not None:
+                    enc = lab.api(f"/api/v1/encounters/{room['encounter_id']}")
+                    ended_us = enc["started_at_us"] + enc["audio_seconds"] * 1e6
+                    draft_ms.append((now_us - ended_us) / 1000)
+            time.sleep(0.1)
+        dropped = 0
+        for room in rooms:
+            log = room.config.with_name("agent.log").read_text()
+            found = re.findall(r"frames_dropped=(\d+)", log)
+            dropped += int(found[-1]) if found else 0
+    finally:
+        sampler.stop.set()
+        lab.close()
+    partials = [ms for r in per_room for ms in r["partial_ms"]]
+    lagging = sum(r["lagging"] for r in per_room)
+    p95 = percentile(partials, 0.95)
+    return {
+        "rooms": n,
+        "frames_dropped": dropped,
+        "lagging_events": lagging,
+        "partial_latency_ms_p50": percentile(partials, 0.5),
+        "partial_latency_ms_p95": p95,
+        "drafts_in_queue": len(draft_ms),
+        "end_of_visit_to_draft_ms_p50": percentile(draft_ms, 0.5),
+        "end_of_visit_to_draft_ms_p95": percentile(draft_ms, 0.95),
+        "server_cpu_percent": sampler.cpu_percent(),
+        "server_rss_mb": round(sampler.peak_rss_mb, 1),
+        "passed": dropped == 0 and lagging == 0 and p95 is not None and p95 <= 1000
+                  and len(draft_ms) == n,
+    }
+
+
+def plot(levels: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    xs = [lv["rooms"] for lv in levels]
+    ax.plot(xs, [lv["partial_latency_ms_p95"] or 0 for lv in levels], "o-",
+            label="partial latency p95 (ms)")
+    ax.plot(xs, [lv["end_of_visit_to_draft_ms_p95"] or 0 for lv in levels], "s-",
+            label="end of visit → draft p95 (ms)")
+    ax.axhline(1000, color="grey", ls=":", lw=1)
+    ax.set_xlabel("rooms streaming at once")
+    ax.set_ylabel("ms")
+    ax.set_title("RoomScribe on one 2-core server")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--levels", default="2,4,6,8,10")
+    p.add_argument("--visit-s", type=float, default=90.0)
+    p.add_argument("--long-visit-s", type=float, default=600.0,
+                   help="visit length for the end-of-visit run at max_rooms (0 = skip)")
+    p.add_argument("--workdir", type=Path, default=ROOT / "var" / "bench_rooms")
+    p.add_argument("--json", type=Path)
+    p.add_argument("--plot", type=Path)
+    args = p.parse_args()
+    levels_n = [int(x) for x in args.levels.split(",")]
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    wavs = visits(max(levels_n), args.visit_s, args.workdir / "audio")
+    levels = []
+    for n in levels_n:
+        result = run_level(n, wavs, args.workdir / f"level-{n}", args.visit_s + 300)
+        levels.append(result)
+        print(json.dumps(result), flush=True)
+        if not result["passed"]:
+            break
+    passing = [lv for lv in levels if lv["passed"]]
+    max_rooms = max((lv["rooms"] for lv in passing), default=0)
+    summary: dict[str, Any] = {"max_rooms": max_rooms, "visit_s": args.visit_s,
+                               "levels": levels}
+    best = next((lv for lv in levels if lv["rooms"] == max_rooms), None)
+    if best:
+        summary["partial_latency_ms_p95"] = best["partial_latency_ms_p95"]
+        summary["server_cpu_percent"] = best["server_cpu_percent"]
+        summary["server_rss_mb"] = best["server_rss_mb"]
+    if args.long_visit_s and max_rooms:
+        long_wavs = visits(max_rooms, args.long_visit_s, args.workdir / "audio")
+        long_run = run_level(max_rooms, long_wavs, args.workdir / "long",
+                             args.long_visit_s + 600)
+        summary["long_visit"] = long_run | {"visit_s": args.long_visit_s}
+        summary["end_of_visit_to_draft_ms_p50"] = long_run["end_of_visit_to_draft_ms_p50"]
+        summary["end_of_visit_to_draft_ms_p95"] = long_run["end_of_visit_to_draft_ms_p95"]
+    print(f"{'rooms':>5} {'partial p95 ms':>15} {'draft p95 ms':>13} {'cpu %':>6} "
+          f"{'rss MB':>7} {'dropped':>7} {'lagging':>7} pass")
+    for lv in levels:
+        print(f"{lv['rooms']:>5} {lv['partial_latency_ms_p95']!s:>15} "
+              f"{lv['end_of_visit_to_draft_ms_p95']!s:>13} {lv['server_cpu_percent']!s:>6} "
+              f"{lv['server_rss_mb']:>7} {lv['frames_dropped']:>7} {lv['lagging_events']:>7} "
+              f"{lv['passed']}")
+    print(json.dumps({k: v for k, v in summary.items() if k != "levels"}, indent=2))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=2))
+    if args.plot:
+        plot(levels, args.plot)
+    return 0 if max_rooms else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
