@@ -63,19 +63,6 @@ def _people(lab: RoomLab, clinic_id: str, room_id: str) -> dict[str, dict[str, s
     return people
 
 
-def _wait_for_draft(lab: RoomLab, token: str, encounter_id: str,
-                    timeout: float) -> dict[str, Any] | None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for entry in lab.api("/api/v1/review/queue", token=token):
-            if entry["encounter_id"] == encounter_id:
-                item: dict[str, Any] = lab.api(f"/api/v1/review/items/{entry['item_id']}",
-                                               token=token)
-                return item
-        time.sleep(0.5)
-    return None
-
-
 def _print_document(document: dict[str, Any]) -> tuple[int, int]:
     sections = [s for s in document.get("sections", []) if s.get("text") or s.get("sentences")]
     for section in sections:
@@ -120,7 +107,7 @@ def main(argv: list[str], settings: Settings) -> int:
         encounter_id = lab.encounters(room.room_id)[0]["id"]
         print(f"visit streamed through the agent in {time.monotonic() - started:.1f} s; "
               f"encounter {encounter_id}")
-        item = _wait_for_draft(lab, people["dr_demo"]["token"], encounter_id, args.timeout)
+        item = lab.wait_for_draft(people["dr_demo"]["token"], encounter_id, args.timeout)
         if item is None:
             print(f"no draft reached the queue; see {lab.server_log}", file=sys.stderr)
             return 1

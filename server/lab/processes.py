@@ -177,6 +177,19 @@ class RoomLab:
         result: list[dict[str, Any]] = self.api(f"/api/v1/encounters?room_id={room_id}")
         return result
 
+    def wait_for_draft(self, token: str, encounter_id: str,
+                       timeout: float) -> dict[str, Any] | None:
+        """The review item of the encounter once it is in ``token``'s queue, or None."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for entry in self.api("/api/v1/review/queue", token=token):
+                if entry["encounter_id"] == encounter_id:
+                    item: dict[str, Any] = self.api(
+                        f"/api/v1/review/items/{entry['item_id']}", token=token)
+                    return item
+            time.sleep(0.25)
+        return None
+
     def stored_audio(self, encounter_id: str) -> bytes:
         """The encounter's stored PCM (the WAV body from the API, header stripped)."""
         wav = self.api_bytes(f"/api/v1/encounters/{encounter_id}/audio.wav")

@@ -1,0 +1,116 @@
+"""PriMock57 end to end: real consultation timing, through the agent, to a draft.
+
+    python scripts/eval_primock.py [--limit N | --all] [--speed 0] [--json OUT.json]
+
+Each consultation in ../shared/data/primock57 (days 1-4; CC BY 4.0, Papadopoulos
+Korfiatis et al. 2022) is synthesized with two espeak-ng voices, each utterance
+at its real start time from the TextGrids, streamed through `roomscribe-device`
+into a server (SQLite, the configured ASR engine, NLP drafting, review queue).
+Reported per consultation and overall: WER of the stored transcript against
+the manual transcript (transcriber tags removed; `server.asr.scoring`
+normalisation), and ROUGE-1/2/L of the draft note against the clinician's note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from server.asr.scoring import normalize, word_errors
+from server.lab.primock import list_consultations, load_consultation, synthesize_consultation
+from server.lab.processes import RoomLab
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "primock57"
+
+
+def note_text(document: dict[str, Any]) -> str:
+    return "\n".join(f"{s['title']}\n{s['text']}" for s in document["sections"] if s["text"])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--limit", type=int, default=6, help="first N consultations (default 6)")
+    p.add_argument("--all", action="store_true", help="every consultation")
+    p.add_argument("--speed", type=float, default=0.0, help="agent speed (0 = as fast as it can)")
+    p.add_argument("--workdir", type=Path, default=ROOT / "var" / "eval_primock")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    ids = list_consultations(DATA)
+    if not args.all:
+        ids = ids[: args.limit]
+    audio_dir = args.workdir / "audio"
+    shutil.rmtree(args.workdir / "lab", ignore_errors=True)
+    lab = RoomLab(args.workdir / "lab")
+    lab.start_server(timeout=180)
+    results: list[dict[str, Any]] = []
+    try:
+        clinic = lab.roomscribe("admin", "clinic", "add", "PriMock Clinic")["id"]
+        room = lab.add_room("primock-room", clinic="PriMock Clinic")
+        lab.roomscribe("review", "user", "add", "dr_eval", "--clinic", clinic, "--role",
+                       "physician")
+        lab.roomscribe("review", "room-physician", room.room_id, "dr_eval")
+        token = lab.roomscribe("review", "user", "token", "dr_eval", "--name", "eval")["token"]
+        seen: set[str] = set()
+        for cid in ids:
+            visit = load_consultation(DATA, cid)
+            wav = audio_dir / f"{cid}.wav"
+            if not wav.exists():
+                synthesize_consultation(visit, wav)
+            started = time.monotonic()
+            if lab.start_agent(room, wav, speed=args.speed).wait(timeout=3600) != 0:
+                raise RuntimeError(f"{cid}: the agent failed")
+            encounter = next(e for e in lab.encounters(room.room_id) if e["id"] not in seen)
+            seen.add(encounter["id"])
+            item = lab.wait_for_draft(token, encounter["id"], timeout=1800)
+            if item is None:
+                raise RuntimeError(f"{cid}: no draft reached the queue")
+            transcript = lab.api(f"/api/v1/encounters/{encounter['id']}/transcript")
+            hypothesis = " ".join(s["text"] for s in transcript["segments"])
+            ref_words, hyp_words = normalize(visit.reference_text), normalize(hypothesis)
+            errors = word_errors(ref_words, hyp_words)
+            note = note_text(item["document"])
+            scores = scorer.score(visit.note, note)
+            row = {"consultation": cid, "audio_s": round(visit.duration_s, 1),
+                   "ref_words": len(ref_words), "word_errors": errors,
+                   "wer": round(errors / max(1, len(ref_words)), 4),
+                   "rouge1": round(100 * scores["rouge1"].fmeasure, 2),
+                   "rouge2": round(100 * scores["rouge2"].fmeasure, 2),
+                   "rougeL": round(100 * scores["rougeL"].fmeasure, 2),
+                   "orders": len(item["document"]["orders"]),
+                   "seconds": round(time.monotonic() - started, 1)}
+            results.append(row)
+            print(json.dumps(row), flush=True)
+    finally:
+        lab.close()
+    n = len(results)
+    overall = {
+        "consultations": n,
+        "wer": round(sum(r["word_errors"] for r in results)
+                     / max(1, sum(r["ref_words"] for r in results)), 4),
+        **{k: round(sum(r[k] for r in results) / max(1, n), 2)
+           for k in ("rouge1", "rouge2", "rougeL")},
+    }
+    print(f"{'consultation':<22} {'audio s':>8} {'WER':>6} {'R-1':>6} {'R-2':>6} {'R-L':>6}")
+    for r in results:
+        print(f"{r['consultation']:<22} {r['audio_s']:>8} {r['wer']:>6.3f} {r['rouge1']:>6.2f} "
+              f"{r['rouge2']:>6.2f} {r['rougeL']:>6.2f}")
+    print(f"{'overall':<22} {'':>8} {overall['wer']:>6.3f} {overall['rouge1']:>6.2f} "
+          f"{overall['rouge2']:>6.2f} {overall['rougeL']:>6.2f}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"overall": overall, "consultations": results},
+                                        indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
