@@ -46,23 +46,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _people(lab: RoomLab, clinic_id: str, room_id: str) -> dict[str, dict[str, str]]:
-    people = {}
-    for username, role, name in (("dr_demo", "physician", "Dr. Demo"),
-                                 ("pat_partner", "partner", "Pat Partner"),
-                                 ("it_admin", "admin", "IT Admin")):
-        made = lab.roomscribe("review", "user", "add", username, "--clinic", clinic_id,
-                              "--role", role, "--name", name)
-        token = lab.roomscribe("review", "user", "token", username, "--name", "demo")["token"]
-        people[username] = {"role": role, "password": made["password"], "token": token}
-    pool = lab.roomscribe("review", "pool", "add", "General", "--clinic", clinic_id,
-                          "--turnaround-h", "4")
-    lab.roomscribe("review", "pool", "member", "add", pool["id"], "pat_partner")
-    lab.roomscribe("review", "rule", "add", "--pool", pool["id"], "--room", room_id)
-    lab.roomscribe("review", "room-physician", room_id, "dr_demo")
-    return people
-
-
 def _print_document(document: dict[str, Any]) -> tuple[int, int]:
     sections = [s for s in document.get("sections", []) if s.get("text") or s.get("sentences")]
     for section in sections:
@@ -96,7 +79,7 @@ def main(argv: list[str], settings: Settings) -> int:
     try:
         clinic = lab.roomscribe("admin", "clinic", "add", "Demo Clinic")["id"]
         room = lab.add_room("exam-1", clinic="Demo Clinic")
-        people = _people(lab, clinic, room.room_id)
+        people = lab.add_care_team(clinic, room.room_id)
         print(f"server: {lab.http_url} (SQLite in {args.workdir / 'server'}); room exam-1, "
               f"device {room.device_id} enrolled")
         started = time.monotonic()
@@ -107,7 +90,7 @@ def main(argv: list[str], settings: Settings) -> int:
         encounter_id = lab.encounters(room.room_id)[0]["id"]
         print(f"visit streamed through the agent in {time.monotonic() - started:.1f} s; "
               f"encounter {encounter_id}")
-        item = lab.wait_for_draft(people["dr_demo"]["token"], encounter_id, args.timeout)
+        item = lab.wait_for_draft(people["physician"]["token"], encounter_id, args.timeout)
         if item is None:
             print(f"no draft reached the queue; see {lab.server_log}", file=sys.stderr)
             return 1
@@ -115,8 +98,8 @@ def main(argv: list[str], settings: Settings) -> int:
               f"(state {item['state']}):")
         n_sections, n_orders = _print_document(item["document"])
         print(f"\nopen {lab.http_url}/ and log in:")
-        for username, who in people.items():
-            print(f"  {who['role']:<9} {username:<12} password {who['password']}")
+        for role, who in people.items():
+            print(f"  {role:<9} {who['username']:<12} password {who['password']}")
         if args.once:
             ok = n_sections > 0 and n_orders > 0
             print(json.dumps({"draft_in_queue": True, "sections": n_sections,

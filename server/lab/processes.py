@@ -137,6 +137,34 @@ class RoomLab:
         with self._open(req, timeout=30) as resp:
             return json.loads(resp.read())
 
+    def post(self, path: str, body: Any, token: str, method: str = "POST") -> Any:
+        """Send JSON as a user (bearer ``token``); the JSON answer."""
+        req = urllib.request.Request(
+            f"{self.http_url}{path}", data=json.dumps(body).encode(), method=method,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        with self._open(req, timeout=60) as resp:
+            return json.loads(resp.read())
+
+    def add_care_team(self, clinic_id: str, room_id: str,
+                      prefix: str = "") -> dict[str, dict[str, str]]:
+        """A physician owning ``room_id``, a remote partner in a pool that receives the
+        room's drafts, and an IT admin; each with a printed password and an API token."""
+        people = {}
+        for username, role, name in ((f"{prefix}dr_demo", "physician", "Dr. Demo"),
+                                     (f"{prefix}pat_partner", "partner", "Pat Partner"),
+                                     (f"{prefix}it_admin", "admin", "IT Admin")):
+            made = self.roomscribe("review", "user", "add", username, "--clinic", clinic_id,
+                                   "--role", role, "--name", name)
+            token = self.roomscribe("review", "user", "token", username, "--name", "lab")
+            people[role] = {"username": username, "password": made["password"],
+                            "token": token["token"]}
+        pool = self.roomscribe("review", "pool", "add", f"{prefix}General", "--clinic",
+                               clinic_id, "--turnaround-h", "4")
+        self.roomscribe("review", "pool", "member", "add", pool["id"], f"{prefix}pat_partner")
+        self.roomscribe("review", "rule", "add", "--pool", pool["id"], "--room", room_id)
+        self.roomscribe("review", "room-physician", room_id, f"{prefix}dr_demo")
+        return people
+
     def api_bytes(self, path: str) -> bytes:
         req = urllib.request.Request(f"{self.http_url}{path}",
                                      headers={"Authorization": f"Bearer {self.ensure_admin()}"})
