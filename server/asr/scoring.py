@@ -1,8 +1,9 @@
 """Word error rate and term recall, with the text normalisation both sides get.
 
 Normalisation: lower case, punctuation dropped, hyphens split, numbers 0–999
-spelled out ("10" → "ten"), "mg" → "milligrams". WER is word-level Levenshtein
-distance / reference length.
+spelled out ("10" → "ten"), "mg" → "milligrams", hesitation fillers ("uh", "um",
+"hmm", as Whisper's own English normaliser drops them) removed. WER is
+word-level Levenshtein distance / reference length.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ _UNITS = {"mg": "milligrams", "mcg": "micrograms", "ml": "milliliters", "kg": "k
           "okay": "ok"}
 
 
+_FILLERS = {"uh", "um", "hmm", "mm", "mhm", "mmm", "er", "ah"}
+
+
 def _number(n: int) -> str:
     if n < 20:
         return _ONES[n]
@@ -37,7 +41,7 @@ def normalize(text: str) -> list[str]:
     words: list[str] = []
     for raw in re.findall(r"[a-z0-9']+", text):
         word = raw.strip("'")
-        if not word:
+        if not word or word in _FILLERS:
             continue
         if word in _UNITS:
             words += _UNITS[word].split()

@@ -43,7 +43,7 @@ from server.asr.silero import SpeechDetector, load_vad_session
 from server.asr.turns import TurnEnded, TurnSegmenter, TurnStarted
 from server.asr.vocabulary import TermMatcher, prompt_terms
 
-__all__ = ["WhisperEngine", "WhisperOptions", "WhisperRecognizer"]
+__all__ = ["WhisperEngine", "WhisperOptions", "WhisperRecognizer", "trim_trailing_loop"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,25 @@ class WhisperOptions:
     second_pass: bool = True  # re-decode finals whose words look like misheard terms
     no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0
+
+
+def trim_trailing_loop(ids: list[int]) -> list[int]:
+    """Cut a decoder loop off the end: the same token run repeated back to back at the
+    end (a short run three times or more, a run of four tokens or more twice) is kept once.
+    Whisper loops like this when it decodes past the speech; people rarely do."""
+    changed = True
+    while changed:
+        changed = False
+        for n in range(1, len(ids) // 2 + 1):
+            tail = ids[-n:]
+            k = 1
+            while len(ids) >= (k + 1) * n and ids[-(k + 1) * n:-k * n] == tail:
+                k += 1
+            if k >= (3 if n < 4 else 2):
+                ids = ids[:len(ids) - (k - 1) * n]
+                changed = True
+                break
+    return ids
 
 
 class WhisperEngine:
@@ -168,14 +187,16 @@ class WhisperEngine:
             features = np.pad(features, ((0, 0), (0, window - content)))
         encoded = self.model.encode(np.ascontiguousarray(features))
         prompt = [*self._prompt_prefix, *self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
-        max_new = int(len(audio) / SAMPLE_RATE * 8) + 16
+        # Speech runs at ~3 tokens a second; a longer output is a decoder loop.
+        max_new = int(len(audio) / SAMPLE_RATE * 6) + 10
         beam = self.options.beam_size if with_words else 1  # finals: beam; partials: greedy
         result = self._generate(encoded, prompt, max_new, beam_size=beam)
-        ids = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
+        ids = trim_trailing_loop([t for t in result.sequences_ids[0] if t < self.tokenizer.eot])
         text = self.tokenizer.decode(ids).strip()
         if text and get_compression_ratio(text) > 2.4:  # a repetition loop: decode again
             result = self._generate(encoded, prompt, max_new, beam_size=beam, no_repeat=True)
-            ids = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
+            ids = trim_trailing_loop([t for t in result.sequences_ids[0]
+                                      if t < self.tokenizer.eot])
             text = self.tokenizer.decode(ids).strip()
         if with_words and text and self.matcher is not None:
             # Second pass: a word that looks like a misheard vocabulary term (e.g.
@@ -187,7 +208,8 @@ class WhisperEngine:
                 prompt2 = [*self._second_pass_prompt(candidates), *self.tokenizer.sot_sequence,
                            self.tokenizer.no_timestamps]
                 second = self._generate(encoded, prompt2, max_new, beam_size=beam)
-                ids2 = [t for t in second.sequences_ids[0] if t < self.tokenizer.eot]
+                ids2 = trim_trailing_loop([t for t in second.sequences_ids[0]
+                                           if t < self.tokenizer.eot])
                 text2 = self.tokenizer.decode(ids2).strip()
                 if text2 and get_compression_ratio(text2) <= 2.4:
                     result, ids, text = second, ids2, text2

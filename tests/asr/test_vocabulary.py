@@ -50,3 +50,12 @@ def test_matcher_proposes_misheard_terms_only() -> None:
     # Common words are never candidates, nor terms already heard exactly.
     assert m.candidates("the motion and planning of the lipid panel") == []
     assert m.candidates("continue the lisinopril") == []
+
+
+def test_decoder_loops_are_cut_off_the_end_but_real_repeats_stay() -> None:
+    from server.asr.whisper_engine import trim_trailing_loop
+
+    assert trim_trailing_loop([1, 2, 3, 9, 9, 9, 9]) == [1, 2, 3, 9]  # "a- a- a- a-"
+    assert trim_trailing_loop([1, 5, 6, 7, 8, 5, 6, 7, 8]) == [1, 5, 6, 7, 8]  # a clause twice
+    assert trim_trailing_loop([1, 2, 2]) == [1, 2, 2]  # "referral referral": said twice
+    assert trim_trailing_loop([4, 1, 2, 1, 2, 1, 2]) == [4, 1, 2]
