@@ -213,12 +213,16 @@ class TranscriptionStage:
 
     async def _read(self, audio: AsyncIterator[AudioChunk], queue: _AudioQueue,
                     progress: RoomProgress, feed_end: list[float]) -> None:
-        async for chunk in audio:
-            await queue.put(chunk)
-            progress.received_s += len(chunk.pcm) / BYTES_PER_SECOND
-            progress.arrivals.append((progress.received_s, self.clock()))
-        feed_end.append(self.clock())
-        await queue.put(None)
+        """Storage → queue. The end marker goes in however the feed ends, so the engine
+        side never waits forever; a feed error then surfaces from ``await reader``."""
+        try:
+            async for chunk in audio:
+                await queue.put(chunk)
+                progress.received_s += len(chunk.pcm) / BYTES_PER_SECOND
+                progress.arrivals.append((progress.received_s, self.clock()))
+            feed_end.append(self.clock())
+        finally:
+            await queue.put(None)
 
 
 class _Run:

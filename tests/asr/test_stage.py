@@ -201,3 +201,17 @@ async def test_speaker_labeler_hook_labels_live_and_at_the_end(
     assert calls == [1, 2, 2]  # after each final, then the whole transcript
     assert [d["speaker"] for t, d in rec.events if t == "final"] == ["doctor", "patient"]
     assert [s.speaker for s in handed[0].segments] == ["doctor", "patient"]
+
+
+async def test_a_storage_error_in_the_feed_fails_the_transcription(
+        db: Database, pool: ThreadPoolExecutor, encounter: EncounterInfo) -> None:
+    async def broken() -> AsyncIterator[AudioChunk]:
+        yield AudioChunk(0, 0, bytes(CHUNK))
+        raise OSError("database went away")
+
+    engine, rec = FakeEngine(), Recorder()
+    stage, handed = make_stage(engine, pool, db, rec)
+    with pytest.raises(TranscriptionFailed, match="database went away"):
+        await asyncio.wait_for(stage.run(encounter, broken()), WAIT)
+    stored = TranscriptStore(db).load(encounter.encounter_id)
+    assert stored is not None and stored.status == TranscriptionStatus.FAILED and handed == []
