@@ -25,7 +25,7 @@ import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
-from nlp.dialogue import TranscriptSentence
+from nlp.dialogue import TranscriptSentence, tidy
 from nlp.errors import InputError
 from nlp.features import content_words
 from nlp.notestyle import ADDED_WORDS, clean, finish, patient_statement, question_answer
@@ -148,7 +148,7 @@ def unsupported_sentences(draft: DraftNote, transcript: Transcript) -> int:
     segments = {s.id: s for s in transcript.segments}
 
     def words(text: str) -> set[str]:
-        return set(_WORD.findall(text.lower()))
+        return set(_WORD.findall(tidy(text).lower()))
 
     def grounded(evidence: Sequence[object]) -> set[str] | None:
         if not evidence:

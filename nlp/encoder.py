@@ -19,6 +19,7 @@ import os
 import random
 import sys
 import threading
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -87,9 +88,9 @@ class Recipe:
 
 
 class _Net(nn.Module):
-    def __init__(self, encoder: nn.Module, hidden: int, n_labels: int) -> None:
+    def __init__(self, encoder: Any, hidden: int, n_labels: int) -> None:
         super().__init__()
-        self.encoder = encoder
+        self.encoder: Any = encoder  # a transformers BertModel
         self.dropout = nn.Dropout(0.1)
         self.head = nn.Linear(hidden, n_labels)
 
@@ -100,7 +101,7 @@ class _Net(nn.Module):
         hidden = out.last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return self.head(self.dropout(pooled))  # type: ignore[no-any-return]
+        return self.head(self.dropout(pooled))
 
 
 def _seed_all(seed: int) -> None:
@@ -177,7 +178,7 @@ def _top_forward(net: _Net, states: Sequence[torch.Tensor], n_frozen: int,
         hidden = layer(hidden, attention_mask=ext)
     m = mask.unsqueeze(-1)
     pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
-    return net.head(net.dropout(pooled))  # type: ignore[no-any-return]
+    return net.head(net.dropout(pooled))
 
 
 def train_classifier(examples: Sequence[Example], labels: Sequence[str], recipe: Recipe,
@@ -311,8 +312,10 @@ class TextClassifier:
         net = _Net(encoder, int(meta["hidden"]), len(meta["labels"]))
         net.head.load_state_dict(torch.load(directory / "head.pt", weights_only=True))
         net.eval()
-        if quantize:
-            net = torch.ao.quantization.quantize_dynamic(net, {nn.Linear}, dtype=torch.qint8)
+        if quantize:  # int8 linear layers: ~20 % faster on CPU here
+            with warnings.catch_warnings():  # torch.ao's eager quantisation is deprecated
+                warnings.simplefilter("ignore")
+                net = torch.ao.quantization.quantize_dynamic(net, {nn.Linear}, dtype=torch.qint8)
         return cls(net, tokenizer, list(meta["labels"]), int(meta["max_length"]))
 
 

@@ -117,8 +117,8 @@ def parse_aci_note(note: str) -> list[NoteLine]:
             if not sentence:
                 continue
             if split_ap:
-                key = S.PLAN if is_plan_sentence(sentence) else S.ASSESSMENT
+                key = str(S.PLAN if is_plan_sentence(sentence) else S.ASSESSMENT)
             else:
-                key = section or S.ASSESSMENT
-            lines.append(NoteLine(str(key), sentence))
+                key = str(section or S.ASSESSMENT)
+            lines.append(NoteLine(key, sentence))
     return lines

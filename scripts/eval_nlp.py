@@ -1,0 +1,228 @@
+#!/usr/bin/env python
+"""Evaluate the built NLP models and the draft note; print a table and write JSON.
+
+    python scripts/eval_nlp.py --json var/eval_nlp.json [--models models] [--data DIR]
+
+Metrics (each documented in the JSON under "about"):
+
+* mts_20class_accuracy / mts_20class_macro_f1 — MTS-Dialog test-1, its own 20
+  headers (anchor: best MEDIQA-Sum 2023 system 0.80); ``*_valid`` on validation.
+* section_accuracy / section_macro_f1 — the drafting section classifier on
+  MTS-Dialog validation and test-1 snippets, gold headers mapped to our sections
+  (``nlp.labels.MTS_TO_SECTION``; family and social history merged, as MTS does).
+  ``section_*_aci_valid_silver``: per transcript sentence on ACI-BENCH valid
+  against the alignment (silver) labels.
+* order_precision / order_recall / order_f1 — orders drafted from the 20
+  ACI-BENCH valid dialogues against ``nlp/data/orders_gold_aci_valid.jsonl``
+  (match on kind + normalised name); order_status_accuracy on matched pairs.
+* role_accuracy — speaker role per turn from the words alone (input tags
+  ignored), against ACI-BENCH's tags on valid + test1 + test2 (tags are
+  themselves sometimes wrong); PriMock57 day 4 (held out) separately.
+* rouge1 / rouge2 / rougeLsum — the assembled note (ACI template) against the
+  ACI-BENCH reference notes, per split (anchors on test1: BART 53.46,
+  GPT-4 51.76, copying the transcript 32.84); ``transcript_copy`` is that
+  baseline computed here.
+* unsupported_sentences — draft sentences and orders without a transcript span
+  backing them (``nlp.assemble.unsupported_sentences``), over all drafts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nlp import corpora
+from nlp.assemble import unsupported_sentences
+from nlp.datasets import aci_section_examples, primock_eval_split
+from nlp.dialogue import parse_dialogue
+from nlp.features import mts_input
+from nlp.labels import MTS_TO_SECTION, SECTIONS, score_section
+from nlp.orders import normalise_name
+from nlp.schema import TranscriptSegment
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLD = ROOT / "nlp" / "data" / "orders_gold_aci_valid.jsonl"
+
+
+def accuracy(gold: list[str], pred: list[str]) -> float:
+    return float(np.mean([g == p for g, p in zip(gold, pred, strict=True)]))
+
+
+def macro_f1(gold: list[str], pred: list[str]) -> float:
+    scores = []
+    for label in sorted(set(gold)):
+        tp = sum(g == label and p == label for g, p in zip(gold, pred, strict=True))
+        fp = sum(g != label and p == label for g, p in zip(gold, pred, strict=True))
+        fn = sum(g == label and p != label for g, p in zip(gold, pred, strict=True))
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return float(np.mean(scores))
+
+
+def r4(x: float) -> float:
+    return round(float(x), 4)
+
+
+def eval_mts(models: Path, data: Path) -> dict[str, float]:
+    from nlp.encoder import TextClassifier
+
+    mts = TextClassifier.load(models / "nlp" / "mts-sections")
+    sections = TextClassifier.load(models / "nlp" / "sections")
+    out: dict[str, float] = {}
+    for split in ("valid", "test1"):
+        snippets = corpora.read_mts(data, split)
+        gold = [s.header for s in snippets]
+        pred = mts.predict([mts_input(s.dialogue) for s in snippets])
+        suffix = "" if split == "test1" else "_valid"
+        out[f"mts_20class_accuracy{suffix}"] = r4(accuracy(gold, pred))
+        out[f"mts_20class_macro_f1{suffix}"] = r4(macro_f1(gold, pred))
+        sgold = [score_section(MTS_TO_SECTION[h]) for h in gold]
+        spred = [score_section(p) for p in sections.predict(
+            [f"part 1 of 10. {mts_input(s.dialogue)}" for s in snippets])]
+        out[f"section_accuracy_mts_{split}"] = r4(accuracy(sgold, spred))
+        out[f"section_macro_f1_mts_{split}"] = r4(macro_f1(sgold, spred))
+        out[f"mts20_mapped_section_accuracy_mts_{split}"] = r4(accuracy(
+            sgold, [score_section(MTS_TO_SECTION[p]) for p in pred]))
+    examples = aci_section_examples(corpora.read_aci(data, "valid"))
+    pred = sections.predict([e.text for e in examples], [e.pair for e in examples])
+    gold = [SECTIONS[e.label] for e in examples]
+    out["section_accuracy_aci_valid_silver"] = r4(accuracy(gold, pred))
+    out["section_macro_f1_aci_valid_silver"] = r4(macro_f1(gold, pred))
+    return out
+
+
+def eval_roles(labeller: object, data: Path, limit: int | None) -> dict[str, float]:
+    label = labeller.label  # type: ignore[attr-defined]
+    out: dict[str, float] = {}
+    gold_all: list[str] = []
+    pred_all: list[str] = []
+    for split in ("valid", "test1", "test2"):
+        gold: list[str] = []
+        pred: list[str] = []
+        for v in corpora.read_aci(data, split)[:limit]:
+            segs = parse_dialogue(v.dialogue).segments
+            gold += [s.speaker for s in segs]
+            pred += label(segs, use_tags=False)
+        out[f"role_accuracy_aci_{split}"] = r4(accuracy(gold, pred))
+        gold_all += gold
+        pred_all += pred
+    out["role_accuracy"] = r4(accuracy(gold_all, pred_all))
+    gold, pred = [], []
+    for pv in primock_eval_split(corpora.read_primock(data), held_out=True):
+        segs = tuple(TranscriptSegment(id=i, start_s=t.start_s, end_s=t.end_s, text=t.text)
+                     for i, t in enumerate(pv.turns))
+        gold += [t.speaker for t in pv.turns]
+        pred += label(segs, use_tags=False)
+    out["role_accuracy_primock_day4"] = r4(accuracy(gold, pred))
+    return out
+
+
+def score_orders(drafts: dict[str, object]) -> dict[str, float]:
+    gold_by: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for line in GOLD.read_text().splitlines():
+        g = json.loads(line)
+        gold_by[g["encounter_id"]].append(g)
+    tp = fp = fn = status_ok = 0
+    for enc, draft in drafts.items():
+        gold = list(gold_by.get(enc, []))
+        for o in draft.orders:  # type: ignore[attr-defined]
+            key = (o.kind, normalise_name(o.kind, o.name))
+            hit = next((g for g in gold if (g["kind"], normalise_name(g["kind"], g["name"]))
+                        == key), None)
+            if hit is None:
+                fp += 1
+            else:
+                tp += 1
+                status_ok += hit["status"] == o.status
+                gold.remove(hit)
+        fn += len(gold)
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return {"order_precision": r4(p), "order_recall": r4(r),
+            "order_f1": r4(2 * p * r / (p + r) if p + r else 0.0),
+            "order_status_accuracy": r4(status_ok / tp if tp else 0.0),
+            "order_gold": tp + fn, "order_predicted": tp + fp}
+
+
+def rouge(pairs: list[tuple[str, str]]) -> dict[str, float]:
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeLsum"], use_stemmer=True)
+    acc: dict[str, list[float]] = defaultdict(list)
+    for pred, ref in pairs:
+        for k, v in scorer.score(ref, pred).items():
+            acc[k].append(v.fmeasure)
+    return {k: round(100 * float(np.mean(v)), 2) for k, v in acc.items()}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--json", type=Path, required=True)
+    p.add_argument("--models", type=Path, default=ROOT / "models")
+    p.add_argument("--data", type=Path, default=corpora.default_data_dir())
+    p.add_argument("--limit", type=int, default=None,
+                   help="only the first N ACI-BENCH visits of each split (a quick check; "
+                        "the reported numbers need the full run)")
+    args = p.parse_args()
+    from nlp.pipeline import DraftWriter
+
+    t0 = time.monotonic()
+    result: dict[str, object] = {}
+    result.update(eval_mts(args.models, args.data))
+    print(f"eval: MTS-Dialog done ({time.monotonic() - t0:.0f} s)", file=sys.stderr)
+    writer = DraftWriter.load(args.models, template="aci")
+    result.update(eval_roles(writer._roles, args.data, args.limit))
+    print(f"eval: roles done ({time.monotonic() - t0:.0f} s)", file=sys.stderr)
+    unsupported = 0
+    sentences = 0
+    draft_seconds: list[float] = []
+    for split in ("valid", "test1", "test2"):
+        pairs: list[tuple[str, str]] = []
+        copy: list[tuple[str, str]] = []
+        drafts = {}
+        for v in corpora.read_aci(args.data, split)[:args.limit]:
+            transcript = parse_dialogue(v.dialogue, v.encounter_id)
+            t = time.monotonic()
+            draft = writer.draft(transcript)
+            draft_seconds.append(time.monotonic() - t)
+            drafts[v.encounter_id] = draft
+            unsupported += unsupported_sentences(draft, transcript)
+            sentences += sum(len(s.sentences) for s in draft.sections)
+            text = "\n".join(f"{s.title}\n" + "\n".join(x.text for x in s.sentences)
+                             for s in draft.sections if s.sentences)
+            pairs.append((text, v.note))
+            copy.append(("\n".join(s.text for s in transcript.segments), v.note))
+        scores = rouge(pairs)
+        result[f"rouge_{split}"] = scores
+        result[f"transcript_copy_rouge_{split}"] = rouge(copy)
+        if split == "test1":
+            result.update(scores)
+        if split == "valid":
+            result.update(score_orders(drafts))
+        print(f"eval: ACI-BENCH {split} drafted ({time.monotonic() - t0:.0f} s)",
+              file=sys.stderr)
+    result["unsupported_sentences"] = unsupported
+    result["draft_sentences"] = sentences
+    result["draft_seconds_mean"] = round(float(np.mean(draft_seconds)), 2)
+    result["eval_seconds"] = round(time.monotonic() - t0)
+    result["limit"] = args.limit
+    build = args.models / "nlp" / "build.json"
+    result["build_key"] = json.loads(build.read_text()).get("key") if build.is_file() else None
+    result["about"] = __doc__
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    for k, v in result.items():
+        if k != "about":
+            print(f"{k:44} {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from nlp.dialogue import parse_dialogue, transcript_sentences
+from nlp.orders import extract_orders, normalise_name
+from nlp.schema import OrderIntent
+
+
+def orders(dialogue: str) -> list[OrderIntent]:
+    return extract_orders(transcript_sentences(parse_dialogue(dialogue)))
+
+
+def keys(dialogue: str) -> set[tuple[str, str, str]]:
+    return {(o.kind, o.name, o.status) for o in orders(dialogue)}
+
+
+def test_start_a_medication_with_dose_and_frequency() -> None:
+    [o] = orders("[doctor] let's start lisinopril 10 mg once a day .")
+    assert (o.kind, o.name, o.status) == ("medication", "lisinopril", "new")
+    assert (o.dose, o.unit, o.frequency) == ("10", "mg", "once a day")
+
+
+def test_imaging_lab_referral_follow_up() -> None:
+    [xray] = orders("[doctor] i'm going to order a chest x-ray .")
+    assert (xray.kind, xray.name, xray.body_site) == ("imaging", "chest x-ray", "chest")
+    assert keys("[doctor] we'll get a cbc and a bmp .") == {("lab", "cbc", "new"),
+                                                            ("lab", "bmp", "new")}
+    [ref] = orders("[doctor] i want you to see cardiology .")
+    assert (ref.kind, ref.specialty) == ("referral", "cardiology")
+    [fu] = orders("[doctor] come back in two weeks .")
+    assert (fu.kind, fu.interval) == ("follow_up", "2 weeks")
+
+
+def test_switch_is_a_stop_and_a_new_order() -> None:
+    got = orders("[doctor] i'm going to switch you from ibuprofen to meloxicam 15 mg daily .")
+    assert {(o.name, o.status) for o in got} == {("ibuprofen", "stop"), ("meloxicam", "new")}
+    meloxicam = next(o for o in got if o.name == "meloxicam")
+    assert (meloxicam.dose, meloxicam.unit) == ("15", "mg")
+    ibuprofen = next(o for o in got if o.name == "ibuprofen")
+    assert ibuprofen.dose == ""  # the dose belongs to the new drug
+
+
+def test_change_continue_and_brand_names() -> None:
+    assert keys("[doctor] i want to increase your lasix to 80 mg once a day .") == {
+        ("medication", "furosemide", "change")}
+    assert keys("[doctor] let's continue the metformin 500 mg twice a day .") == {
+        ("medication", "metformin", "continue")}
+
+
+def test_declined_reported_and_resulted_are_not_orders() -> None:
+    assert orders("[doctor] we don't need an mri .") == []
+    assert orders("[doctor] let's hold off on the mri for now .") == []
+    assert orders("[patient] i take metformin 500 mg twice a day .") == []
+    assert orders("[doctor] are you taking your metformin ?") == []
+    assert orders("[doctor] your chest x-ray showed no pneumonia .") == []
+    assert orders("[doctor] so we reviewed your a1c , it came back at 8 .") == []
+
+
+def test_same_order_twice_is_merged_with_both_evidence_spans() -> None:
+    got = orders("[doctor] we'll get an echocardiogram .\n[patient] okay .\n"
+                 "[doctor] hey dragon , order an echocardiogram .")
+    [echo] = got
+    assert [e.segment_ids for e in echo.evidence] == [(0,), (2,)]
+    assert echo.evidence[0].quote == "we'll get an echocardiogram."
+    assert echo.evidence[1].start_s > echo.evidence[0].end_s
+
+
+def test_normalised_names_for_matching() -> None:
+    assert normalise_name("imaging", "Knee X-Ray") == "x ray"
+    assert normalise_name("lab", "Hemoglobin A1C") == "hemoglobin a1c"

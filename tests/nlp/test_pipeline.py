@@ -1,0 +1,101 @@
+"""The drafting pipeline end to end: tiny models for the plumbing, the real built
+models for behaviour (orders and evidence on the issue's sentences)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nlp.assemble import unsupported_sentences
+from nlp.cli import main
+from nlp.dialogue import parse_dialogue
+from nlp.pipeline import DraftWriter, label_speakers
+from nlp.schema import DraftNote, TranscriptSegment
+
+VISIT = """[doctor] good morning . what brings you in today ?
+[patient] i've had a cough for two weeks and my blood pressure has been high at home .
+[doctor] any fever or chills ?
+[patient] no .
+[doctor] what medications are you taking ?
+[patient] i take metformin 500 mg twice a day , and ibuprofen for my knee .
+[doctor] okay . your x-ray from last month showed no fracture in the knee .
+[doctor] on exam your lungs are clear and your blood pressure is 150 over 92 .
+[doctor] so let's start lisinopril 10 mg once a day . i'm going to order a chest x-ray , \
+and we'll get a cbc and a bmp .
+[patient] okay .
+[doctor] i also want you to see cardiology . we don't need an mri for the knee . \
+i'm going to switch you from ibuprofen to meloxicam 15 mg daily .
+[patient] sounds good .
+[doctor] come back in two weeks .
+[patient] thank you ."""
+
+
+def write(tmp_path: Path, text: str = VISIT) -> Path:
+    path = tmp_path / "visit.txt"
+    path.write_text(text)
+    return path
+
+
+def test_tiny_models_draft_with_evidence_everywhere(tiny_models: Path) -> None:
+    writer = DraftWriter.load(tiny_models)
+    transcript = parse_dialogue(VISIT, "enc-9")
+    note = writer.draft(transcript)
+    assert note.encounter_id == "enc-9" and note.template == "soap"
+    assert set(note.model_versions) == {"sections", "roles", "orders"}
+    assert all(s.evidence for sec in note.sections for s in sec.sentences)
+    assert unsupported_sentences(note, transcript) == 0
+    assert len(writer.label_speakers(transcript.segments)) == len(transcript.segments)
+
+
+def test_cli_json_and_text(tiny_models: Path, tmp_path: Path,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path)
+    assert main(["draft", str(path), "--format", "json", "--models", str(tiny_models)]) == 0
+    note = DraftNote.from_dict(json.loads(capsys.readouterr().out))
+    assert note.sections
+    assert main(["draft", str(path), "--template", "aci", "--models", str(tiny_models)]) == 0
+    out = capsys.readouterr().out
+    assert "ORDERS" in out and "seg " in out
+
+
+def test_cli_errors_are_clear(tiny_models: Path, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["draft", str(tmp_path / "nope.txt"), "--models", str(tiny_models)]) == 1
+    assert "cannot read" in capsys.readouterr().err
+    assert main(["draft", str(write(tmp_path)), "--models", str(tmp_path / "empty")]) == 1
+    assert "roomscribe models build" in capsys.readouterr().err
+    assert main(["draft", str(write(tmp_path)), "--template", "nope",
+                 "--models", str(tiny_models)]) == 1
+    assert "unknown template" in capsys.readouterr().err
+
+
+def test_real_models_orders_and_evidence(real_models: Path) -> None:
+    transcript = parse_dialogue(VISIT, "enc-real")
+    note = DraftWriter.load(real_models).draft(transcript)
+    got = {(o.kind, o.name, o.status) for o in note.orders}
+    assert got == {
+        ("medication", "lisinopril", "new"), ("imaging", "chest x-ray", "new"),
+        ("lab", "cbc", "new"), ("lab", "bmp", "new"), ("referral", "cardiology", "new"),
+        ("medication", "ibuprofen", "stop"), ("medication", "meloxicam", "new"),
+        ("follow_up", "follow-up", "new"),
+    }
+    # not orders: the declined MRI, the reported metformin, the x-ray already read
+    assert not {n for _, n, _ in got} & {"mri", "metformin", "knee x-ray", "x-ray"}
+    for o in note.orders:
+        assert o.evidence and all(e.quote for e in o.evidence)
+        assert transcript.segments[o.evidence[0].segment_ids[0]].speaker == "doctor"
+    assert unsupported_sentences(note, transcript) == 0
+    text = note.text()
+    assert "Patient reports a cough for two weeks" in text
+    assert "good morning" not in text.lower()
+
+
+def test_real_models_label_speakers_from_diarization_clusters(real_models: Path) -> None:
+    transcript = parse_dialogue(VISIT)
+    clusters = ["spk_a" if s.speaker == "doctor" else "spk_b" for s in transcript.segments]
+    segs = [TranscriptSegment(s.id, s.start_s, s.end_s, s.text, c)
+            for s, c in zip(transcript.segments, clusters, strict=True)]
+    roles = label_speakers(segs, models_dir=real_models)
+    assert roles == [s.speaker for s in transcript.segments]
