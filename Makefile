@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= device,server,dev
+EXTRAS ?= device,server,nlp,dev
 
 .PHONY: setup demo test lint bench clean
 

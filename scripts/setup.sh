@@ -5,7 +5,7 @@ set -euo pipefail
 
 PYTHON=${PYTHON:-python3.11}
 VENV=${VENV:-.venv}
-EXTRAS=${EXTRAS:-device,server,dev}
+EXTRAS=${EXTRAS:-device,server,nlp,dev}
 
 # portaudio19-dev: pyaudio builds from source. espeak-ng/sox: synthesized test
 # speech. libsndfile1: audio I/O in the benchmarks.
@@ -33,5 +33,16 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
+# NLP: torch first, pinned, so pip takes the CPU wheel and never a CUDA build.
+if [[ ",$EXTRAS," == *",nlp,"* ]]; then
+    "$VENV/bin/python" -m pip install -q "torch==2.13.0"
+fi
 "$VENV/bin/python" -m pip install -q -e ".[${EXTRAS}]"
+
+# NLP models: trained on CPU when models/nlp is missing or from another recipe
+# (cached under ~/.cache/roomscribe/nlp/<key>, so a rebuild is only a copy).
+if [[ ",$EXTRAS," == *",nlp,"* ]] && ! "$VENV/bin/python" -m nlp.build --check >/dev/null; then
+    echo "setup: building the NLP models (roomscribe models build)"
+    HF_HUB_OFFLINE=1 "$VENV/bin/python" -m nlp.build
+fi
 echo "setup: done ($VENV, extras: $EXTRAS)"
