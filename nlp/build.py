@@ -1,6 +1,7 @@
 """``roomscribe models build``: train every NLP model, reproducibly, with a cache.
 
-    roomscribe models build [--data DIR] [--models DIR] [--cache DIR] [--force] [--check]
+    roomscribe models build [NAME ...] [--data DIR] [--models DIR] [--cache DIR] [--force]
+                            [--check]
 
 Three classifiers are fine-tuned from all-MiniLM-L6-v2 on CPU (recipes in
 ``RECIPES``; fixed seeds): ``mts-sections`` (MTS-Dialog's 20 headers),
@@ -260,6 +261,9 @@ def build_models(data_dir: Path, models_dir: Path, cache_dir: Path, plan: Plan =
 def main(argv: Sequence[str], settings: object = None) -> int:
     p = argparse.ArgumentParser(prog="roomscribe models build",
                                 description="train the NLP models (cached by recipe and data)")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="accepted for `roomscribe models build NAME`: all NLP models are "
+                        "built together")
     p.add_argument("--data", type=Path, default=corpora.default_data_dir(),
                    help="the shared corpora (default: ../shared/data beside the checkout)")
     p.add_argument("--models", type=Path, default=None,
@@ -269,6 +273,12 @@ def main(argv: Sequence[str], settings: object = None) -> int:
     p.add_argument("--check", action="store_true",
                    help="exit 0 if models/nlp holds the current build, 1 if not")
     args = p.parse_args(list(argv))
+    known = {*MODEL_NAMES, *(f"nlp-{n}" for n in MODEL_NAMES), "nlp"}
+    unknown = sorted(set(args.names) - known)
+    if unknown:
+        print(f"roomscribe: not an NLP model: {', '.join(unknown)} (known: {sorted(known)})",
+              file=sys.stderr)
+        return 2
     models_dir = args.models or Path(getattr(settings, "models_dir", default_models_dir()))
     try:
         if args.check:

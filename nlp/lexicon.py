@@ -86,7 +86,8 @@ _BRANDS = {
     "celebrex": "celecoxib", "toradol": "ketorolac", "lovenox": "enoxaparin",
     "epipen": "epinephrine", "tessalon": "benzonatate", "chantix": "varenicline",
     "robaxin": "methocarbamol", "zanaflex": "tizanidine", "xyzal": "levocetirizine",
-    "baby aspirin": "aspirin", "metformin er": "metformin", "k-dur": "potassium chloride",
+    "baby aspirin": "aspirin", "bumex": "bumetanide", "antibiotic": "antibiotics",
+    "k-dur": "potassium chloride", "metformin er": "metformin",
     "vitamin d3": "vitamin d", "b12": "vitamin b12", "motrin ib": "ibuprofen",
     "nitro": "nitroglycerin", "prednisone taper": "prednisone", "steroid": "steroids",
 }
@@ -142,6 +143,8 @@ LABS: dict[str, str] = {
     "amylase": "amylase", "ck": "ck", "cpk": "ck", "bun": "renal function", "gfr": "renal function",
     "viral load": "viral load", "cd4": "cd4 count", "cd4 count": "cd4 count",
     "thyroid": "thyroid panel", "iron": "iron studies", "fructosamine": "fructosamine",
+    "folate": "folate", "b12": "vitamin b12 level",
+    "western blot": "western blot", "wound culture": "wound culture",
 }
 
 IMAGING: dict[str, str] = {
@@ -181,6 +184,9 @@ PROCEDURES: dict[str, str] = {
     "knee replacement": "knee replacement", "hip replacement": "hip replacement",
     "cystoscopy": "cystoscopy", "tee": "transesophageal echocardiogram",
     "cortisone": "steroid injection", "lithotripsy": "lithotripsy",
+    "visual field test": "visual field test", "visual field testing": "visual field test",
+    "radiation": "radiation therapy", "radiation therapy": "radiation therapy",
+    "chemotherapy": "chemotherapy",
 }
 
 SPECIALTIES: dict[str, str] = {
@@ -226,7 +232,7 @@ DEVICES: dict[str, str] = {
     "walker": "walker", "cane": "cane", "boot": "walking boot", "walking boot": "walking boot",
     "cast": "cast", "cpap": "cpap", "nebulizer": "nebulizer", "glucometer": "glucometer",
     "blood pressure cuff": "blood pressure cuff", "compression stockings":
-    "compression stockings", "ace wrap": "ace wrap", "ice": "ice", "heat": "heat",
+    "compression stockings", "ace wrap": "ace wrap", "strainer": "urine strainer",
     "wheelchair": "wheelchair", "continuous glucose monitor": "continuous glucose monitor",
     "insoles": "orthotics", "orthotics": "orthotics",
 }

@@ -13,6 +13,9 @@ Rules over the clinician's sentences, token by token (standard library only):
    "hold off on", "no need for") or a *result cue* ("showed", "came back",
    "was normal", "I reviewed") closes it. Questions ("are you taking …?")
    and the patient's own words never make orders.
+   Conditional, tentative and purpose clauses close the scope too ("if it's
+   not better we'll get an MRI", "we could do the EGD", "a BMP to make sure
+   your kidney function is stable").
 3. The status comes from the nearest status word before the name: stop
    ("stop", "discontinue", "come off", "switch … from X"), change
    ("increase", "decrease", "bump up"), continue ("continue", "keep taking",
@@ -22,7 +25,8 @@ Rules over the clinician's sentences, token by token (standard library only):
    the words right after the name.
 
 Each order carries the evidence of the sentence it came from; the same order
-said twice is merged (evidence from both).
+(kind and normalised name) said twice is merged: evidence from both, the more
+specific status (stop > change > continue > new).
 """
 
 from __future__ import annotations
@@ -80,24 +84,38 @@ _ORDER_CUES = [
     "prescribing", "i'm prescribing", "start you", "put you on", "send you", "send in",
     "refer you", "referral", "referring", "schedule", "recommend", "switch", "increase",
     "decrease", "bump", "stop", "discontinue", "continue", "keep taking", "stay on",
-    "refill", "get you", "give you", "have you", "i want", "we want", "set you up",
-    "come back", "follow up", "plan is", "start", "starting", "keep you on",
+    "refill", "get you", "give you", "i want", "we want", "set you up",
+    "come back", "follow up", "plan is", "start", "starting", "keep you on", "put you in",
+    "recommendation", "get you into", "recheck", "repeat", "send",
+    # ACI-BENCH's transcripts split "gonna" / "wanna"
+    "i'm gon na", "we're gon na", "i'm gonna", "we're gonna", "i wan na", "we wan na",
+    "i wanna", "we wanna", "gon na", "wan na",
 ]
 _DECLINE_CUES = [
     "don't need", "do not need", "doesn't need", "no need", "not going to", "won't",
     "will not", "hold off", "not necessary", "don't think we need", "don't have to",
     "not gonna", "no reason to", "wouldn't", "don't want to", "not need", "unnecessary",
     "not recommend", "don't recommend", "rather not", "not at this time", "no further",
+    "don't think you need", "don't need to", "do not need to",
 ]
+#: close the scope of an earlier cue: tentative ("we could do the egd") and purpose
+#: ("a bmp to make sure your kidney function is stable")
+_TENTATIVE_CUES = ["might", "may", "could", "consider", "in case", "whether", "make sure",
+                   "to see if", "to see what", "to evaluate", "to check if"]
+#: "if it's not better, we'll get an mri": nothing within reach after "if" is ordered
+_CONDITIONAL_CUES = ["if", "unless"]
+_CONDITIONAL_REACH = 15
+_DECLINE_REACH = 8
 _RESULT_CUES = [
     "showed", "shows", "show", "revealed", "reveals", "came back", "was normal",
     "were normal", "is normal", "looked at", "reviewed", "results", "result", "demonstrated",
     "demonstrates", "was negative", "was positive", "you had", "we did", "we got back",
     "indicated", "was elevated", "is elevated", "were elevated", "looks", "looked",
-    "reading", "last time", "previous", "prior",
+    "reading", "last time", "previous", "prior", "look at", "take a look", "review",
+    "pictures", "go over",
 ]
 _STOP_CUES = ["stop", "discontinue", "come off", "get off", "taper off", "hold the",
-              "hold your", "stop taking", "switch you from", "switch from", "instead of"]
+              "hold your", "switch you from", "switch from", "instead of", "stopping"]
 _CHANGE_CUES = ["increase", "decrease", "bump up", "bump you up", "up the dose", "lower",
                 "raise", "double", "change the dose", "adjust", "go up on", "go down on",
                 "titrate", "reduce"]
@@ -109,7 +127,8 @@ _FOLLOW_UP = re.compile(
     r"(\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten|twelve|couple(?: of)?|few)"
     r"\s*(?:to\s+\w+\s+)?(day|week|month|year)s?\b")
 _REFERRAL_VERB = re.compile(r"\b(?:see|refer|referral|consult|send you|set you up with|"
-                            r"appointment with|follow up with|get you in with)\b")
+                            r"appointment with|follow up with|get you in with|into|go to|"
+                            r"start)\b")
 
 
 def _phrases(text: str) -> list[tuple[str, int]]:
@@ -223,13 +242,15 @@ def _nearest(positions: Sequence[int], before: int) -> int:
     return max((p for p in positions if p < before), default=-1)
 
 
-def _resolve_kind(m: _Mention, tokens: Sequence[str]) -> None:
+def _resolve_kind(m: _Mention, tokens: Sequence[str], found: Sequence[_Mention]) -> None:
     """A few phrases name a drug or a lab test ("vitamin d", "iron"): the verb decides."""
     phrase = " ".join(tokens[m.start:m.end])
     if phrase in lexicon.LABS and phrase in lexicon.MEDICATIONS:
         before = " ".join(tokens[max(0, m.start - 4):m.start])
         after = " ".join(tokens[m.end:m.end + 2])
-        if re.search(r"\b(check|draw|test|measure|level|levels)\b", f"{before} {after}"):
+        previous_lab = any(o.kind == OrderKind.LAB and o.end >= m.start - 2 for o in found)
+        if previous_lab or re.search(r"\b(check|recheck|draw|test|measure|level|levels)\b",
+                                     f"{before} {after}"):
             m.kind, m.name = OrderKind.LAB.value, lexicon.LABS[phrase]
         else:
             m.kind, m.name = OrderKind.MEDICATION.value, lexicon.MEDICATIONS[phrase]
@@ -243,8 +264,11 @@ def _sentence_orders(text: str) -> list[tuple[_Mention, str]]:
         return []
     order = _cue_positions(tokens, _ORDER_CUES)
     decline = _cue_positions(tokens, _DECLINE_CUES)
+    tentative = _cue_positions(tokens, _TENTATIVE_CUES)
+    conditional = _cue_positions(tokens, _CONDITIONAL_CUES)
     result = _cue_positions(tokens, _RESULT_CUES)
-    stop = _cue_positions(tokens, _STOP_CUES)
+    stop = [i for i in _cue_positions(tokens, _STOP_CUES)
+            if tokens[i + 1:i + 2] != ["by"]]  # "stop by the front desk"
     change = _cue_positions(tokens, _CHANGE_CUES)
     cont = _cue_positions(tokens, _CONTINUE_CUES)
     question = tokens[-1] == "?"
@@ -252,13 +276,16 @@ def _sentence_orders(text: str) -> list[tuple[_Mention, str]]:
     mentions = _mentions(tokens)
     for k, m in enumerate(mentions):
         limit = mentions[k + 1].start if k + 1 < len(mentions) else len(tokens)
-        _resolve_kind(m, tokens)
+        _resolve_kind(m, tokens, mentions[:k])
         cue = _nearest(order, m.start)
-        closed = max(_nearest(decline, m.start), _nearest(result, m.start))
-        # a decline cue that governs the whole sentence ("i don't think we need an mri")
+        closed = max(_nearest(decline, m.start), _nearest(result, m.start),
+                     _nearest(tentative, m.start))
         if cue < 0 or closed > cue or m.start - cue > 25:
             continue
-        if any(d <= m.start + 1 and d >= cue - 3 for d in decline):
+        # a decline that governs the clause ("i don't think you need to follow up with …")
+        if any(cue - _DECLINE_REACH <= d <= m.start + 1 for d in decline):
+            continue
+        if any(m.start - _CONDITIONAL_REACH <= c < m.start for c in conditional):
             continue
         if question and not re.search(r"\b(i'll|i will|let's|we'll|we will|i'm going to)\b",
                                       lowered):
@@ -319,21 +346,27 @@ def normalise_name(kind: str, name: str) -> str:
     return name
 
 
+_STATUS_RANK = {OrderStatus.NEW: 0, OrderStatus.CONTINUE: 1, OrderStatus.CHANGE: 2,
+                OrderStatus.STOP: 3}
+
+
 def extract_orders(sentences: Sequence[TranscriptSentence],
                    speakers: Sequence[str] | None = None) -> list[OrderIntent]:
     """Orders spoken by the clinician. ``speakers`` overrides each sentence's segment
     speaker (e.g. repaired roles, one per sentence)."""
-    merged: dict[tuple[str, str, str], OrderIntent] = {}
+    merged: dict[tuple[str, str], OrderIntent] = {}
     for k, s in enumerate(sentences):
         speaker = speakers[k] if speakers is not None else s.speaker
         if speaker not in (Speaker.DOCTOR, Speaker.UNKNOWN):
             continue
         ev = sentence_evidence([s])
         for m, status in _sentence_orders(s.text):
-            key = (m.kind, m.name, status)
-            if key in merged:
+            key = (m.kind, normalise_name(m.kind, m.name))
+            if key in merged:  # said again ("hey dragon, order …"): one order, more evidence
                 old = merged[key]
                 filled = {f: v for f, v in m.fields.items() if not getattr(old, f)}
+                if _STATUS_RANK[status] > _STATUS_RANK[old.status]:
+                    filled["status"] = status
                 merged[key] = replace(old, evidence=(*old.evidence, ev), **filled)
             else:
                 merged[key] = OrderIntent(kind=m.kind, name=m.name, status=status,

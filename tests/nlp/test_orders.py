@@ -55,6 +55,22 @@ def test_declined_reported_and_resulted_are_not_orders() -> None:
     assert orders("[doctor] so we reviewed your a1c , it came back at 8 .") == []
 
 
+def test_conditional_tentative_and_purpose_clauses_are_not_orders() -> None:
+    assert keys("[doctor] come back in a week , and if it's not better , we'll get an mri .") \
+        == {("follow_up", "follow-up", "new")}
+    assert orders("[doctor] if the pain persists we could do a steroid injection .") == []
+    assert keys("[doctor] i'm gon na order a bmp to make sure your kidney function is ok .") \
+        == {("lab", "bmp", "new")}
+    assert orders("[doctor] i don't think you need to follow up with the surgeon .") == []
+
+
+def test_spoken_forms_gon_na_and_stop_by() -> None:
+    assert keys("[doctor] i'm gon na write you a consult to nutrition .") == {
+        ("referral", "nutrition", "new")}
+    assert keys("[doctor] stop by the front desk and schedule your colonoscopy .") == {
+        ("procedure", "colonoscopy", "new")}
+
+
 def test_same_order_twice_is_merged_with_both_evidence_spans() -> None:
     got = orders("[doctor] we'll get an echocardiogram .\n[patient] okay .\n"
                  "[doctor] hey dragon , order an echocardiogram .")
