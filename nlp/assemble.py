@@ -7,8 +7,10 @@ orders, and lays out the note.
   fillers are removed, it still has at least ``MIN_CONTENT_WORDS`` content words.
 * A clinician's yes/no symptom question answered "no"/"yes" becomes
   "Denies X." / "Endorses X." in the question's section.
-* A patient's first-person statement is rewritten to note style when a safe
-  rule fits (``notestyle.patient_statement``), else kept as spoken.
+* A patient's first-person statement, or a clinician's "you have …"/"your …"
+  sentence, is rewritten to note style when a safe rule fits
+  (``notestyle.patient_statement`` / ``clinician_statement``), else kept as
+  spoken. Dictation commands to the scribe software ("hey dragon, …") are dropped.
 * Every sentence that produced an order is in the plan (even if the section
   classifier said otherwise).
 * Each note sentence carries the evidence of the transcript sentence(s) it came
@@ -28,7 +30,14 @@ from pathlib import Path
 from nlp.dialogue import TranscriptSentence, tidy
 from nlp.errors import InputError
 from nlp.features import content_words
-from nlp.notestyle import ADDED_WORDS, clean, finish, patient_statement, question_answer
+from nlp.notestyle import (
+    ADDED_WORDS,
+    clean,
+    clinician_statement,
+    finish,
+    patient_statement,
+    question_answer,
+)
 from nlp.orders import sentence_evidence
 from nlp.schema import (
     DraftNote,
@@ -44,6 +53,8 @@ __all__ = ["MIN_CONTENT_WORDS", "TEMPLATES", "assemble", "load_template",
            "unsupported_sentences"]
 
 MIN_CONTENT_WORDS = 2
+#: dictation commands to the scribe software ("hey dragon, show me the x-ray")
+_VOICE_COMMAND = re.compile(r"\b(?:hey,? dragon|dragon,)", re.I)
 S = SectionKey
 TEMPLATES: dict[str, list[tuple[str, str]]] = {
     "soap": [
@@ -127,10 +138,12 @@ def assemble(transcript: Transcript, sentences: Sequence[TranscriptSentence],
         text = clean(s.text)
         if text.endswith("?") or len(content_words(text)) < MIN_CONTENT_WORDS:
             continue
+        if _VOICE_COMMAND.search(text) and len(text.split()) < 12:
+            continue
         if speaker == Speaker.PATIENT:
             text = patient_statement(text) or finish(text)
         else:
-            text = finish(text)
+            text = clinician_statement(text) or finish(text)
         put(label, _evidence_sentence(text, [s]))
     sections = tuple(NoteSection(key=k, title=t, sentences=tuple(by_section[k]))
                      for k, t in layout)

@@ -21,7 +21,8 @@ import re
 
 from nlp.dialogue import tidy
 
-__all__ = ["ADDED_WORDS", "clean", "finish", "patient_statement", "question_answer"]
+__all__ = ["ADDED_WORDS", "clean", "clinician_statement", "finish", "patient_statement",
+           "question_answer"]
 
 ADDED_WORDS = frozenset({"patient", "reports", "denies", "endorses", "has", "is", "takes",
                          "does", "not", "been", "the", "a", "smokes", "drinks", "states"})
@@ -81,6 +82,27 @@ _REWRITES: list[tuple[re.Pattern[str], str]] = [
 def patient_statement(sentence: str) -> str | None:
     body = sentence.rstrip(".!").strip()
     for pattern, template in _REWRITES:
+        m = pattern.match(body)
+        if m and not _PERSONAL.search(m.group(1)):
+            return finish(template.format(m.group(1).strip()))
+    return None
+
+
+_CLINICIAN_REWRITES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^you(?:'ve| have) been (.+)$", re.I), "Patient has been {0}"),
+    (re.compile(r"^you(?:'re| are) (.+)$", re.I), "Patient is {0}"),
+    (re.compile(r"^you have (.+)$", re.I), "Patient has {0}"),
+    (re.compile(r"^you do have (.+)$", re.I), "Patient has {0}"),
+    (re.compile(r"^your (.+)$", re.I), "{0}"),
+]
+
+
+def clinician_statement(sentence: str) -> str | None:
+    """A clinician's sentence to the patient in note style when it opens with "you
+    have/are/'ve been" or "your" and refers to nobody else ("your lungs are clear" →
+    "Lungs are clear"; "you have some tenderness" → "Patient has some tenderness")."""
+    body = sentence.rstrip(".!").strip()
+    for pattern, template in _CLINICIAN_REWRITES:
         m = pattern.match(body)
         if m and not _PERSONAL.search(m.group(1)):
             return finish(template.format(m.group(1).strip()))

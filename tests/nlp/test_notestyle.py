@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from nlp.notestyle import clean, patient_statement, question_answer
+from nlp.notestyle import clean, clinician_statement, patient_statement, question_answer
 
 
 def test_clean_drops_fillers_stutters_and_leading_discourse_words() -> None:
@@ -27,3 +27,11 @@ def test_question_and_one_word_answer() -> None:
     assert question_answer("do you have any chest pain?", "yes.") == "Endorses chest pain."
     assert question_answer("how are you?", "no.") is None
     assert question_answer("any fever?", "well, last week maybe.") is None
+
+
+def test_clinician_sentences_to_the_patient() -> None:
+    assert clinician_statement("your lungs are clear.") == "Lungs are clear."
+    assert clinician_statement("you have some tenderness over the knee.") == \
+        "Patient has some tenderness over the knee."
+    assert clinician_statement("you have what your mother had.") is None
+    assert clinician_statement("i think it's a sprain.") is None
