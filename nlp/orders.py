@@ -346,8 +346,8 @@ def normalise_name(kind: str, name: str) -> str:
     return name
 
 
-_STATUS_RANK = {OrderStatus.NEW: 0, OrderStatus.CONTINUE: 1, OrderStatus.CHANGE: 2,
-                OrderStatus.STOP: 3}
+_STATUS_RANK: dict[str, int] = {
+    OrderStatus.NEW: 0, OrderStatus.CONTINUE: 1, OrderStatus.CHANGE: 2, OrderStatus.STOP: 3}
 
 
 def extract_orders(sentences: Sequence[TranscriptSentence],

@@ -17,26 +17,33 @@ from dataclasses import replace
 from pathlib import Path
 
 from nlp.assemble import assemble, load_template
-from nlp.dialogue import transcript_sentences
+from nlp.dialogue import TranscriptSentence, transcript_sentences
 from nlp.errors import InputError, ModelsMissing
 from nlp.features import section_input
 from nlp.orders import extract_orders
 from nlp.roles import RoleLabeller
-from nlp.schema import DraftNote, Transcript, TranscriptSegment
+from nlp.schema import DraftNote, SectionKey, Transcript, TranscriptSegment
 
-__all__ = ["DraftWriter", "label_speakers"]
+__all__ = ["NONE_BELOW", "DraftWriter", "label_speakers"]
+
+
+#: A sentence enters the note when the section classifier gives ``none`` less than
+#: this probability (then it takes its most likely section). Chosen on ACI-BENCH valid.
+NONE_BELOW = 0.5
 
 
 class DraftWriter:
     """Loaded models plus the default template."""
 
     def __init__(self, sections: object, roles: RoleLabeller, template: str = "soap",
-                 versions: dict[str, str] | None = None) -> None:
+                 versions: dict[str, str] | None = None, none_below: float = NONE_BELOW
+                 ) -> None:
         load_template(template)  # fail fast on a bad template
         self._sections = sections
         self._roles = roles
         self.template = template
         self.versions = dict(versions or {})
+        self.none_below = none_below
 
     @classmethod
     def load(cls, models_dir: Path, template: str = "soap") -> DraftWriter:
@@ -53,6 +60,24 @@ class DraftWriter:
         return cls(TextClassifier.load(root / "sections"), RoleLabeller.load(root / "roles"),
                    template, versions)
 
+    def section_labels(self, sentences: list[TranscriptSentence]) -> list[str]:
+        if not sentences:
+            return []
+        inputs = [section_input(sentences, i) for i in range(len(sentences))]
+        probs = self._sections.predict_proba(  # type: ignore[attr-defined]
+            [t for t, _ in inputs], [p for _, p in inputs])
+        names: list[str] = self._sections.labels  # type: ignore[attr-defined]
+        none = names.index(SectionKey.NONE)
+        out = []
+        for row in probs:
+            if row[none] >= self.none_below:
+                out.append(names[none])
+            else:
+                row = row.copy()
+                row[none] = -1.0
+                out.append(names[int(row.argmax())])
+        return out
+
     def label_speakers(self, segments: tuple[TranscriptSegment, ...]) -> list[str]:
         return self._roles.label(segments)
 
@@ -63,9 +88,7 @@ class DraftWriter:
         repaired = replace(transcript, segments=tuple(
             replace(s, speaker=r) for s, r in zip(transcript.segments, roles, strict=True)))
         sentences = transcript_sentences(repaired)
-        inputs = [section_input(sentences, i) for i in range(len(sentences))]
-        labels = self._sections.predict([t for t, _ in inputs],  # type: ignore[attr-defined]
-                                        [p for _, p in inputs]) if sentences else []
+        labels = self.section_labels(sentences)
         speakers = [s.speaker for s in sentences]
         orders = extract_orders(sentences, speakers)
         return assemble(repaired, sentences, labels, speakers, orders,
