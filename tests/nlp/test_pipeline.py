@@ -99,3 +99,19 @@ def test_real_models_label_speakers_from_diarization_clusters(real_models: Path)
             for s, c in zip(transcript.segments, clusters, strict=True)]
     roles = label_speakers(segs, models_dir=real_models)
     assert roles == [s.speaker for s in transcript.segments]
+
+
+def test_cli_reads_a_transcript_json_with_diarization_labels(
+        tiny_models: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    t = parse_dialogue(VISIT, "enc-json")
+    segs = tuple(TranscriptSegment(s.id, s.start_s, s.end_s, s.text,
+                                   "SPEAKER_00" if s.speaker == "doctor" else "SPEAKER_01")
+                 for s in t.segments)
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"encounter_id": "enc-json", "engine": "whisper",
+                                "segments": [s.to_dict() for s in segs]}))
+    assert main(["draft", str(path), "--format", "json", "--models", str(tiny_models)]) == 0
+    note = DraftNote.from_dict(json.loads(capsys.readouterr().out))
+    assert note.encounter_id == "enc-json"
+    evidence = [e for sec in note.sections for s in sec.sentences for e in s.evidence]
+    assert evidence and all(e.end_s > e.start_s for e in evidence)
