@@ -282,9 +282,13 @@ class _Run:
         stage = self.stage
         if isinstance(event, Partial):
             self.progress.partials += 1
+            # audio_s: how much of the visit's audio the engine had heard for this guess
+            # (latency = arrival − capture time of that audio; bench_rooms measures it).
             stage.events.publish(self.eid, "partial", {"segment_id": len(self.segments),
                                                        "start_s": event.start_s,
-                                                       "text": event.text})
+                                                       "text": event.text,
+                                                       "audio_s": round(self.progress.decoded_s,
+                                                                        3)})
             return
         assert isinstance(event, Final)
         if not event.text:  # the engine decided the utterance was not speech
