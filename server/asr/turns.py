@@ -8,6 +8,9 @@ utterance starts and ends:
 * it ends at the first window below ``neg_threshold`` once ``min_silence_s``
   of such windows follow (a pause ends the turn); the end time is where the
   silence began;
+* once an utterance is ``soft_max_s`` long, a shorter pause (``soft_silence_s``)
+  ends it too: long turns come out as several segments cut at their breaths,
+  so no final waits for a long monologue to end;
 * utterances shorter than ``min_speech_s`` are dropped (clicks, coughs);
 * an utterance reaching ``max_segment_s`` is cut at its last short pause
   (≥ ``split_pause_s``) or, failing that, right there, and a new one begins.
@@ -38,7 +41,8 @@ class TurnSegmenter:
     def __init__(self, *, window_s: float = 512 / 16_000, threshold: float = 0.5,
                  neg_threshold: float | None = None, min_silence_s: float = 0.5,
                  min_speech_s: float = 0.2, max_segment_s: float = 20.0,
-                 split_pause_s: float = 0.1) -> None:
+                 split_pause_s: float = 0.1, soft_max_s: float | None = None,
+                 soft_silence_s: float = 0.15) -> None:
         if not 0 < threshold <= 1:
             raise ValueError("threshold must be in (0, 1]")
         if max_segment_s <= min_silence_s:
@@ -51,6 +55,9 @@ class TurnSegmenter:
         self._min_speech = max(1, round(min_speech_s / window_s))
         self._max_segment = max(2, round(max_segment_s / window_s))
         self._split_pause = max(1, round(split_pause_s / window_s))
+        self._soft_max = (round(soft_max_s / window_s) if soft_max_s is not None
+                          else self._max_segment)
+        self._soft_silence = max(1, round(soft_silence_s / window_s))
         self._index = 0  # windows seen
         self._start: int | None = None  # open utterance's first window
         self._silence_from: int | None = None  # first window of the current pause
@@ -88,7 +95,10 @@ class TurnSegmenter:
         if not self._announced and speech_end - self._start >= self._min_speech:
             self._announced = True
             events.append(TurnStarted(self._t(self._start)))
-        if self._silence_from is not None and i + 1 - self._silence_from >= self._min_silence:
+        pause = i + 1 - self._silence_from if self._silence_from is not None else 0
+        long_turn = (self._silence_from or 0) - self._start >= self._soft_max
+        if self._silence_from is not None and (
+                pause >= self._min_silence or (long_turn and pause >= self._soft_silence)):
             events.extend(self._close(self._silence_from))
         elif i + 1 - self._start >= self._max_segment:
             events.extend(self._split(i + 1))

@@ -61,6 +61,7 @@ class WhisperOptions:
     partial_interval_s: float = 1.5  # 0 = no partials
     min_silence_s: float = 0.5
     max_segment_s: float = 20.0
+    soft_max_segment_s: float = 5.0  # past this, a 0.15 s pause ends the utterance too
     min_window_s: float = 10.0  # pad shorter utterances to this before encoding
     pad_s: float = 0.2  # audio kept either side of an utterance
     prompt_budget_tokens: int = 150  # room for the vocabulary in the decoder prompt
@@ -240,7 +241,8 @@ class WhisperRecognizer:
         opts = engine.options
         self.vad = SpeechDetector(engine.vad_session)
         self.turns = TurnSegmenter(min_silence_s=opts.min_silence_s,
-                                   max_segment_s=opts.max_segment_s)
+                                   max_segment_s=opts.max_segment_s,
+                                   soft_max_s=opts.soft_max_segment_s)
         self._buffer = np.zeros(0, dtype=np.float32)
         self._buffer_start = 0  # sample index of _buffer[0]
         self._fed = 0  # samples accepted

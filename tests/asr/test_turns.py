@@ -58,3 +58,10 @@ def test_bad_parameters_are_refused() -> None:
         TurnSegmenter(threshold=0)
     with pytest.raises(ValueError):
         TurnSegmenter(min_silence_s=2, max_segment_s=1)
+
+
+def test_a_long_turn_is_cut_at_a_short_pause_once_past_the_soft_limit() -> None:
+    # 0.2 s pauses: ignored early in the turn, a cut once it is 1 s long.
+    probs = [0.9] * 5 + [0.0] * 2 + [0.9] * 6 + [0.0] * 2 + [0.9] * 4 + [0.0] * 6
+    assert run(probs, min_silence_s=0.5, soft_max_s=1.0, soft_silence_s=0.2) == [
+        TurnStarted(0.0), TurnEnded(0.0, 1.3), TurnStarted(1.5), TurnEnded(1.5, 1.9)]
