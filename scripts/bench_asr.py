@@ -21,8 +21,9 @@ Per engine it reports:
                       rtf_with_partials with the live partials on
   max_realtime_streams   most rooms fed at once in real time (100 ms chunks, each room
                       playing the clip from a different point) through the real
-                      TranscriptionStage (2 workers) whose finals keep up: p95 final latency
-                      <= 2 s and no room more than 3 s behind
+                      TranscriptionStage (2 workers) whose finals keep up: no room ever more
+                      than the server's falling-behind threshold (5 s) behind;
+                      max_realtime_streams_p95_within_2s also holds p95 final latency <= 2 s
   final_latency_ms_p50/_p95   end of an utterance's audio arriving → its final (1 room)
   end_of_visit_to_transcript_ms   a 10-minute visit: its last audio arriving → transcript stored
                       (SQLite) — the visit is fed as fast as the engine keeps up, then its last
@@ -234,7 +235,7 @@ async def _rooms_in_real_time(engine: SpeechEngine, pcm: bytes, rooms: int,
 
     chunk = BYTES_PER_SECOND // 10
     with ThreadPoolExecutor(workers) as pool:
-        stage = TranscriptionStage(engine, pool, limits=StageLimits(behind_threshold_s=3.0))
+        stage = TranscriptionStage(engine, pool, limits=StageLimits(behind_threshold_s=5.0))
         progresses = []
 
         async def room(i: int) -> None:
@@ -271,23 +272,29 @@ def _pct(xs: list[float], p: int) -> float | None:
 
 
 def realtime_capacity(engine: SpeechEngine, pcm: bytes, max_rooms: int, workers: int,
-                      log: Any) -> tuple[int, list[dict[str, Any]]]:
+                      log: Any) -> tuple[int, int, list[dict[str, Any]]]:
+    """(most rooms whose finals keep up, most rooms also within the 2 s p95 target, runs).
+
+    Keeping up: no room ever had more than the server's falling-behind threshold
+    (5 s) of audio waiting, i.e. no ``lagging`` event."""
     runs = []
-    best = 0
+    best = best_2s = 0
     n = 1
     while n <= max_rooms:
         r = asyncio.run(_rooms_in_real_time(engine, pcm, n, workers))
-        ok = (r["final_latency_ms_p95"] is not None and r["final_latency_ms_p95"] <= 2000
-              and r["max_backlog_s"] <= 3.0)
-        r["keeps_up"] = ok
+        keeps_up = r["finals"] > 0 and r["behind_events"] == 0
+        within_2s = keeps_up and (r["final_latency_ms_p95"] or 1e9) <= 2000
+        r["keeps_up"], r["p95_within_2s"] = keeps_up, within_2s
         runs.append(r)
         log(f"    {n:>2} rooms: p95 final latency {r['final_latency_ms_p95']} ms, "
-            f"max backlog {r['max_backlog_s']} s -> {'ok' if ok else 'behind'}")
-        if not ok:
+            f"max backlog {r['max_backlog_s']} s -> {'keeps up' if keeps_up else 'behind'}")
+        if not keeps_up:
             break
         best = n
+        if within_2s:
+            best_2s = n
         n = n * 2 if n < 4 else n + 2
-    return best, runs
+    return best, best_2s, runs
 
 
 async def _visit_end(engine: SpeechEngine, pcm: bytes, db_dir: Path) -> dict[str, Any]:
@@ -439,8 +446,10 @@ def main(argv: list[str] | None = None) -> int:
         row["final_latency_ms_p95"] = one["final_latency_ms_p95"]
         log(f"  rtf with partials {row['rtf_with_partials']}; 1 room: final latency p50 "
             f"{one['final_latency_ms_p50']} ms, p95 {one['final_latency_ms_p95']} ms")
-        best, runs = realtime_capacity(live, stream_pcm, args.max_rooms, args.workers, log)
+        best, best_2s, runs = realtime_capacity(live, stream_pcm, args.max_rooms, args.workers,
+                                                log)
         row["max_realtime_streams"] = best
+        row["max_realtime_streams_p95_within_2s"] = best_2s
         row["realtime_runs"] = runs
         if visit_pcm is None:
             log(f"  synthesizing a {args.visit_minutes:g}-minute visit")
@@ -468,7 +477,9 @@ def main(argv: list[str] | None = None) -> int:
     args.json.write_text(json.dumps(report, indent=2))
     summary = {k: {m: v.get(m) for m in ("wer", "wer_drug_terms", "drug_terms_recalled",
                                          "drug_terms_inserted", "rtf", "rtf_with_partials",
-                                         "max_realtime_streams", "final_latency_ms_p50",
+                                         "max_realtime_streams",
+                                         "max_realtime_streams_p95_within_2s",
+                                         "final_latency_ms_p50",
                                          "final_latency_ms_p95",
                                          "end_of_visit_to_transcript_ms", "reason")
                    if m in v} for k, v in results.items()}
