@@ -45,13 +45,13 @@ class Services:
         store = AudioStore(db, capture_gap_tolerance_ms=settings.capture_gap_tolerance_ms)
         executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="db")
         # --- transcription (server/asr): the configured engine unless a stage is given
+        from_settings = stage is None
         if stage is None:
             stage = build_stage(settings)  # None when asr_engine = none
         live = LiveHub()
         transcription = stage if isinstance(stage, TranscriptionStage) else None
         if transcription is not None:
             transcription.attach(TranscriptStore(db), live, executor)
-        from_settings = stage is None
         handoff = Handoff(store, stage or LoggingStage(), executor)
         services = cls(settings, db, store, handoff, ConnectedDevices(), executor, live=live,
                        transcription=transcription)
