@@ -55,6 +55,12 @@ __all__ = ["MIN_CONTENT_WORDS", "TEMPLATES", "assemble", "load_template",
 MIN_CONTENT_WORDS = 2
 #: dictation commands to the scribe software ("hey dragon, show me the x-ray")
 _VOICE_COMMAND = re.compile(r"\b(?:hey,? dragon|dragon,)", re.I)
+#: acknowledgements and courtesies that carry nothing for the note
+_ACK = re.compile(
+    r"^(?:that )?(?:sounds? (?:good|great|fine|like a plan)|thanks?(?: you)?(?: so much)?|"
+    r"that's (?:fine|great|good)|(?:very )?good to (?:see|meet) you|you're welcome|"
+    r"have a (?:good|great|nice) (?:day|one)|take care|no problem|of course|"
+    r"nice to (?:see|meet) you|that makes sense|i understand|will do)[.!]?$", re.I)
 S = SectionKey
 TEMPLATES: dict[str, list[tuple[str, str]]] = {
     "soap": [
@@ -138,7 +144,7 @@ def assemble(transcript: Transcript, sentences: Sequence[TranscriptSentence],
         text = clean(s.text)
         if text.endswith("?") or len(content_words(text)) < MIN_CONTENT_WORDS:
             continue
-        if _VOICE_COMMAND.search(text) and len(text.split()) < 12:
+        if (_VOICE_COMMAND.search(text) and len(text.split()) < 12) or _ACK.match(text):
             continue
         if speaker == Speaker.PATIENT:
             text = patient_statement(text) or finish(text)

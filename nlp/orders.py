@@ -90,6 +90,8 @@ _ORDER_CUES = [
     # ACI-BENCH's transcripts split "gonna" / "wanna"
     "i'm gon na", "we're gon na", "i'm gonna", "we're gonna", "i wan na", "we wan na",
     "i wanna", "we wanna", "gon na", "wan na",
+    # with an adverb in between: "i also want you to see cardiology"
+    "want you to", "like you to", "need you to", "want to get", "like to get",
 ]
 _DECLINE_CUES = [
     "don't need", "do not need", "doesn't need", "no need", "not going to", "won't",

@@ -29,7 +29,7 @@ __all__ = ["NONE_BELOW", "DraftWriter", "label_speakers"]
 
 #: A sentence enters the note when the section classifier gives ``none`` less than
 #: this probability (then it takes its most likely section). Chosen on ACI-BENCH valid.
-NONE_BELOW = 0.5
+NONE_BELOW = 0.7
 
 
 class DraftWriter:
@@ -84,7 +84,8 @@ class DraftWriter:
     def draft(self, transcript: Transcript, template: str | None = None) -> DraftNote:
         if not transcript.segments:
             raise InputError("transcript has no segments")
-        roles = self._roles.label(transcript.segments)
+        # plain-text dialogues are written one turn a line (a new line: a new speaker)
+        roles = self._roles.label(transcript.segments, turns=transcript.engine == "text")
         repaired = replace(transcript, segments=tuple(
             replace(s, speaker=r) for s, r in zip(transcript.segments, roles, strict=True)))
         sentences = transcript_sentences(repaired)

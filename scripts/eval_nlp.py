@@ -109,7 +109,7 @@ def eval_roles(labeller: object, data: Path, limit: int | None) -> dict[str, flo
         for v in corpora.read_aci(data, split)[:limit]:
             segs = parse_dialogue(v.dialogue).segments
             gold += [s.speaker for s in segs]
-            pred += label(segs, use_tags=False)
+            pred += label(segs, use_tags=False, turns=True)
         out[f"role_accuracy_aci_{split}"] = r4(accuracy(gold, pred))
         gold_all += gold
         pred_all += pred
@@ -119,7 +119,7 @@ def eval_roles(labeller: object, data: Path, limit: int | None) -> dict[str, flo
         segs = tuple(TranscriptSegment(id=i, start_s=t.start_s, end_s=t.end_s, text=t.text)
                      for i, t in enumerate(pv.turns))
         gold += [t.speaker for t in pv.turns]
-        pred += label(segs, use_tags=False)
+        pred += label(segs, use_tags=False, turns=False)
     out["role_accuracy_primock_day4"] = r4(accuracy(gold, pred))
     return out
 
