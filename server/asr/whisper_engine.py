@@ -9,8 +9,9 @@ The only module that imports faster_whisper/ctranslate2. Streaming works like th
 * While it is open, it is re-decoded greedily without word times every
   ``partial_interval_s`` of new audio (or half the utterance so far, if
   longer) → a :class:`Partial`; none when the room is behind (a call that
-  brings more than 0.5 s of audio) or the other workers are all decoding.
-  Partials are best effort; finals never are.
+  brings more than 0.5 s of audio) or the workers are busy (all but one decoding,
+  or more than half busy over the last 10 s). Partials are best effort; finals
+  never are.
 
 Each decode encodes only the utterance (padded to ``min_window_s``), not a full
 30 s window: CTranslate2 accepts shorter inputs, and the encoder cost scales
@@ -28,6 +29,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +54,8 @@ FRAMES_PER_SECOND = 100  # Whisper's mel frames
 MAX_FRAMES = 3000  # 30 s: the longest input the encoder takes
 #: A call bringing more audio than this means the room's queue is building up: no partial.
 BEHIND_CALL_S = 0.5
+#: Partials need the workers to have been less than half busy over this many seconds.
+BUSY_WINDOW_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +128,7 @@ class WhisperEngine:
         self.decodes = 0
         self.second_passes = 0
         self._in_flight = 0
+        self._recent: deque[tuple[float, float]] = deque()  # (end, seconds) of decodes
 
     def recognizer(self) -> WhisperRecognizer:
         return WhisperRecognizer(self)
@@ -163,17 +169,25 @@ class WhisperEngine:
         """Text (and words, times relative to ``audio``) of one utterance; "" for non-speech."""
         with self._lock:
             self._in_flight += 1
+        started = time.monotonic()
         try:
             return self._decode(audio, with_words, min_window_s)
         finally:
+            now = time.monotonic()
             with self._lock:
                 self._in_flight -= 1
+                self._recent.append((now, now - started))
 
     def partial_allowed(self) -> bool:
-        """A partial may run only while a worker would otherwise idle: with other decodes in
-        flight on all but one worker, the CPU is for finals."""
+        """Partials only from spare CPU: no more than all-but-one workers decoding now, and
+        the workers less than half busy over the last ``BUSY_WINDOW_S``. Under load the
+        CPU goes to finals; partials come back when it frees up."""
+        now = time.monotonic()
         with self._lock:
-            return self._in_flight < max(1, self.options.workers - 1)
+            while self._recent and self._recent[0][0] < now - BUSY_WINDOW_S:
+                self._recent.popleft()
+            busy = sum(d for _, d in self._recent) / (BUSY_WINDOW_S * self.options.workers)
+            return self._in_flight < max(1, self.options.workers - 1) and busy < 0.5
 
     def _decode(self, audio: np.ndarray, with_words: bool,
                 min_window_s: float | None) -> tuple[str, list[Word]]:
