@@ -22,14 +22,16 @@ from nlp.errors import InputError, ModelsMissing
 from nlp.features import section_input
 from nlp.orders import extract_orders
 from nlp.roles import RoleLabeller
-from nlp.schema import DraftNote, SectionKey, Transcript, TranscriptSegment
+from nlp.schema import DraftNote, SectionKey, Speaker, Transcript, TranscriptSegment
 
-__all__ = ["NONE_BELOW", "DraftWriter", "label_speakers"]
+__all__ = ["NONE_BELOW", "ORDER_CLINICIAN_MIN", "DraftWriter", "label_speakers"]
 
 
 #: A sentence enters the note when the section classifier gives ``none`` less than
 #: this probability (then it takes its most likely section). Chosen on ACI-BENCH valid.
 NONE_BELOW = 0.7
+#: See DraftWriter._order_speakers.
+ORDER_CLINICIAN_MIN = 0.5
 
 
 class DraftWriter:
@@ -81,6 +83,26 @@ class DraftWriter:
     def label_speakers(self, segments: tuple[TranscriptSegment, ...]) -> list[str]:
         return self._roles.label(segments)
 
+    def _order_speakers(self, transcript: Transcript, sentences: list[TranscriptSentence],
+                        speakers: list[str]) -> list[str]:
+        """Who said each sentence, for order extraction only.
+
+        ASR segments are utterances, not turns: a clinician often speaks several in a
+        row, and the turn-taking prior can hand one of them to the patient. Losing a
+        spoken order costs more than the opposite error (an order also needs a
+        clinician's order cue, "I'm going to order", "let's start"), so an ASR segment
+        the role classifier scores at least ``ORDER_CLINICIAN_MIN`` as the clinician's
+        counts as the clinician's here. Typed dialogues keep their turn labels.
+        """
+        if transcript.engine == "text" or not sentences:
+            return speakers
+        ids = sorted({s.segment.id for s in sentences})
+        texts = {seg.id: seg.text for seg in transcript.segments}
+        p_doctor = dict(zip(ids, self._roles.probabilities([texts[i] for i in ids])[:, 0],
+                            strict=True))
+        return [Speaker.DOCTOR.value if p_doctor[s.segment.id] >= ORDER_CLINICIAN_MIN else sp
+                for s, sp in zip(sentences, speakers, strict=True)]
+
     def draft(self, transcript: Transcript, template: str | None = None) -> DraftNote:
         if not transcript.segments:
             raise InputError("transcript has no segments")
@@ -91,7 +113,7 @@ class DraftWriter:
         sentences = transcript_sentences(repaired)
         labels = self.section_labels(sentences)
         speakers = [s.speaker for s in sentences]
-        orders = extract_orders(sentences, speakers)
+        orders = extract_orders(sentences, self._order_speakers(transcript, sentences, speakers))
         return assemble(repaired, sentences, labels, speakers, orders,
                         template or self.template, self.versions)
 
