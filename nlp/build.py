@@ -3,11 +3,15 @@
     roomscribe models build [NAME ...] [--data DIR] [--models DIR] [--cache DIR] [--force]
                             [--check]
 
-Three classifiers are fine-tuned from all-MiniLM-L6-v2 on CPU (recipes in
+Four classifiers are fine-tuned from all-MiniLM-L6-v2 on CPU (recipes in
 ``RECIPES``; fixed seeds): ``mts-sections`` (MTS-Dialog's 20 headers),
-``sections`` (transcript sentence → note section) and ``roles`` (turn →
-doctor/patient/other). The build key is a SHA-256 of the recipes,
-``RECIPE_VERSION``, the training files and the base weights; the built files
+``sections`` (transcript sentence → note section), ``roles`` (turn →
+doctor/patient/other) and ``orders`` (a name the clinician said → not an order
+/ new / continue / change / stop; ``nlp.intents``), the last cached on its own
+key (``orders_key``: its recipe, the ACI-BENCH train file and the source of
+the modules that make its examples) under ``orders-<key>``. The build key of
+the other three is a SHA-256 of the recipes, ``RECIPE_VERSION``, the training
+files and the base weights; the built files
 live in ``~/.cache/roomscribe/nlp/<key>/`` and are copied (hard-linked where
 possible) to ``models/nlp/`` with ``MODEL_CARD.md`` and ``build.json``. A
 second build with the same key only re-links; ``--check`` exits 0 when
@@ -28,18 +32,25 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nlp import corpora
 from nlp.errors import NlpError
 
-__all__ = ["MODEL_NAMES", "RECIPE_VERSION", "build_key", "build_models", "default_models_dir",
-           "main", "models_present"]
+__all__ = ["MODEL_NAMES", "ORDERS", "RECIPE_VERSION", "build_key", "build_models",
+           "default_models_dir", "main", "models_present", "orders_key"]
 
 RECIPE_VERSION = "1"
 MODEL_NAMES = ("mts-sections", "sections", "roles")
+#: The order-intent model is built and cached on its own (``orders-<key>``), so a
+#: change to the order rules or lexicon retrains only it.
+ORDERS = "orders"
+ORDERS_RECIPE: dict[str, Any] = dict(max_length=80, epochs=4, lr=2e-4, train_layers=2,
+                                     class_weight_power=0.5)
+#: the code that makes its candidates and training examples is part of its recipe
+ORDERS_SOURCES = ("intents.py", "orders.py", "lexicon.py", "labels.py", "dialogue.py")
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,9 @@ class Plan:
     #: score the built models on the validation splits for the model card
     validate: bool = True
     seed: int = 13
+    #: the order-intent model; not in ``to_dict`` (it has its own key: ``orders_key``)
+    orders: dict[str, Any] = field(default_factory=lambda: dict(ORDERS_RECIPE))
+    orders_generated: int = 1500
 
     def to_dict(self) -> dict[str, Any]:
         return {"recipes": self.recipes, "section_none_keep": self.section_none_keep,
@@ -74,7 +88,8 @@ SMOKE = Plan(recipes={
     "mts-sections": dict(max_length=64, epochs=1, lr=5e-4, train_layers=1),
     "sections": dict(max_length=64, epochs=1, lr=5e-4, train_layers=1),
     "roles": dict(max_length=64, epochs=1, lr=5e-4, train_layers=1),
-}, section_none_keep=0.05, role_examples=200, max_examples=200)
+}, section_none_keep=0.05, role_examples=200, max_examples=200,
+    orders=dict(max_length=48, epochs=1, lr=5e-4, train_layers=1), orders_generated=100)
 
 
 def default_models_dir() -> Path:
@@ -103,12 +118,35 @@ def build_key(plan: Plan, data_dir: Path, base_dir: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def models_present(models_dir: Path, key: str | None = None) -> bool:
-    info = models_dir / "nlp" / "build.json"
-    if not info.is_file() or not all((models_dir / "nlp" / n / "meta.json").is_file()
-                                     for n in MODEL_NAMES):
+def orders_key(plan: Plan, data_dir: Path, base_dir: Path) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"recipe": plan.orders, "generated": plan.orders_generated,
+                         "max_examples": plan.max_examples, "seed": plan.seed},
+                        sort_keys=True).encode())
+    here = Path(__file__).resolve().parent
+    inputs = [data_dir / "aci-bench" / corpora.ACI_SPLITS["train"],
+              base_dir / "model.safetensors", *(here / name for name in ORDERS_SOURCES)]
+    for path in inputs:
+        if not path.is_file():
+            raise NlpError(f"missing training input {path}")
+        h.update(path.name.encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def _built_key(info: Path) -> str | None:
+    return json.loads(info.read_text()).get("key") if info.is_file() else None
+
+
+def models_present(models_dir: Path, key: str | None = None,
+                   order_key: str | None = None) -> bool:
+    root = models_dir / "nlp"
+    names = [*MODEL_NAMES, ORDERS]
+    if not all((root / n / "meta.json").is_file() for n in names):
         return False
-    return key is None or json.loads(info.read_text()).get("key") == key
+    if key is not None and _built_key(root / "build.json") != key:
+        return False
+    return order_key is None or _built_key(root / ORDERS / "build.json") == order_key
 
 
 def _train_all(plan: Plan, data_dir: Path, base_dir: Path, out: Path) -> dict[str, Any]:
@@ -223,6 +261,42 @@ def _link_tree(src: Path, dst: Path) -> None:
             shutil.copy2(path, target)
 
 
+def _build_orders(plan: Plan, data_dir: Path, cache_dir: Path, base: Path, force: bool) -> Path:
+    """The order-intent model (``nlp.intents``), cached under ``orders-<key>``."""
+    from nlp.encoder import Recipe, TextClassifier, stderr_progress, train_classifier
+    from nlp.intents import INTENTS, order_examples
+
+    key = orders_key(plan, data_dir, base)
+    cached = cache_dir / f"{ORDERS}-{key}"
+    if force and cached.exists():
+        shutil.rmtree(cached)
+    if (cached / "build.json").is_file():
+        return cached
+    print(f"nlp: building the order-intent model (key {key})", file=sys.stderr)
+    t0 = time.monotonic()
+    examples = order_examples(data_dir, plan.orders_generated, plan.seed)
+    if plan.max_examples is not None:
+        examples = random.Random(plan.seed).sample(examples, min(plan.max_examples,
+                                                                 len(examples)))
+    recipe = Recipe(**plan.orders, seed=plan.seed)
+    clf = train_classifier(examples, INTENTS, recipe, base,
+                           progress=stderr_progress(f"{ORDERS:>12}"))
+    tmp = cache_dir / f".{ORDERS}-{key}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    clf.save(tmp, {"recipe": recipe.to_dict(), "train_examples": len(examples)})
+    TextClassifier.load(tmp)  # what was saved loads
+    seconds = time.monotonic() - t0
+    (tmp / "build.json").write_text(json.dumps(
+        {"key": key, "recipe": recipe.to_dict(), "generated": plan.orders_generated,
+         "train_examples": len(examples), "build_s": round(seconds)}, indent=2) + "\n")
+    if cached.exists():
+        shutil.rmtree(cached)
+    tmp.rename(cached)
+    print(f"nlp: order-intent model built in {seconds / 60:.1f} min", file=sys.stderr)
+    return cached
+
+
 def build_models(data_dir: Path, models_dir: Path, cache_dir: Path, plan: Plan = RECIPES,
                  force: bool = False, base_dir: Path | None = None) -> Path:
     """Build (or reuse from the cache) and install under ``models_dir/nlp``."""
@@ -253,7 +327,9 @@ def build_models(data_dir: Path, models_dir: Path, cache_dir: Path, plan: Plan =
         print(f"nlp: built in {seconds / 60:.1f} min: {metrics}", file=sys.stderr)
     else:
         print(f"nlp: models {key} found in cache {cached}", file=sys.stderr)
+    orders = _build_orders(plan, data_dir, cache_dir, base, force)
     _link_tree(cached, models_dir / "nlp")
+    _link_tree(orders, models_dir / "nlp" / ORDERS)
     return models_dir / "nlp"
 
 
@@ -272,7 +348,7 @@ def main(argv: Sequence[str], settings: object = None) -> int:
     p.add_argument("--check", action="store_true",
                    help="exit 0 if models/nlp holds the current build, 1 if not")
     args = p.parse_args(list(argv))
-    known = {*MODEL_NAMES, *(f"nlp-{n}" for n in MODEL_NAMES), "nlp"}
+    known = {*MODEL_NAMES, ORDERS, *(f"nlp-{n}" for n in (*MODEL_NAMES, ORDERS)), "nlp"}
     unknown = sorted(set(args.names) - known)
     if unknown:
         print(f"roomscribe: not an NLP model: {', '.join(unknown)} (known: {sorted(known)})",
@@ -283,7 +359,9 @@ def main(argv: Sequence[str], settings: object = None) -> int:
         if args.check:
             from nlp.encoder import base_encoder_dir
 
-            ok = models_present(models_dir, build_key(RECIPES, args.data, base_encoder_dir()))
+            base = base_encoder_dir()
+            ok = models_present(models_dir, build_key(RECIPES, args.data, base),
+                                orders_key(RECIPES, args.data, base))
             print(f"nlp models {'present' if ok else 'missing or stale'} in {models_dir / 'nlp'}")
             return 0 if ok else 1
         out = build_models(args.data, models_dir, args.cache, force=args.force)

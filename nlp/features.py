@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 from nlp.dialogue import TranscriptSentence
 
-__all__ = ["content_words", "mts_input", "role_input", "section_input"]
+__all__ = ["clip", "content_words", "mts_input", "role_input", "section_input"]
 
 
-def _clip(text: str, words: int) -> str:
+def clip(text: str, words: int) -> str:
     parts = text.split()
     return " ".join(parts[:words]) + (" …" if len(parts) > words else "")
 
@@ -28,14 +28,14 @@ def section_input(sentences: Sequence[TranscriptSentence], i: int) -> tuple[str,
     before = sentences[i - 1] if i > 0 else None
     after = sentences[i + 1] if i + 1 < len(sentences) else None
     pair = " | ".join(
-        f"{x.speaker}: {_clip(x.text, 30)}" for x in (before, after) if x is not None)
+        f"{x.speaker}: {clip(x.text, 30)}" for x in (before, after) if x is not None)
     return text, pair
 
 
 def role_input(texts: Sequence[str], i: int) -> tuple[str, str]:
-    before = _clip(texts[i - 1], 40) if i > 0 else "(start of visit)"
-    after = _clip(texts[i + 1], 40) if i + 1 < len(texts) else "(end of visit)"
-    return _clip(texts[i], 60), f"before: {before} | after: {after}"
+    before = clip(texts[i - 1], 40) if i > 0 else "(start of visit)"
+    after = clip(texts[i + 1], 40) if i + 1 < len(texts) else "(end of visit)"
+    return clip(texts[i], 60), f"before: {before} | after: {after}"
 
 
 def mts_input(dialogue: str) -> str:

@@ -32,14 +32,15 @@ specific status (stop > change > continue > new).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from nlp import lexicon
 from nlp.dialogue import TranscriptSentence
 from nlp.schema import Evidence, OrderIntent, OrderKind, OrderStatus, Speaker
 
-__all__ = ["extract_orders", "normalise_name", "sentence_evidence"]
+__all__ = ["Candidate", "Classify", "extract_orders", "normalise_name", "sentence_candidates",
+           "sentence_evidence"]
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-'/.][a-z0-9]+)*|[,;:?!]|\.")
 _TABLE = lexicon.phrase_table()
@@ -258,75 +259,110 @@ def _resolve_kind(m: _Mention, tokens: Sequence[str], found: Sequence[_Mention])
             m.kind, m.name = OrderKind.MEDICATION.value, lexicon.MEDICATIONS[phrase]
 
 
-def _sentence_orders(text: str) -> list[tuple[_Mention, str]]:
-    """(mention, status) pairs ordered in one clinician sentence."""
+@dataclass
+class Candidate:
+    """A name the clinician said that could be an order, in its sentence.
+
+    ``rules_status`` is what the cue rules make of it (``None``: not an order);
+    ``marked`` shows the sentence to the order-intent model with the name in brackets."""
+
+    mention: _Mention
+    tokens: list[str]
+    rules_status: str | None
+    previous: str = ""  # the sentence before, as context
+
+    @property
+    def marked(self) -> str:
+        m = self.mention
+        lo, hi = max(0, m.start - 24), min(len(self.tokens), m.end + 16)
+        words = [*self.tokens[lo:m.start], "[", *self.tokens[m.start:m.end], "]",
+                 *self.tokens[m.end:hi]]
+        return f"{m.kind.replace('_', ' ')}: {' '.join(words)}"
+
+
+def _rules_status(m: _Mention, tokens: Sequence[str], lowered: str, cues: dict[str, list[int]],
+                  question: bool) -> str | None:
+    """The cue-scope rules (see the module docstring) for one mention."""
+    cue = _nearest(cues["order"], m.start)
+    closed = max(_nearest(cues["decline"], m.start), _nearest(cues["result"], m.start),
+                 _nearest(cues["tentative"], m.start))
+    if cue < 0 or closed > cue or m.start - cue > 25:
+        return None
+    # a decline that governs the clause ("i don't think you need to follow up with …")
+    if any(cue - _DECLINE_REACH <= d <= m.start + 1 for d in cues["decline"]):
+        return None
+    if any(m.start - _CONDITIONAL_REACH <= c < m.start for c in cues["conditional"]):
+        return None
+    if question and not re.search(r"\b(i'll|i will|let's|we'll|we will|i'm going to)\b",
+                                  lowered):
+        return None
+    if m.kind == OrderKind.REFERRAL and not _REFERRAL_VERB.search(
+            " ".join(tokens[max(0, m.start - 8):m.start])):
+        return None
+    status = OrderStatus.NEW.value
+    nearest_status = max((_nearest(cues["stop"], m.start), OrderStatus.STOP.value),
+                         (_nearest(cues["change"], m.start), OrderStatus.CHANGE.value),
+                         (_nearest(cues["continue"], m.start), OrderStatus.CONTINUE.value))
+    if nearest_status[0] >= 0 and m.start - nearest_status[0] <= 8:
+        status = nearest_status[1]
+    between = " ".join(tokens[max(0, m.start - 6):m.start])
+    if re.search(r"\b(switch|change)\w* (?:you |her |him )?(?:from|off)(?: of)?$", between) \
+            or re.search(r"\binstead of$", between):
+        status = OrderStatus.STOP.value
+    elif re.search(r"\b(?:from|off of|off) \S+(?: \S+)?(?: \d+ \w+)? (?:to|onto|over to)$",
+                   between) and re.search(r"\bswitch|\bchange", lowered):
+        status = OrderStatus.NEW.value
+    return status
+
+
+def _details(m: _Mention, tokens: Sequence[str], limit: int) -> None:
+    if m.kind == OrderKind.MEDICATION:
+        m.fields.update(_medication_details(tokens, m.end, limit))
+    elif m.kind in (OrderKind.IMAGING, OrderKind.PROCEDURE):
+        m.fields.update(_site_details(tokens, m.start, m.end))
+        site = m.fields.get("body_site")
+        if m.kind == OrderKind.IMAGING and site and m.name in ("x-ray", "mri", "ct",
+                                                                 "ultrasound"):
+            m.name = f"{site} {m.name}"
+    elif m.kind == OrderKind.REFERRAL:
+        m.fields["specialty"] = m.name
+
+
+def sentence_candidates(text: str) -> list[Candidate]:
+    """Every name in one sentence that could be an order, with the rules' verdict."""
     lowered = text.lower().replace("’", "'")
-    tokens = [t for t, _ in _phrases(lowered)]
+    spans = _phrases(lowered)
+    tokens = [t for t, _ in spans]
     if not tokens:
         return []
-    order = _cue_positions(tokens, _ORDER_CUES)
-    decline = _cue_positions(tokens, _DECLINE_CUES)
-    tentative = _cue_positions(tokens, _TENTATIVE_CUES)
-    conditional = _cue_positions(tokens, _CONDITIONAL_CUES)
-    result = _cue_positions(tokens, _RESULT_CUES)
-    stop = [i for i in _cue_positions(tokens, _STOP_CUES)
-            if tokens[i + 1:i + 2] != ["by"]]  # "stop by the front desk"
-    change = _cue_positions(tokens, _CHANGE_CUES)
-    cont = _cue_positions(tokens, _CONTINUE_CUES)
+    cues = {"order": _cue_positions(tokens, _ORDER_CUES),
+            "decline": _cue_positions(tokens, _DECLINE_CUES),
+            "tentative": _cue_positions(tokens, _TENTATIVE_CUES),
+            "conditional": _cue_positions(tokens, _CONDITIONAL_CUES),
+            "result": _cue_positions(tokens, _RESULT_CUES),
+            "stop": [i for i in _cue_positions(tokens, _STOP_CUES)
+                     if tokens[i + 1:i + 2] != ["by"]],  # "stop by the front desk"
+            "change": _cue_positions(tokens, _CHANGE_CUES),
+            "continue": _cue_positions(tokens, _CONTINUE_CUES)}
     question = tokens[-1] == "?"
-    out: list[tuple[_Mention, str]] = []
+    out: list[Candidate] = []
     mentions = _mentions(tokens)
     for k, m in enumerate(mentions):
         limit = mentions[k + 1].start if k + 1 < len(mentions) else len(tokens)
         _resolve_kind(m, tokens, mentions[:k])
-        cue = _nearest(order, m.start)
-        closed = max(_nearest(decline, m.start), _nearest(result, m.start),
-                     _nearest(tentative, m.start))
-        if cue < 0 or closed > cue or m.start - cue > 25:
-            continue
-        # a decline that governs the clause ("i don't think you need to follow up with …")
-        if any(cue - _DECLINE_REACH <= d <= m.start + 1 for d in decline):
-            continue
-        if any(m.start - _CONDITIONAL_REACH <= c < m.start for c in conditional):
-            continue
-        if question and not re.search(r"\b(i'll|i will|let's|we'll|we will|i'm going to)\b",
-                                      lowered):
-            continue
-        if m.kind == OrderKind.REFERRAL and not _REFERRAL_VERB.search(
-                " ".join(tokens[max(0, m.start - 8):m.start])):
-            continue
-        status = OrderStatus.NEW.value
-        nearest_status = max((_nearest(stop, m.start), OrderStatus.STOP.value),
-                             (_nearest(change, m.start), OrderStatus.CHANGE.value),
-                             (_nearest(cont, m.start), OrderStatus.CONTINUE.value))
-        if nearest_status[0] >= 0 and m.start - nearest_status[0] <= 8:
-            status = nearest_status[1]
-        between = " ".join(tokens[max(0, m.start - 6):m.start])
-        if re.search(r"\b(switch|change)\w* (?:you |her |him )?(?:from|off)(?: of)?$", between) \
-                or re.search(r"\binstead of$", between):
-            status = OrderStatus.STOP.value
-        elif re.search(r"\b(?:from|off of|off) \S+(?: \S+)?(?: \d+ \w+)? (?:to|onto|over to)$",
-                       between) and re.search(r"\bswitch|\bchange", lowered):
-            status = OrderStatus.NEW.value
-        if m.kind == OrderKind.MEDICATION:
-            m.fields.update(_medication_details(tokens, m.end, limit))
-        elif m.kind in (OrderKind.IMAGING, OrderKind.PROCEDURE):
-            m.fields.update(_site_details(tokens, m.start, m.end))
-            site = m.fields.get("body_site")
-            if m.kind == OrderKind.IMAGING and site and m.name in ("x-ray", "mri", "ct",
-                                                                     "ultrasound"):
-                m.name = f"{site} {m.name}"
-        elif m.kind == OrderKind.REFERRAL:
-            m.fields["specialty"] = m.name
-        out.append((m, status))
+        status = _rules_status(m, tokens, lowered, cues, question)
+        _details(m, tokens, limit)
+        out.append(Candidate(m, tokens, status))
     for fm in _FOLLOW_UP.finditer(lowered):
-        if any(fm.start() > lowered.find(d) >= 0 for d in ("don't need to come back",)):
-            continue
+        declined = any(fm.start() > lowered.find(d) >= 0 for d in ("don't need to come back",))
         n = _number(fm.group(1).replace("couple of", "couple"))
         unit = fm.group(2)
-        interval = f"{n} {unit}{'' if n == '1' else 's'}"
-        out.append((_Mention(0, 0, OrderKind.FOLLOW_UP.value, "follow-up",
-                             {"interval": interval}), OrderStatus.NEW.value))
+        start = sum(1 for _, pos in spans if pos < fm.start())
+        end = sum(1 for _, pos in spans if pos < fm.end())
+        out.append(Candidate(
+            _Mention(start, max(end, start + 1), OrderKind.FOLLOW_UP.value, "follow-up",
+                     {"interval": f"{n} {unit}{'' if n == '1' else 's'}"}),
+            tokens, None if declined else OrderStatus.NEW.value))
     return out
 
 
@@ -352,25 +388,40 @@ _STATUS_RANK: dict[str, int] = {
     OrderStatus.NEW: 0, OrderStatus.CONTINUE: 1, OrderStatus.CHANGE: 2, OrderStatus.STOP: 3}
 
 
+#: ``classify(candidates)`` → a status or ``None`` (not an order) for each candidate:
+#: the order-intent model (``nlp.intents``). Without one, the cue rules decide.
+Classify = Callable[[Sequence[Candidate]], list[str | None]]
+
+
 def extract_orders(sentences: Sequence[TranscriptSentence],
-                   speakers: Sequence[str] | None = None) -> list[OrderIntent]:
+                   speakers: Sequence[str] | None = None,
+                   classify: Classify | None = None) -> list[OrderIntent]:
     """Orders spoken by the clinician. ``speakers`` overrides each sentence's segment
     speaker (e.g. repaired roles, one per sentence)."""
-    merged: dict[tuple[str, str], OrderIntent] = {}
+    found: list[tuple[Candidate, Evidence]] = []
     for k, s in enumerate(sentences):
         speaker = speakers[k] if speakers is not None else s.speaker
         if speaker not in (Speaker.DOCTOR, Speaker.UNKNOWN):
             continue
         ev = sentence_evidence([s])
-        for m, status in _sentence_orders(s.text):
-            key = (m.kind, normalise_name(m.kind, m.name))
-            if key in merged:  # said again ("hey dragon, order …"): one order, more evidence
-                old = merged[key]
-                filled = {f: v for f, v in m.fields.items() if not getattr(old, f)}
-                if _STATUS_RANK[status] > _STATUS_RANK[old.status]:
-                    filled["status"] = status
-                merged[key] = replace(old, evidence=(*old.evidence, ev), **filled)
-            else:
-                merged[key] = OrderIntent(kind=m.kind, name=m.name, status=status,
-                                          evidence=(ev,), **m.fields)
+        for c in sentence_candidates(s.text):
+            c.previous = sentences[k - 1].text if k else ""
+            found.append((c, ev))
+    statuses = (classify([c for c, _ in found]) if classify is not None and found
+                else [c.rules_status for c, _ in found])
+    merged: dict[tuple[str, str], OrderIntent] = {}
+    for (c, ev), status in zip(found, statuses, strict=True):
+        if status is None:
+            continue
+        m = c.mention
+        key = (m.kind, normalise_name(m.kind, m.name))
+        if key in merged:  # said again ("hey dragon, order …"): one order, more evidence
+            old = merged[key]
+            filled = {f: v for f, v in m.fields.items() if not getattr(old, f)}
+            if _STATUS_RANK[status] > _STATUS_RANK[old.status]:
+                filled["status"] = status
+            merged[key] = replace(old, evidence=(*old.evidence, ev), **filled)
+        else:
+            merged[key] = OrderIntent(kind=m.kind, name=m.name, status=status,
+                                      evidence=(ev,), **m.fields)
     return list(merged.values())

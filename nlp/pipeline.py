@@ -6,7 +6,9 @@
 ``draft`` is thread-safe (the classifiers serialise their forward passes), so
 one writer may serve the whole server. Steps: repair speaker roles
 (``roles.RoleLabeller``), split turns into sentences, classify each sentence's
-section, extract orders from the clinician's sentences, assemble the note in
+section, extract orders from the clinician's sentences (candidates from the
+lexicon, the order-intent model ``nlp.intents`` deciding which are orders and
+their status), assemble the note in
 the template's order (``assemble``).
 """
 
@@ -20,7 +22,7 @@ from nlp.assemble import assemble, load_template
 from nlp.dialogue import TranscriptSentence, transcript_sentences
 from nlp.errors import InputError, ModelsMissing
 from nlp.features import section_input
-from nlp.orders import extract_orders
+from nlp.orders import Classify, extract_orders
 from nlp.roles import RoleLabeller
 from nlp.schema import DraftNote, SectionKey, Speaker, Transcript, TranscriptSegment
 
@@ -38,11 +40,12 @@ class DraftWriter:
     """Loaded models plus the default template."""
 
     def __init__(self, sections: object, roles: RoleLabeller, template: str = "soap",
-                 versions: dict[str, str] | None = None, none_below: float = NONE_BELOW
-                 ) -> None:
+                 versions: dict[str, str] | None = None, none_below: float = NONE_BELOW,
+                 order_intents: Classify | None = None) -> None:
         load_template(template)  # fail fast on a bad template
         self._sections = sections
         self._roles = roles
+        self._order_intents = order_intents
         self.template = template
         self.versions = dict(versions or {})
         self.none_below = none_below
@@ -50,17 +53,17 @@ class DraftWriter:
     @classmethod
     def load(cls, models_dir: Path, template: str = "soap") -> DraftWriter:
         from nlp.encoder import TextClassifier
+        from nlp.intents import IntentModel
 
         root = models_dir / "nlp"
-        needed = [root / "sections" / "meta.json", root / "roles" / "meta.json"]
+        needed = [root / name / "meta.json" for name in ("sections", "roles", "orders")]
         if not all(p.is_file() for p in needed):
             raise ModelsMissing(f"no NLP models in {root}: run `roomscribe models build`")
-        info = root / "build.json"
-        key = json.loads(info.read_text()).get("key", "") if info.is_file() else ""
+        key, order_key = _key(root / "build.json"), _key(root / "orders" / "build.json")
         versions = {"sections": f"minilm-sections@{key}", "roles": f"minilm-roles@{key}",
-                    "orders": "rules@1"}
+                    "orders": f"minilm-orders@{order_key}"}
         return cls(TextClassifier.load(root / "sections"), RoleLabeller.load(root / "roles"),
-                   template, versions)
+                   template, versions, order_intents=IntentModel.load(root / "orders"))
 
     def section_labels(self, sentences: list[TranscriptSentence]) -> list[str]:
         if not sentences:
@@ -113,9 +116,14 @@ class DraftWriter:
         sentences = transcript_sentences(repaired)
         labels = self.section_labels(sentences)
         speakers = [s.speaker for s in sentences]
-        orders = extract_orders(sentences, self._order_speakers(transcript, sentences, speakers))
+        orders = extract_orders(sentences, self._order_speakers(transcript, sentences, speakers),
+                                self._order_intents)
         return assemble(repaired, sentences, labels, speakers, orders,
                         template or self.template, self.versions)
+
+
+def _key(info: Path) -> str:
+    return str(json.loads(info.read_text()).get("key", "")) if info.is_file() else ""
 
 
 _default: dict[Path, RoleLabeller] = {}

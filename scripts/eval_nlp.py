@@ -15,6 +15,8 @@ Metrics (each documented in the JSON under "about"):
 * order_precision / order_recall / order_f1 — orders drafted from the 20
   ACI-BENCH valid dialogues against ``nlp/data/orders_gold_aci_valid.jsonl``
   (match on kind + normalised name); order_status_accuracy on matched pairs.
+  ``order_*_rules``: the same with the cue rules deciding instead of the
+  order-intent model (the comparison the model has to win).
 * role_accuracy — speaker role per turn from the words alone (input tags
   ignored), against ACI-BENCH's tags on valid + test1 + test2 (tags are
   themselves sometimes wrong); PriMock57 day 4 (held out) separately.
@@ -29,10 +31,12 @@ Metrics (each documented in the JSON under "about"):
 from __future__ import annotations
 
 import argparse
+import copy as shallow
 import json
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +50,7 @@ from nlp.dialogue import parse_dialogue
 from nlp.features import mts_input
 from nlp.labels import MTS_TO_SECTION, SECTIONS, score_section
 from nlp.orders import normalise_name
-from nlp.schema import TranscriptSegment
+from nlp.schema import DraftNote, TranscriptSegment
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLD = ROOT / "nlp" / "data" / "orders_gold_aci_valid.jsonl"
@@ -124,7 +128,7 @@ def eval_roles(labeller: object, data: Path, limit: int | None) -> dict[str, flo
     return out
 
 
-def score_orders(drafts: dict[str, object]) -> dict[str, float]:
+def score_orders(drafts: Mapping[str, DraftNote]) -> dict[str, float]:
     gold_by: dict[str, list[dict[str, str]]] = defaultdict(list)
     for line in GOLD.read_text().splitlines():
         g = json.loads(line)
@@ -132,7 +136,7 @@ def score_orders(drafts: dict[str, object]) -> dict[str, float]:
     tp = fp = fn = status_ok = 0
     for enc, draft in drafts.items():
         gold = list(gold_by.get(enc, []))
-        for o in draft.orders:  # type: ignore[attr-defined]
+        for o in draft.orders:
             key = (o.kind, normalise_name(o.kind, o.name))
             hit = next((g for g in gold if (g["kind"], normalise_name(g["kind"], g["name"]))
                         == key), None)
@@ -167,6 +171,8 @@ def main() -> int:
     p.add_argument("--json", type=Path, required=True)
     p.add_argument("--models", type=Path, default=ROOT / "models")
     p.add_argument("--data", type=Path, default=corpora.default_data_dir())
+    p.add_argument("--orders-only", action="store_true",
+                   help="only the order metrics (ACI-BENCH valid against the gold set)")
     p.add_argument("--limit", type=int, default=None,
                    help="only the first N ACI-BENCH visits of each split (a quick check; "
                         "the reported numbers need the full run)")
@@ -175,15 +181,19 @@ def main() -> int:
 
     t0 = time.monotonic()
     result: dict[str, object] = {}
-    result.update(eval_mts(args.models, args.data))
-    print(f"eval: MTS-Dialog done ({time.monotonic() - t0:.0f} s)", file=sys.stderr)
+    if not args.orders_only:
+        result.update(eval_mts(args.models, args.data))
+        print(f"eval: MTS-Dialog done ({time.monotonic() - t0:.0f} s)", file=sys.stderr)
     writer = DraftWriter.load(args.models, template="aci")
-    result.update(eval_roles(writer._roles, args.data, args.limit))
-    print(f"eval: roles done ({time.monotonic() - t0:.0f} s)", file=sys.stderr)
+    rules = shallow.copy(writer)
+    rules._order_intents = None
+    if not args.orders_only:
+        result.update(eval_roles(writer._roles, args.data, args.limit))
+        print(f"eval: roles done ({time.monotonic() - t0:.0f} s)", file=sys.stderr)
     unsupported = 0
     sentences = 0
     draft_seconds: list[float] = []
-    for split in ("valid", "test1", "test2"):
+    for split in ("valid",) if args.orders_only else ("valid", "test1", "test2"):
         pairs: list[tuple[str, str]] = []
         copy: list[tuple[str, str]] = []
         drafts = {}
@@ -206,6 +216,9 @@ def main() -> int:
             result.update(scores)
         if split == "valid":
             result.update(score_orders(drafts))
+            by_rules = {a.encounter_id: rules.draft(parse_dialogue(a.dialogue, a.encounter_id))
+                        for a in corpora.read_aci(args.data, split)[:args.limit]}
+            result.update({f"{k}_rules": v for k, v in score_orders(by_rules).items()})
         print(f"eval: ACI-BENCH {split} drafted ({time.monotonic() - t0:.0f} s)",
               file=sys.stderr)
     result["unsupported_sentences"] = unsupported

@@ -19,7 +19,8 @@ TINY = Plan(recipes={
     "mts-sections": dict(max_length=48, epochs=1, lr=5e-4, train_layers=1),
     "sections": dict(max_length=48, epochs=1, lr=5e-4, train_layers=1),
     "roles": dict(max_length=48, epochs=1, lr=5e-4, train_layers=1),
-}, section_none_keep=0.02, role_examples=48, max_examples=48, validate=False)
+}, section_none_keep=0.02, role_examples=48, max_examples=48, validate=False,
+    orders=dict(max_length=48, epochs=1, lr=5e-4, train_layers=1), orders_generated=48)
 
 
 @pytest.fixture(scope="session")
