@@ -50,7 +50,8 @@ ORDERS = "orders"
 ORDERS_RECIPE: dict[str, Any] = dict(max_length=80, epochs=4, lr=2e-4, train_layers=2,
                                      class_weight_power=0.5)
 #: the code that makes its candidates and training examples is part of its recipe
-ORDERS_SOURCES = ("intents.py", "orders.py", "lexicon.py", "labels.py", "dialogue.py")
+ORDERS_SOURCES = ("intents.py", "orders.py", "lexicon.py", "labels.py", "dialogue.py",
+                  "features.py")
 
 
 @dataclass(frozen=True)
@@ -287,6 +288,16 @@ def _build_orders(plan: Plan, data_dir: Path, cache_dir: Path, base: Path, force
     clf.save(tmp, {"recipe": recipe.to_dict(), "train_examples": len(examples)})
     TextClassifier.load(tmp)  # what was saved loads
     seconds = time.monotonic() - t0
+    (tmp / "MODEL_CARD.md").write_text("\n".join([
+        "# RoomScribe order-intent model", "",
+        f"Build key `{key}`; built in {seconds / 60:.1f} min on {os.cpu_count()} CPU cores "
+        "by `roomscribe models build`. Base: all-MiniLM-L6-v2 (Apache-2.0).", "",
+        "Input: a name the clinician said (from the lexicons of `nlp/orders.py`), marked in "
+        "its sentence, with the cue rules' verdict and the sentence before. Output: none / "
+        "new / continue / change / stop.", "",
+        f"Training: {len(examples)} examples: ACI-BENCH train dialogues labelled by the "
+        f"plans of their reference notes, and {plan.orders_generated} generated sentences "
+        "(`nlp/intents.py`). Evaluation: `python scripts/eval_nlp.py --orders-only`.", ""]))
     (tmp / "build.json").write_text(json.dumps(
         {"key": key, "recipe": recipe.to_dict(), "generated": plan.orders_generated,
          "train_examples": len(examples), "build_s": round(seconds)}, indent=2) + "\n")
