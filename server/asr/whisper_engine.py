@@ -75,10 +75,26 @@ class WhisperOptions:
     logprob_threshold: float = -1.0
 
 
+#: a tail of this many tokens or more that already stood earlier is a decoder restart
+RESTART_TOKENS = 6
+
+
+def _restart_tail(ids: list[int]) -> int:
+    """Length of the longest tail (>= RESTART_TOKENS) that repeats an earlier run."""
+    for n in range(len(ids) // 2, RESTART_TOKENS - 1, -1):
+        tail = ids[-n:]
+        head = ids[:-n]
+        if any(head[j:j + n] == tail for j in range(len(head) - n + 1)):
+            return n
+    return 0
+
+
 def trim_trailing_loop(ids: list[int]) -> list[int]:
     """Cut a decoder loop off the end: the same token run repeated back to back at the
-    end (a short run three times or more, a run of four tokens or more twice) is kept once.
-    Whisper loops like this when it decodes past the speech; people rarely do."""
+    end (a short run three times or more, a run of four tokens or more twice) is kept once,
+    and a tail of ``RESTART_TOKENS`` or more that repeats an earlier run (the decoder
+    starting the utterance over: "… three times a day. I am going to start your …") is
+    dropped. Whisper loops like this when it decodes past the speech; people rarely do."""
     changed = True
     while changed:
         changed = False
@@ -91,6 +107,10 @@ def trim_trailing_loop(ids: list[int]) -> list[int]:
                 ids = ids[:len(ids) - (k - 1) * n]
                 changed = True
                 break
+        restart = _restart_tail(ids)
+        if restart:
+            ids = ids[:-restart]
+            changed = True
     return ids
 
 

@@ -59,3 +59,8 @@ def test_decoder_loops_are_cut_off_the_end_but_real_repeats_stay() -> None:
     assert trim_trailing_loop([1, 5, 6, 7, 8, 5, 6, 7, 8]) == [1, 5, 6, 7, 8]  # a clause twice
     assert trim_trailing_loop([1, 2, 2]) == [1, 2, 2]  # "referral referral": said twice
     assert trim_trailing_loop([4, 1, 2, 1, 2, 1, 2]) == [4, 1, 2]
+    # the decoder starting over: the utterance, then its first six tokens again
+    assert trim_trailing_loop([1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 2, 3, 4, 5, 6]) == [
+        1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert trim_trailing_loop([1, 2, 3, 4, 5, 9, 1, 2, 3, 4, 5]) == [
+        1, 2, 3, 4, 5, 9, 1, 2, 3, 4, 5]  # five tokens said twice: kept
