@@ -1,6 +1,11 @@
 """Order intents: what the clinician ordered, started, changed or stopped in the visit.
 
-Rules over the clinician's sentences, token by token (standard library only):
+Over the clinician's sentences, token by token (standard library only). Step 1
+finds the candidates (``sentence_candidates``); which of them are orders, and
+their status, is decided by the order-intent model (``nlp.intents``, passed to
+``extract_orders`` as ``classify``; the drafting pipeline always does) or,
+without one, by the cue rules of steps 2 and 3, which the model also reads as
+a feature:
 
 1. Known names are found with the lexicons in ``nlp.lexicon`` (longest phrase
    first): medications (generic and brand), labs, imaging, procedures,
