@@ -65,7 +65,7 @@ class WhisperOptions:
     beam_size: int = 5  # finals (partials are always greedy)
     partial_interval_s: float = 1.5  # 0 = no partials
     min_silence_s: float = 0.5
-    max_segment_s: float = 20.0
+    max_segment_s: float = 12.0  # see Settings.asr_max_segment_s
     soft_max_segment_s: float = 5.0  # past this, a 0.15 s pause ends the utterance too
     min_window_s: float = 10.0  # pad shorter utterances to this before encoding
     pad_s: float = 0.2  # audio kept either side of an utterance
