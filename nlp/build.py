@@ -40,7 +40,7 @@ from nlp import corpora
 from nlp.errors import NlpError
 
 __all__ = ["MODEL_NAMES", "ORDERS", "RECIPE_VERSION", "build_key", "build_models",
-           "default_models_dir", "main", "models_present", "orders_key"]
+           "built_key", "default_models_dir", "main", "models_present", "orders_key"]
 
 RECIPE_VERSION = "1"
 MODEL_NAMES = ("mts-sections", "sections", "roles")
@@ -108,34 +108,33 @@ def _training_files(data_dir: Path) -> list[Path]:
     return files
 
 
-def build_key(plan: Plan, data_dir: Path, base_dir: Path) -> str:
+def _key(recipe: dict[str, Any], files: Sequence[Path]) -> str:
+    """16 hex digits of SHA-256 over a recipe and the names and contents of files."""
     h = hashlib.sha256()
-    h.update(json.dumps({"version": RECIPE_VERSION, **plan.to_dict()}, sort_keys=True).encode())
-    for path in [*_training_files(data_dir), base_dir / "model.safetensors"]:
+    h.update(json.dumps(recipe, sort_keys=True).encode())
+    for path in files:
         if not path.is_file():
             raise NlpError(f"missing training input {path}")
         h.update(path.name.encode())
         h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()[:16]
+
+
+def build_key(plan: Plan, data_dir: Path, base_dir: Path) -> str:
+    return _key({"version": RECIPE_VERSION, **plan.to_dict()},
+                [*_training_files(data_dir), base_dir / "model.safetensors"])
 
 
 def orders_key(plan: Plan, data_dir: Path, base_dir: Path) -> str:
-    h = hashlib.sha256()
-    h.update(json.dumps({"recipe": plan.orders, "generated": plan.orders_generated,
-                         "max_examples": plan.max_examples, "seed": plan.seed},
-                        sort_keys=True).encode())
     here = Path(__file__).resolve().parent
-    inputs = [data_dir / "aci-bench" / corpora.ACI_SPLITS["train"],
-              base_dir / "model.safetensors", *(here / name for name in ORDERS_SOURCES)]
-    for path in inputs:
-        if not path.is_file():
-            raise NlpError(f"missing training input {path}")
-        h.update(path.name.encode())
-        h.update(hashlib.sha256(path.read_bytes()).digest())
-    return h.hexdigest()[:16]
+    return _key({"recipe": plan.orders, "generated": plan.orders_generated,
+                 "max_examples": plan.max_examples, "seed": plan.seed},
+                [data_dir / "aci-bench" / corpora.ACI_SPLITS["train"],
+                 base_dir / "model.safetensors", *(here / name for name in ORDERS_SOURCES)])
 
 
-def _built_key(info: Path) -> str | None:
+def built_key(info: Path) -> str | None:
+    """The key recorded in a build's ``build.json`` (``None`` when there is none)."""
     return json.loads(info.read_text()).get("key") if info.is_file() else None
 
 
@@ -145,9 +144,9 @@ def models_present(models_dir: Path, key: str | None = None,
     names = [*MODEL_NAMES, ORDERS]
     if not all((root / n / "meta.json").is_file() for n in names):
         return False
-    if key is not None and _built_key(root / "build.json") != key:
+    if key is not None and built_key(root / "build.json") != key:
         return False
-    return order_key is None or _built_key(root / ORDERS / "build.json") == order_key
+    return order_key is None or built_key(root / ORDERS / "build.json") == order_key
 
 
 def _train_all(plan: Plan, data_dir: Path, base_dir: Path, out: Path) -> dict[str, Any]:
@@ -262,6 +261,13 @@ def _link_tree(src: Path, dst: Path) -> None:
             shutil.copy2(path, target)
 
 
+def _publish(tmp: Path, cached: Path) -> None:
+    """A finished build replaces its cache entry (a half-written one never shows)."""
+    if cached.exists():
+        shutil.rmtree(cached)
+    tmp.rename(cached)
+
+
 def _build_orders(plan: Plan, data_dir: Path, cache_dir: Path, base: Path, force: bool) -> Path:
     """The order-intent model (``nlp.intents``), cached under ``orders-<key>``."""
     from nlp.encoder import Recipe, TextClassifier, stderr_progress, train_classifier
@@ -301,9 +307,7 @@ def _build_orders(plan: Plan, data_dir: Path, cache_dir: Path, base: Path, force
     (tmp / "build.json").write_text(json.dumps(
         {"key": key, "recipe": recipe.to_dict(), "generated": plan.orders_generated,
          "train_examples": len(examples), "build_s": round(seconds)}, indent=2) + "\n")
-    if cached.exists():
-        shutil.rmtree(cached)
-    tmp.rename(cached)
+    _publish(tmp, cached)
     print(f"nlp: order-intent model built in {seconds / 60:.1f} min", file=sys.stderr)
     return cached
 
@@ -332,9 +336,7 @@ def build_models(data_dir: Path, models_dir: Path, cache_dir: Path, plan: Plan =
         (tmp / "build.json").write_text(json.dumps(
             {"key": key, "recipe_version": RECIPE_VERSION, "plan": plan.to_dict(),
              "models": report, "metrics": metrics, "build_s": round(seconds)}, indent=2) + "\n")
-        if cached.exists():
-            shutil.rmtree(cached)
-        tmp.rename(cached)
+        _publish(tmp, cached)
         print(f"nlp: built in {seconds / 60:.1f} min: {metrics}", file=sys.stderr)
     else:
         print(f"nlp: models {key} found in cache {cached}", file=sys.stderr)

@@ -14,7 +14,6 @@ the template's order (``assemble``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -52,6 +51,7 @@ class DraftWriter:
 
     @classmethod
     def load(cls, models_dir: Path, template: str = "soap") -> DraftWriter:
+        from nlp.build import built_key
         from nlp.encoder import TextClassifier
         from nlp.intents import IntentModel
 
@@ -59,7 +59,8 @@ class DraftWriter:
         needed = [root / name / "meta.json" for name in ("sections", "roles", "orders")]
         if not all(p.is_file() for p in needed):
             raise ModelsMissing(f"no NLP models in {root}: run `roomscribe models build`")
-        key, order_key = _key(root / "build.json"), _key(root / "orders" / "build.json")
+        key = built_key(root / "build.json") or ""
+        order_key = built_key(root / "orders" / "build.json") or ""
         versions = {"sections": f"minilm-sections@{key}", "roles": f"minilm-roles@{key}",
                     "orders": f"minilm-orders@{order_key}"}
         return cls(TextClassifier.load(root / "sections"), RoleLabeller.load(root / "roles"),
@@ -120,10 +121,6 @@ class DraftWriter:
                                 self._order_intents)
         return assemble(repaired, sentences, labels, speakers, orders,
                         template or self.template, self.versions)
-
-
-def _key(info: Path) -> str:
-    return str(json.loads(info.read_text()).get("key", "")) if info.is_file() else ""
 
 
 _default: dict[Path, RoleLabeller] = {}
