@@ -20,7 +20,7 @@ import random
 import sys
 import threading
 import warnings
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -261,29 +261,66 @@ def train_classifier(examples: Sequence[Example], labels: Sequence[str], recipe:
 
 class TextClassifier:
     """A trained classifier. ``predict_proba`` is serialised by a lock, so one
-    instance may be shared by threads (torch would otherwise oversubscribe cores)."""
+    instance may be shared by threads (torch would otherwise oversubscribe cores).
 
-    def __init__(self, net: _Net, tokenizer: Any, labels: list[str], max_length: int) -> None:
+    It remembers the probabilities of its last ``memo_size`` distinct inputs: the server
+    asks about the same turns and sentences again and again while a visit goes on (the
+    speaker labels after every utterance, the draft prepared as the transcript grows),
+    and only inputs it has not seen reach the network.
+    """
+
+    def __init__(self, net: _Net, tokenizer: Any, labels: list[str], max_length: int,
+                 memo_size: int = 50_000) -> None:
         self._net = net
         self._tokenizer = tokenizer
         self.labels = labels
         self.max_length = max_length
         self._lock = threading.Lock()
+        self._memo: OrderedDict[tuple[str, str | None], np.ndarray] = OrderedDict()
+        self.memo_size = memo_size
+        #: inputs answered from memory / run through the network (since load)
+        self.memo_hits = 0
+        self.computed = 0
 
     def predict_proba(self, texts: Sequence[str], pairs: Sequence[str] | None = None,
                       batch_size: int = 32) -> np.ndarray:
-        if len(texts) == 0:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        keys = [(t, pairs[i] if pairs else None) for i, t in enumerate(texts)]
+        with self._lock:
+            todo: dict[tuple[str, str | None], list[int]] = {}
+            for i, key in enumerate(keys):
+                row = self._memo.get(key)
+                if row is None:
+                    todo.setdefault(key, []).append(i)
+                else:
+                    self._memo.move_to_end(key)
+                    out[i] = row
+            self.memo_hits += len(keys) - sum(len(v) for v in todo.values())
+            if not todo:
+                return out
+            missing = list(todo)
+            probs = self._forward([t for t, _ in missing],
+                                  [p or "" for _, p in missing] if pairs else None, batch_size)
+            self.computed += len(missing)
+            for key, row in zip(missing, probs, strict=True):
+                out[todo[key]] = row
+                self._memo[key] = row
+            while len(self._memo) > self.memo_size:
+                self._memo.popitem(last=False)
+        return out
+
+    def _forward(self, texts: Sequence[str], pairs: Sequence[str] | None,
+                 batch_size: int) -> np.ndarray:
+        """The network on every input (the caller holds the lock)."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]) + len(
             pairs[i] if pairs else ""))
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        with self._lock, torch.inference_mode():
+        with torch.inference_mode():
             for k in range(0, len(order), batch_size):
                 idx = order[k:k + batch_size]
                 enc = _encode(self._tokenizer, [texts[i] for i in idx],
                               [pairs[i] for i in idx] if pairs else None, self.max_length)
-                probs = torch.softmax(self._net(**enc).float(), dim=-1).numpy()
-                out[idx] = probs
+                out[idx] = torch.softmax(self._net(**enc).float(), dim=-1).numpy()
         return out
 
     def predict(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[str]:

@@ -36,6 +36,7 @@ specific status (stop > change > continue > new).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -144,19 +145,22 @@ def _phrases(text: str) -> list[tuple[str, int]]:
     return [(m.group(0), m.start()) for m in _TOKEN.finditer(text)]
 
 
-def _contains(tokens: Sequence[str], i: int, phrase: str) -> bool:
-    words = phrase.split()
-    return tokens[i:i + len(words)] == words
+@functools.cache
+def _cue_index(cues: tuple[str, ...]) -> dict[str, list[list[str]]]:
+    """The cue phrases split into words, by their first word."""
+    index: dict[str, list[list[str]]] = {}
+    for cue in cues:
+        words = cue.split()
+        if words:
+            index.setdefault(words[0], []).append(words)
+    return index
 
 
 def _cue_positions(tokens: Sequence[str], cues: Sequence[str]) -> list[int]:
-    out = []
-    for i in range(len(tokens)):
-        for cue in cues:
-            if _contains(tokens, i, cue):
-                out.append(i)
-                break
-    return out
+    """Token indices where one of ``cues`` (phrases of whole words) begins."""
+    index = _cue_index(tuple(cues))
+    return [i for i, token in enumerate(tokens)
+            if any(list(tokens[i:i + len(words)]) == words for words in index.get(token, ()))]
 
 
 @dataclass

@@ -1,5 +1,9 @@
 """The stages after transcription: transcript → draft note (NLP) → review queue.
 
+    transcript grows        (server/asr) after each stored final: the note is prepared
+                            from the transcript so far, at most every ``prepare_every_s``
+                            and only when the NLP worker has nothing more urgent; the
+                            classifiers remember what they answered (nlp.encoder)
     transcription-complete  (server/asr) calls DraftingStage(encounter, transcript)
     draft-start             the NLP models draft the note in the NLP worker (off the loop)
     draft-end               the draft enters the queue: version 1 of a review item,
@@ -7,21 +11,25 @@
     error                   logged with the encounter; the transcript stays stored, and
                             `roomscribe review draft import` can queue a draft by hand
 
-The NLP models load once, lazily, on the first visit (or at start with
-``preload``); a missing model is a clear error naming ``roomscribe models build``.
+So at the end of a visit only the last utterances and the sentences whose context
+changed go through the models, not the whole visit. The NLP models load once,
+lazily, on the first visit (or at start with ``preload``); a missing model is a
+clear error naming ``roomscribe models build``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import queue
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nlp.schema import DraftNote, Transcript, TranscriptSegment
 from server.ingest.handoff import EncounterInfo
@@ -30,22 +38,74 @@ if TYPE_CHECKING:
     from nlp.pipeline import DraftWriter
     from server.services import Services
 
-__all__ = ["DraftingStage"]
+__all__ = ["DraftingStage", "PriorityWorker"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: PriorityWorker priorities: a finished visit's draft goes before preparing open ones.
+DRAFT, PREPARE = 0, 1
+
+
+class PriorityWorker:
+    """One thread running blocking jobs, the most urgent first (lowest priority number,
+    then first come). A job cancelled before it starts is skipped."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, priority: int, fn: Callable[..., T], *args: Any) -> Future[T]:
+        future: Future[T] = Future()
+        self._jobs.put((priority, next(self._order), (future, fn, args)))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            _, _, job = self._jobs.get()
+            if job is None:
+                return
+            future, fn, args = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as err:  # handed to whoever awaits the future
+                future.set_exception(err)
+
+    def close(self) -> None:
+        """Stop after the job running now; the queued ones are cancelled."""
+        while True:
+            try:
+                _, _, job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job[0].cancel()
+        self._jobs.put((-1, -1, None))
 
 
 class DraftingStage:
     """Drafts each finished transcript and puts the draft in the review queue."""
 
-    def __init__(self, services: Services, models_dir: Path) -> None:
+    def __init__(self, services: Services, models_dir: Path, prepare_every_s: float = 10.0,
+                 writer: DraftWriter | None = None) -> None:
+        """``writer``: loaded models to use (default: loaded from ``models_dir`` on first
+        use)."""
         self.services = services
         self.models_dir = models_dir
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlp")
-        self._writer: DraftWriter | None = None
+        self.prepare_every_s = prepare_every_s
+        self._worker = PriorityWorker("nlp")
+        self._writer = writer
         self._lock = threading.Lock()
         #: encounter id → seconds from transcript complete to draft in the queue
         self.latency_s: dict[str, float] = {}
+        #: open visits: the newest transcript not yet prepared, and the task preparing
+        self._newest: dict[str, Transcript] = {}
+        self._preparing: dict[str, asyncio.Task[None]] = {}
+        self.prepared = 0  # times a growing transcript was prepared
 
     def writer(self) -> DraftWriter:
         """The loaded models (blocking; thread-safe)."""
@@ -63,13 +123,57 @@ class DraftingStage:
         """Speaker roles for the ASR stage's live segments (doctor / patient / other)."""
         return self.writer().label_speakers(tuple(segments))
 
+    def transcript_grew(self, encounter: EncounterInfo, transcript: Transcript) -> None:
+        """The ASR stage's watcher: prepare the note from the transcript so far (on the
+        event loop; returns at once)."""
+        eid = encounter.encounter_id
+        self._newest[eid] = transcript
+        if eid not in self._preparing:
+            self._preparing[eid] = asyncio.create_task(self._prepare_while_growing(eid),
+                                                       name=f"nlp-prepare-{eid}")
+
+    async def _prepare_while_growing(self, eid: str) -> None:
+        try:
+            while (transcript := self._newest.pop(eid, None)) is not None:
+                started = time.monotonic()
+                future = self._worker.submit(PREPARE, self._prepare, transcript)
+                try:
+                    await asyncio.wrap_future(future)
+                except asyncio.CancelledError:
+                    future.cancel()
+                    raise
+                except Exception:  # the draft at the end reports errors; this is a warm-up
+                    log.exception("encounter %s: preparing the draft failed", eid)
+                await asyncio.sleep(max(0.0, self.prepare_every_s - (time.monotonic() - started)))
+        finally:
+            if self._preparing.get(eid) is asyncio.current_task():
+                del self._preparing[eid]
+
+    def _prepare(self, transcript: Transcript) -> None:
+        self.writer().draft(transcript)
+        self.prepared += 1
+
+    @property
+    def preparing(self) -> list[str]:
+        """Encounters whose note is being prepared or waits for its next preparation."""
+        return sorted({*self._preparing, *self._newest})
+
+    async def stop_preparing(self, eid: str) -> None:
+        """No more preparations for this visit (it ended, or was abandoned)."""
+        self._newest.pop(eid, None)
+        task = self._preparing.pop(eid, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     async def __call__(self, encounter: EncounterInfo, transcript: Transcript) -> None:
         from server.review.intake import submit_draft
 
         started = time.monotonic()
-        loop = asyncio.get_running_loop()
+        await self.stop_preparing(encounter.encounter_id)
         try:
-            draft = await loop.run_in_executor(self._pool, self._draft, encounter, transcript)
+            draft = await asyncio.wrap_future(
+                self._worker.submit(DRAFT, self._draft, encounter, transcript))
             item = await submit_draft(self.services, encounter.encounter_id, draft, transcript)
         except Exception:
             log.exception("encounter %s: drafting failed; the transcript is stored",
@@ -86,4 +190,8 @@ class DraftingStage:
         return replace(draft, encounter_id=encounter.encounter_id)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for task in self._preparing.values():
+            task.cancel()
+        self._preparing.clear()
+        self._newest.clear()
+        self._worker.close()

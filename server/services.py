@@ -60,6 +60,7 @@ class Services:
             drafting = DraftingStage(services, settings.models_dir)
             transcription.next_stage = drafting
             transcription.labeler = drafting.label_speakers
+            transcription.watcher = drafting.transcript_grew
             services.drafting = drafting
         return services
 

@@ -6,7 +6,8 @@ Implements :class:`server.ingest.handoff.EncounterStage`. Per encounter:
     audio → engine        chunks are batched (up to ``max_batch_s``) and fed to the
                           recognizer in the ASR worker pool, off the event loop
     partial / final       published to live viewers; finals labelled (speaker hook)
-                          and stored one by one
+                          and stored one by one; after each, the transcript so far
+                          goes to the watcher (the drafting stage prepares the note)
     lagging               the room's backlog crossed ``behind_threshold_s`` (logged,
                           counted, persisted; nothing is dropped)
     transcript-complete   at the end of the audio: flush, final speaker labels,
@@ -44,6 +45,7 @@ __all__ = [
     "NextStage",
     "StageLimits",
     "TranscriptSink",
+    "TranscriptWatcher",
     "TranscriptionStage",
     "log_transcript",
 ]
@@ -52,6 +54,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 NextStage = Callable[[EncounterInfo, Transcript], Awaitable[None]]
+#: Called on the event loop after each stored final with the transcript so far
+#: (it must return at once: schedule work, don't do it).
+TranscriptWatcher = Callable[[EncounterInfo, Transcript], None]
 
 
 class EventSink(Protocol):
@@ -133,6 +138,7 @@ class TranscriptionStage:
                  db_pool: Executor | None = None,
                  next_stage: NextStage = log_transcript,
                  labeler: SpeakerLabeler = unknown_speakers,
+                 watcher: TranscriptWatcher | None = None,
                  limits: StageLimits | None = None,
                  monitor: TranscriptionMonitor | None = None,
                  clock: Callable[[], float] = time.monotonic,
@@ -147,6 +153,7 @@ class TranscriptionStage:
         self.owns_pool = owns_pool
         self.next_stage = next_stage
         self.labeler = labeler
+        self.watcher = watcher
         self.limits = limits or StageLimits()
         self.monitor = monitor or TranscriptionMonitor()
         self.clock = clock
@@ -306,6 +313,9 @@ class _Run:
         await stage._in(stage.db_pool, stage.store.add_segment, self.eid, segment,
                         self.progress_record())
         stage.events.publish(self.eid, "final", segment.to_dict())
+        if stage.watcher is not None:
+            stage.watcher(self.encounter, Transcript(self.eid, tuple(self.segments),
+                                                     stage.engine.name, stage.engine.language))
 
     def _record_latency(self, end_s: float) -> None:
         """Milliseconds from the arrival of the audio at ``end_s`` to now (its final)."""

@@ -195,12 +195,18 @@ async def test_speaker_labeler_hook_labels_live_and_at_the_end(
         calls.append(len(segments))
         return ["doctor" if s.id % 2 == 0 else "patient" for s in segments]
 
+    grown: list[Transcript] = []
     engine, rec = FakeEngine(), Recorder()
-    stage, handed = make_stage(engine, pool, db, rec, labeler=alternate)
+    stage, handed = make_stage(engine, pool, db, rec, labeler=alternate,
+                               watcher=lambda _, transcript: grown.append(transcript))
     await asyncio.wait_for(stage.run(encounter, feed(3.5)), WAIT)
     assert calls == [1, 2, 2]  # after each final, then the whole transcript
     assert [d["speaker"] for t, d in rec.events if t == "final"] == ["doctor", "patient"]
     assert [s.speaker for s in handed[0].segments] == ["doctor", "patient"]
+    # the watcher saw the transcript so far after each stored final
+    assert [[s.text for s in t.segments] for t in grown] == [
+        ["good morning"], ["good morning", "ten milligrams daily"]]
+    assert {t.encounter_id for t in grown} == {encounter.encounter_id}
 
 
 async def test_a_storage_error_in_the_feed_fails_the_transcription(

@@ -4,6 +4,7 @@ models for behaviour (orders and evidence on the issue's sentences)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,23 @@ def test_cli_reads_a_transcript_json_with_diarization_labels(
     assert note.encounter_id == "enc-json"
     evidence = [e for sec in note.sections for s in sec.sentences for e in s.evidence]
     assert evidence and all(e.end_s > e.start_s for e in evidence)
+
+
+def test_a_growing_transcript_only_sends_what_is_new_through_the_models(
+        tiny_models: Path) -> None:
+    """Drafting the visit so far, then the whole visit: the classifiers answer the
+    unchanged inputs from memory, and the note is the one a cold writer drafts."""
+    full = parse_dialogue(VISIT, "enc-grow")
+    cold = DraftWriter.load(tiny_models).draft(full)
+    warm = DraftWriter.load(tiny_models)
+    warm.draft(replace(full, segments=full.segments[:-2]))
+    clf = warm._sections  # type: ignore[attr-defined]
+    computed_before, hits_before = clf.computed, clf.memo_hits
+    again = warm.draft(full)
+    new = clf.computed - computed_before
+    n_sentences = clf.memo_hits - hits_before + new
+    assert 0 < new < n_sentences / 2  # the last turns and their neighbours' contexts
+    assert again.to_dict() == cold.to_dict()
+    before = clf.computed
+    warm.draft(full)
+    assert clf.computed == before  # nothing new: every answer from memory

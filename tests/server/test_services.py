@@ -26,6 +26,7 @@ async def test_configured_transcription_hands_transcripts_to_drafting(
         assert isinstance(services.drafting, DraftingStage)
         assert services.transcription.next_stage is services.drafting
         assert services.transcription.labeler == services.drafting.label_speakers
+        assert services.transcription.watcher == services.drafting.transcript_grew
     finally:
         await services.aclose()
 

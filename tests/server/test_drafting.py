@@ -1,0 +1,96 @@
+"""The drafting stage's scheduling: the NLP worker's priorities, and a visit's note
+prepared while its transcript grows (a fake writer at the models' seam)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from nlp.pipeline import DraftWriter
+from nlp.schema import Transcript, TranscriptSegment
+from server.drafting import DRAFT, PREPARE, DraftingStage, PriorityWorker
+from server.ingest.handoff import EncounterInfo
+from server.services import Services
+
+
+def test_worker_runs_the_most_urgent_job_first_and_skips_cancelled_ones() -> None:
+    worker = PriorityWorker("test-nlp")
+    gate = threading.Event()
+    ran: list[str] = []
+    try:
+        blocker = worker.submit(PREPARE, gate.wait, 5)
+        later = [worker.submit(PREPARE, ran.append, "prepare-1"),
+                 worker.submit(PREPARE, ran.append, "prepare-2")]
+        dropped = worker.submit(PREPARE, ran.append, "cancelled")
+        urgent = worker.submit(DRAFT, ran.append, "draft")
+        assert dropped.cancel()
+        gate.set()
+        for f in [blocker, *later, urgent]:
+            f.result(timeout=5)
+        assert ran == ["draft", "prepare-1", "prepare-2"]
+        with pytest.raises(ZeroDivisionError):
+            worker.submit(DRAFT, lambda: 1 / 0).result(timeout=5)
+    finally:
+        worker.close()
+
+
+class SlowWriter:
+    """Records the length of every transcript it drafts; each draft takes ``delay_s``."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.drafted: list[int] = []
+        self.started = threading.Event()
+
+    def draft(self, transcript: Transcript) -> None:
+        self.started.set()
+        threading.Event().wait(self.delay_s)
+        self.drafted.append(len(transcript.segments))
+
+
+def transcript(n: int) -> Transcript:
+    return Transcript("enc-1", tuple(TranscriptSegment(i, i, i + 1, f"utterance {i}")
+                                     for i in range(n)), "whisper:test", "en")
+
+
+ENCOUNTER = EncounterInfo("enc-1", "dev-1", "room-1", 0)
+
+
+async def test_a_growing_transcript_is_prepared_newest_first_and_not_piling_up() -> None:
+    writer = SlowWriter(0.2)
+    stage = DraftingStage(cast(Services, None), Path("unused"), prepare_every_s=0.0,
+                          writer=cast(DraftWriter, writer))
+    try:
+        for n in range(1, 6):  # five finals while the first preparation runs
+            stage.transcript_grew(ENCOUNTER, transcript(n))
+            await asyncio.sleep(0.01)
+        for _ in range(200):
+            if stage.prepared == 2 and not stage.preparing:
+                break
+            await asyncio.sleep(0.02)
+        assert writer.drafted == [1, 5]  # the first, then only the newest
+        assert not stage.preparing  # nothing left running for the visit
+    finally:
+        stage.close()
+
+
+async def test_preparations_wait_out_the_interval_and_stop_with_the_visit() -> None:
+    writer = SlowWriter(0.0)
+    stage = DraftingStage(cast(Services, None), Path("unused"), prepare_every_s=30.0,
+                          writer=cast(DraftWriter, writer))
+    try:
+        stage.transcript_grew(ENCOUNTER, transcript(1))
+        await asyncio.sleep(0.2)
+        stage.transcript_grew(ENCOUNTER, transcript(2))  # within the interval: waits
+        await asyncio.sleep(0.2)
+        assert writer.drafted == [1]
+        await stage.stop_preparing("enc-1")  # the visit ended: its draft comes next
+        assert not stage.preparing
+        await asyncio.sleep(0.1)
+        assert writer.drafted == [1]
+    finally:
+        stage.close()
