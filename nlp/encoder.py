@@ -42,8 +42,14 @@ from transformers.utils import logging as hf_logging
 hf_logging.set_verbosity_error()
 hf_logging.disable_progress_bar()
 
-__all__ = ["Example", "Recipe", "TextClassifier", "base_encoder_dir", "stderr_progress",
-           "train_classifier"]
+__all__ = ["Example", "Recipe", "TextClassifier", "base_encoder_dir", "set_inference_threads",
+           "stderr_progress", "train_classifier"]
+
+
+def set_inference_threads(n: int) -> None:
+    """CPU threads torch uses for inference in this process (a server sharing the
+    cores with speech recognition wants 1; a batch evaluation, all of them)."""
+    torch.set_num_threads(max(1, n))
 
 
 def base_encoder_dir() -> Path:

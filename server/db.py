@@ -31,7 +31,8 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        # a server connection can drop; a file cannot: no ping before each checkout there
+        kwargs: dict[str, Any] = {"pool_pre_ping": not url.startswith("sqlite")}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
         self.engine: Engine = create_engine(url, **kwargs)

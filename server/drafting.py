@@ -43,8 +43,9 @@ __all__ = ["DraftingStage", "PriorityWorker"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: PriorityWorker priorities: a finished visit's draft goes before preparing open ones.
-DRAFT, PREPARE = 0, 1
+#: PriorityWorker priorities: a finished visit's draft first, then the speaker labels
+#: a room's transcription waits for, then preparing the notes of open visits.
+DRAFT, LABEL, PREPARE = 0, 1, 2
 
 
 class PriorityWorker:
@@ -91,12 +92,14 @@ class DraftingStage:
     """Drafts each finished transcript and puts the draft in the review queue."""
 
     def __init__(self, services: Services, models_dir: Path, prepare_every_s: float = 10.0,
-                 writer: DraftWriter | None = None) -> None:
+                 writer: DraftWriter | None = None, threads: int = 1) -> None:
         """``writer``: loaded models to use (default: loaded from ``models_dir`` on first
-        use)."""
+        use); ``threads``: CPU threads for the models' inference (torch's, for the process),
+        applied when the models load."""
         self.services = services
         self.models_dir = models_dir
         self.prepare_every_s = prepare_every_s
+        self.threads = threads
         self._worker = PriorityWorker("nlp")
         self._writer = writer
         self._lock = threading.Lock()
@@ -111,17 +114,24 @@ class DraftingStage:
         """The loaded models (blocking; thread-safe)."""
         with self._lock:
             if self._writer is None:
+                from nlp.encoder import set_inference_threads
                 from nlp.pipeline import DraftWriter
 
+                set_inference_threads(self.threads)
                 self._writer = DraftWriter.load(self.models_dir)
             return self._writer
 
     def preload(self) -> None:
         self.writer()
 
-    def label_speakers(self, segments: Sequence[TranscriptSegment]) -> list[str]:
-        """Speaker roles for the ASR stage's live segments (doctor / patient / other)."""
-        return self.writer().label_speakers(tuple(segments))
+    async def label_speakers(self, segments: Sequence[TranscriptSegment]) -> list[str]:
+        """Speaker roles for the ASR stage's live segments (doctor / patient / other), in
+        the NLP worker ahead of preparations, so speech workers never wait on the models."""
+        return await asyncio.wrap_future(
+            self._worker.submit(LABEL, self._label, tuple(segments)))
+
+    def _label(self, segments: tuple[TranscriptSegment, ...]) -> list[str]:
+        return self.writer().label_speakers(segments)
 
     def transcript_grew(self, encounter: EncounterInfo, transcript: Transcript) -> None:
         """The ASR stage's watcher: prepare the note from the transcript so far (on the

@@ -57,10 +57,13 @@ class Services:
                        transcription=transcription)
         # --- drafting (server/drafting.py): transcript → NLP draft → review queue
         if from_settings and transcription is not None and settings.drafting:
-            drafting = DraftingStage(services, settings.models_dir)
+            drafting = DraftingStage(services, settings.models_dir,
+                                     prepare_every_s=settings.draft_prepare_every_s,
+                                     threads=settings.nlp_threads)
             transcription.next_stage = drafting
             transcription.labeler = drafting.label_speakers
-            transcription.watcher = drafting.transcript_grew
+            if settings.draft_prepare_every_s > 0:
+                transcription.watcher = drafting.transcript_grew
             services.drafting = drafting
         return services
 

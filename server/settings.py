@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     #: Draft a note from each finished transcript and queue it for review (needs the NLP
     #: models: `roomscribe models build`). Off: transcripts are stored, nothing is drafted.
     drafting: bool = True
+    #: While a visit goes on, prepare its note from the transcript so far at most this
+    #: often (seconds), so the draft at the end only computes what is new; 0 = only at
+    #: the end (slower drafts, a little less CPU during visits).
+    draft_prepare_every_s: float = Field(10.0, ge=0)
+    #: CPU threads for the NLP models' inference; they share the cores with speech
+    #: recognition, which keeps the rooms in real time.
+    nlp_threads: int = Field(1, ge=1, le=64)
 
     # --- transcription (server/asr, server/modelstore, server/transcripts)
     #: Model manifests (*.toml) and fetched/built model files.

@@ -24,7 +24,9 @@ class RoomProgress:
     max_backlog_s: float = 0.0
     behind: bool = False
     behind_events: int = 0
-    engine_s: float = 0.0  # wall time of engine calls
+    engine_s: float = 0.0  # wall time of engine calls (waiting for a worker included)
+    label_s: float = 0.0  # wall time of speaker labelling after finals
+    store_s: float = 0.0  # wall time of storing finals and progress
     partials: int = 0
     finals: int = 0
     #: End of an utterance's audio arriving → its final published, per final.
@@ -47,7 +49,7 @@ class RoomProgress:
         d["final_latency_ms_p50"] = lat[len(lat) // 2] if lat else None
         d["final_latency_ms_max"] = lat[-1] if lat else None
         d.update(backlog_s=round(self.backlog_s, 3), rtf=self.rtf)
-        for k in ("received_s", "decoded_s", "max_backlog_s", "engine_s"):
+        for k in ("received_s", "decoded_s", "max_backlog_s", "engine_s", "label_s", "store_s"):
             d[k] = round(d[k], 3)
         return d
 

@@ -24,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import bisect
 import functools
+import inspect
 import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from nlp.schema import Transcript, TranscriptSegment
 from server.asr.engine import BYTES_PER_SECOND, Final, Partial, RecognitionEvent, SpeechEngine
@@ -180,6 +181,13 @@ class TranscriptionStage:
     async def _in(self, pool: Executor, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
+    async def label(self, segments: list[TranscriptSegment]) -> list[str]:
+        """Speaker labels from the hook: awaited if it is a coroutine function, else run
+        in the ASR worker pool."""
+        if inspect.iscoroutinefunction(self.labeler):
+            return cast(list[str], await self.labeler(segments))
+        return cast(list[str], await self._in(self.pool, self.labeler, segments))
+
     async def run(self, encounter: EncounterInfo, audio: AsyncIterator[AudioChunk]) -> None:
         eid = encounter.encounter_id
         started = await self._in(self.db_pool, self.store.begin, eid, self.engine.name,
@@ -263,8 +271,10 @@ class _Run:
         self._check_lag()
         if p.decoded_s - self.saved_at_s >= stage.limits.progress_every_s:
             self.saved_at_s = p.decoded_s
+            t0 = stage.clock()
             await stage._in(stage.db_pool, stage.store.save_progress, self.eid,
                             self.progress_record())
+            p.store_s += stage.clock() - t0
 
     def _check_lag(self) -> None:
         stage, p = self.stage, self.progress
@@ -304,14 +314,18 @@ class _Run:
             return
         segment = TranscriptSegment(id=len(self.segments), start_s=event.start_s,
                                     end_s=event.end_s, text=event.text, words=event.words)
-        labels = await stage._in(stage.pool, stage.labeler, [*self.segments, segment])
+        t0 = stage.clock()
+        labels = await stage.label([*self.segments, segment])
+        self.progress.label_s += stage.clock() - t0
         segment = TranscriptSegment(segment.id, segment.start_s, segment.end_s, segment.text,
                                     labels[-1], segment.words)
         self.segments.append(segment)
         self.progress.finals += 1
         self._record_latency(event.end_s)
+        t0 = stage.clock()
         await stage._in(stage.db_pool, stage.store.add_segment, self.eid, segment,
                         self.progress_record())
+        self.progress.store_s += stage.clock() - t0
         stage.events.publish(self.eid, "final", segment.to_dict())
         if stage.watcher is not None:
             stage.watcher(self.encounter, Transcript(self.eid, tuple(self.segments),
@@ -328,7 +342,7 @@ class _Run:
 
     async def complete(self, feed_ended_at: float) -> None:
         stage = self.stage
-        labels = await stage._in(stage.pool, stage.labeler, list(self.segments))
+        labels = await stage.label(list(self.segments))
         if len(labels) != len(self.segments):
             raise TranscriptionFailed(f"speaker labeler returned {len(labels)} labels for "
                                       f"{len(self.segments)} segments")
@@ -343,9 +357,11 @@ class _Run:
             "segments": len(segments), "engine": stage.engine.name,
             "audio_s": round(self.progress.decoded_s, 3),
             "end_to_transcript_ms": elapsed_ms})
+        p = self.progress
         log.info("encounter %s: transcript stored %d ms after the end of its audio "
-                 "(%d segments, %.1f s audio, rtf %s)", self.eid, elapsed_ms, len(segments),
-                 self.progress.decoded_s, self.progress.rtf)
+                 "(%d segments, %.1f s audio, rtf %s; engine %.1f s, speaker labels %.1f s, "
+                 "storing %.1f s)", self.eid, elapsed_ms, len(segments), p.decoded_s, p.rtf,
+                 p.engine_s, p.label_s, p.store_s)
         try:
             await stage.next_stage(self.encounter, transcript)
         except asyncio.CancelledError:

@@ -16,7 +16,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from server.ingest.store import AudioStore
+from server.ingest.store import AckState, AudioStore
 from server.models import EncounterStatus
 
 __all__ = ["AudioChunk", "EncounterInfo", "EncounterStage", "Handoff", "LoggingStage"]
@@ -58,27 +58,48 @@ class LoggingStage:
 
 
 class _Feed:
+    """One encounter's stored audio as a stream. The ingest side tells it what is stored
+    (:meth:`Handoff.audio_stored`, after each commit), so it reads the database only when
+    there is something new; the database is asked directly only when nothing was told
+    yet (a stage started after a restart) or what was told and what was found disagree."""
+
     def __init__(self, handoff: Handoff, encounter_id: str) -> None:
         self.handoff = handoff
         self.encounter_id = encounter_id
         self.wake = asyncio.Event()
+        self.stored: AckState | None = None  # the newest stored frame and whether it's all
+
+    def told(self, stored: AckState) -> None:
+        known = self.stored
+        if known is None or stored.seq > known.seq or (stored.complete and not known.complete):
+            self.stored = stored
+        self.wake.set()
 
     async def stream(self) -> AsyncIterator[AudioChunk]:
         store = self.handoff.store
         next_seq = 0
         while True:
             self.wake.clear()
-            rows = await self.handoff.run_db(store.read_frames, self.encounter_id, next_seq)
-            for row in rows:
-                yield AudioChunk(row.seq, row.captured_at_us, row.pcm)
-                next_seq = row.seq + 1
-            if rows:
-                continue
-            enc = await self.handoff.run_db(store.encounter, self.encounter_id)
-            if enc is None:
+            known = self.stored
+            if known is None or next_seq <= known.seq:
+                rows = await self.handoff.run_db(store.read_frames, self.encounter_id, next_seq)
+                for row in rows:
+                    yield AudioChunk(row.seq, row.captured_at_us, row.pcm)
+                    next_seq = row.seq + 1
+                if rows:
+                    continue
+            if known is not None and known.complete and next_seq > known.seq:
                 return
-            if enc.status == EncounterStatus.AUDIO_COMPLETE and next_seq >= enc.next_seq:
-                return
+            if known is None or next_seq <= known.seq:
+                enc = await self.handoff.run_db(store.encounter, self.encounter_id)
+                if enc is None:
+                    return
+                complete = enc.status == EncounterStatus.AUDIO_COMPLETE
+                if complete and next_seq >= enc.next_seq:
+                    return
+                self.stored = AckState(self.encounter_id, enc.next_seq - 1, complete)
+                if known is None and next_seq < enc.next_seq:
+                    continue
             await self.wake.wait()
 
 
@@ -104,10 +125,12 @@ class Handoff:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def audio_stored(self, encounter_id: str) -> None:
-        feed = self._feeds.get(encounter_id)
+    def audio_stored(self, stored: AckState) -> None:
+        """Called after a commit: the encounter's audio is stored through ``stored.seq``
+        (and complete, if ``stored.complete``)."""
+        feed = self._feeds.get(stored.encounter_id)
         if feed is not None:
-            feed.wake.set()
+            feed.told(stored)
 
     async def _run(self, info: EncounterInfo, feed: _Feed) -> None:
         try:

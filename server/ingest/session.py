@@ -271,7 +271,7 @@ class DeviceSession:
             else:
                 ack = await self._db(self.store.end_encounter, device, event.encounter_id,
                                      event.last_seq, event.ended_at_us)
-                self.handoff.audio_stored(event.encounter_id)
+                self.handoff.audio_stored(ack)
         except EncounterConflict as err:
             await self.send(ErrorEvent(ErrorCode.UNKNOWN_ENCOUNTER, str(err),
                                        encounter_id=event.encounter_id).to_event())
@@ -296,5 +296,5 @@ class DeviceSession:
                                        encounter_id=eid, seq=seq).to_event())
         for ack in result.acks.values():
             if result.stored:
-                self.handoff.audio_stored(ack.encounter_id)
+                self.handoff.audio_stored(ack)
             await self._send_ack(ack)

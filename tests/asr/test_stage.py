@@ -209,6 +209,22 @@ async def test_speaker_labeler_hook_labels_live_and_at_the_end(
     assert {t.encounter_id for t in grown} == {encounter.encounter_id}
 
 
+async def test_a_coroutine_labeler_is_awaited_on_the_loop_not_in_the_speech_pool(
+        db: Database, pool: ThreadPoolExecutor, encounter: EncounterInfo) -> None:
+    threads: list[str] = []
+
+    async def by_turn(segments: Sequence[TranscriptSegment]) -> list[str]:
+        threads.append(threading.current_thread().name)
+        await asyncio.sleep(0)
+        return ["patient" if s.id % 2 == 0 else "doctor" for s in segments]
+
+    engine, rec = FakeEngine(), Recorder()
+    stage, handed = make_stage(engine, pool, db, rec, labeler=by_turn)
+    await asyncio.wait_for(stage.run(encounter, feed(3.5)), WAIT)
+    assert threads == [threading.main_thread().name] * 3
+    assert [s.speaker for s in handed[0].segments] == ["patient", "doctor"]
+
+
 async def test_a_storage_error_in_the_feed_fails_the_transcription(
         db: Database, pool: ThreadPoolExecutor, encounter: EncounterInfo) -> None:
     async def broken() -> AsyncIterator[AudioChunk]:

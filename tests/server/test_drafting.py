@@ -12,7 +12,7 @@ import pytest
 
 from nlp.pipeline import DraftWriter
 from nlp.schema import Transcript, TranscriptSegment
-from server.drafting import DRAFT, PREPARE, DraftingStage, PriorityWorker
+from server.drafting import DRAFT, LABEL, PREPARE, DraftingStage, PriorityWorker
 from server.ingest.handoff import EncounterInfo
 from server.services import Services
 
@@ -26,12 +26,13 @@ def test_worker_runs_the_most_urgent_job_first_and_skips_cancelled_ones() -> Non
         later = [worker.submit(PREPARE, ran.append, "prepare-1"),
                  worker.submit(PREPARE, ran.append, "prepare-2")]
         dropped = worker.submit(PREPARE, ran.append, "cancelled")
+        label = worker.submit(LABEL, ran.append, "label")
         urgent = worker.submit(DRAFT, ran.append, "draft")
         assert dropped.cancel()
         gate.set()
-        for f in [blocker, *later, urgent]:
+        for f in [blocker, *later, label, urgent]:
             f.result(timeout=5)
-        assert ran == ["draft", "prepare-1", "prepare-2"]
+        assert ran == ["draft", "label", "prepare-1", "prepare-2"]
         with pytest.raises(ZeroDivisionError):
             worker.submit(DRAFT, lambda: 1 / 0).result(timeout=5)
     finally:
@@ -92,5 +93,22 @@ async def test_preparations_wait_out_the_interval_and_stop_with_the_visit() -> N
         assert not stage.preparing
         await asyncio.sleep(0.1)
         assert writer.drafted == [1]
+    finally:
+        stage.close()
+
+
+async def test_live_speaker_labels_come_from_the_nlp_worker() -> None:
+    class Labels:
+        thread = ""
+
+        def label_speakers(self, segments: tuple[TranscriptSegment, ...]) -> list[str]:
+            Labels.thread = threading.current_thread().name
+            return ["doctor"] * len(segments)
+
+    stage = DraftingStage(cast(Services, None), Path("unused"),
+                          writer=cast(DraftWriter, Labels()))
+    try:
+        assert await stage.label_speakers(transcript(3).segments) == ["doctor"] * 3
+        assert Labels.thread == "nlp"
     finally:
         stage.close()

@@ -27,8 +27,15 @@ async def test_configured_transcription_hands_transcripts_to_drafting(
         assert services.transcription.next_stage is services.drafting
         assert services.transcription.labeler == services.drafting.label_speakers
         assert services.transcription.watcher == services.drafting.transcript_grew
+        assert services.drafting.threads == 1
     finally:
         await services.aclose()
+    no_prepare = Services.build(whisper_settings.model_copy(update={"draft_prepare_every_s": 0}))
+    try:
+        assert no_prepare.drafting is not None and no_prepare.transcription is not None
+        assert no_prepare.transcription.watcher is None
+    finally:
+        await no_prepare.aclose()
 
 
 async def test_drafting_off_or_a_given_stage_leaves_the_chain_alone(
