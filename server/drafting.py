@@ -1,9 +1,12 @@
 """The stages after transcription: transcript → draft note (NLP) → review queue.
 
     transcript grows        (server/asr) after each stored final: the note is prepared
-                            from the transcript so far, at most every ``prepare_every_s``
-                            and only when the NLP worker has nothing more urgent; the
+                            from the transcript so far, at most every ``prepare_every_s``,
+                            one visit at a time, within ``prepare_share`` of the NLP
+                            worker's time and only when it has nothing more urgent; the
                             classifiers remember what they answered (nlp.encoder)
+    speaker labels          for each live final, in a thread of their own (the room's
+                            transcription waits for them)
     transcription-complete  (server/asr) calls DraftingStage(encounter, transcript)
     draft-start             the NLP models draft the note in the NLP worker (off the loop)
     draft-end               the draft enters the queue: version 1 of a review item,
@@ -92,15 +95,23 @@ class DraftingStage:
     """Drafts each finished transcript and puts the draft in the review queue."""
 
     def __init__(self, services: Services, models_dir: Path, prepare_every_s: float = 10.0,
-                 writer: DraftWriter | None = None, threads: int = 1) -> None:
+                 writer: DraftWriter | None = None, threads: int = 1,
+                 prepare_share: float = 0.35) -> None:
         """``writer``: loaded models to use (default: loaded from ``models_dir`` on first
         use); ``threads``: CPU threads for the models' inference (torch's, for the process),
-        applied when the models load."""
+        applied when the models load; ``prepare_share``: the most of the NLP worker's time
+        preparations may take (one at a time across visits), so speech recognition keeps
+        the cores it needs."""
         self.services = services
         self.models_dir = models_dir
         self.prepare_every_s = prepare_every_s
+        self.prepare_share = prepare_share
         self.threads = threads
         self._worker = PriorityWorker("nlp")
+        # live speaker labels have their own thread: a room's transcription waits for them
+        self._labels = PriorityWorker("nlp-labels")
+        self._prepare_turn = asyncio.Lock()
+        self._prepare_free_at = 0.0
         self._writer = writer
         self._lock = threading.Lock()
         #: encounter id → seconds from transcript complete to draft in the queue
@@ -128,7 +139,7 @@ class DraftingStage:
         """Speaker roles for the ASR stage's live segments (doctor / patient / other), in
         the NLP worker ahead of preparations, so speech workers never wait on the models."""
         return await asyncio.wrap_future(
-            self._worker.submit(LABEL, self._label, tuple(segments)))
+            self._labels.submit(LABEL, self._label, tuple(segments)))
 
     def _label(self, segments: tuple[TranscriptSegment, ...]) -> list[str]:
         return self.writer().label_speakers(segments)
@@ -144,16 +155,25 @@ class DraftingStage:
 
     async def _prepare_while_growing(self, eid: str) -> None:
         try:
-            while (transcript := self._newest.pop(eid, None)) is not None:
+            while True:
                 started = time.monotonic()
-                future = self._worker.submit(PREPARE, self._prepare, transcript)
-                try:
-                    await asyncio.wrap_future(future)
-                except asyncio.CancelledError:
-                    future.cancel()
-                    raise
-                except Exception:  # the draft at the end reports errors; this is a warm-up
-                    log.exception("encounter %s: preparing the draft failed", eid)
+                async with self._prepare_turn:  # visits take turns
+                    await asyncio.sleep(max(0.0, self._prepare_free_at - time.monotonic()))
+                    transcript = self._newest.pop(eid, None)
+                    if transcript is None:
+                        break
+                    future = self._worker.submit(PREPARE, self._prepare, transcript)
+                    t0 = time.monotonic()
+                    try:
+                        await asyncio.wrap_future(future)
+                    except asyncio.CancelledError:
+                        future.cancel()
+                        raise
+                    except Exception:  # the draft at the end reports errors; a warm-up
+                        log.exception("encounter %s: preparing the draft failed", eid)
+                    took = time.monotonic() - t0
+                    share = min(1.0, max(0.01, self.prepare_share))
+                    self._prepare_free_at = time.monotonic() + took * (1 - share) / share
                 await asyncio.sleep(max(0.0, self.prepare_every_s - (time.monotonic() - started)))
         finally:
             if self._preparing.get(eid) is asyncio.current_task():
@@ -205,3 +225,4 @@ class DraftingStage:
         self._preparing.clear()
         self._newest.clear()
         self._worker.close()
+        self._labels.close()

@@ -59,6 +59,7 @@ class Services:
         if from_settings and transcription is not None and settings.drafting:
             drafting = DraftingStage(services, settings.models_dir,
                                      prepare_every_s=settings.draft_prepare_every_s,
+                                     prepare_share=settings.draft_prepare_share,
                                      threads=settings.nlp_threads)
             transcription.next_stage = drafting
             transcription.labeler = drafting.label_speakers

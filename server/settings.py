@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     #: often (seconds), so the draft at the end only computes what is new; 0 = only at
     #: the end (slower drafts, a little less CPU during visits).
     draft_prepare_every_s: float = Field(10.0, ge=0)
+    #: The most of the NLP worker's time those preparations may take (the rest is left to
+    #: speech recognition); drafts at the end of a visit are not limited.
+    draft_prepare_share: float = Field(0.35, gt=0, le=1)
     #: CPU threads for the NLP models' inference; they share the cores with speech
     #: recognition, which keeps the rooms in real time.
     nlp_threads: int = Field(1, ge=1, le=64)

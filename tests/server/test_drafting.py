@@ -4,7 +4,9 @@ prepared while its transcript grows (a fake writer at the models' seam)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
+import time
 from pathlib import Path
 from typing import cast
 
@@ -45,12 +47,13 @@ class SlowWriter:
     def __init__(self, delay_s: float) -> None:
         self.delay_s = delay_s
         self.drafted: list[int] = []
-        self.started = threading.Event()
+        self.spans: list[tuple[float, float]] = []
 
     def draft(self, transcript: Transcript) -> None:
-        self.started.set()
+        t0 = time.monotonic()
         threading.Event().wait(self.delay_s)
         self.drafted.append(len(transcript.segments))
+        self.spans.append((t0, time.monotonic()))
 
 
 def transcript(n: int) -> Transcript:
@@ -109,6 +112,26 @@ async def test_live_speaker_labels_come_from_the_nlp_worker() -> None:
                           writer=cast(DraftWriter, Labels()))
     try:
         assert await stage.label_speakers(transcript(3).segments) == ["doctor"] * 3
-        assert Labels.thread == "nlp"
+        assert Labels.thread == "nlp-labels"  # not behind drafts and preparations
+    finally:
+        stage.close()
+
+
+async def test_preparations_of_many_visits_take_turns_within_their_share() -> None:
+    writer = SlowWriter(0.1)
+    stage = DraftingStage(cast(Services, None), Path("unused"), prepare_every_s=0.0,
+                          writer=cast(DraftWriter, writer), prepare_share=0.5)
+    try:
+        for room in range(3):
+            stage.transcript_grew(EncounterInfo(f"enc-{room}", "dev", f"room-{room}", 0),
+                                  transcript(room + 1))
+        for _ in range(200):
+            if stage.prepared == 3:
+                break
+            await asyncio.sleep(0.02)
+        assert sorted(writer.drafted) == [1, 2, 3]
+        # one at a time, and after each as much idle time as it took (share 0.5)
+        for (_, end), (start, _) in itertools.pairwise(sorted(writer.spans)):
+            assert start - end >= 0.09
     finally:
         stage.close()
