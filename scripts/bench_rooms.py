@@ -1,7 +1,7 @@
 """Rooms benchmark: N rooms streaming real speech at once, through the whole chain.
 
     python scripts/bench_rooms.py [--levels 2,4,6,8,10] [--visit-s 90] [--long-visit-s 600]
-                                  [--json OUT.json] [--plot OUT.png]
+                                  [--stagger-s 0] [--json OUT.json] [--plot OUT.png]
 
 For each level N: a fresh server (SQLite, the configured ASR engine, NLP
 drafting, review queue), N enrolled rooms, N `roomscribe-device` agents
@@ -16,7 +16,8 @@ time at which the audio it covers was captured (encounter start + the
 partial's `audio_s`). End of visit -> draft: the last frame's capture time to
 the draft's arrival in the physician's queue. `max_rooms` is the largest
 passing level; then one run at that level (at least one room) with
-`--long-visit-s` visits gives `end_of_visit_to_draft_ms_p50/_p95`. Server
+`--long-visit-s` visits gives `end_of_visit_to_draft_ms_p50/_p95` (all rooms
+together, or `--stagger-s` apart as in a clinic where visits overlap). Server
 CPU (% of one core) and peak RSS come from /proc.
 """
 
@@ -126,7 +127,8 @@ def encounter_of(lab: RoomLab, room_id: str, timeout: float = 60) -> dict[str, A
     raise RuntimeError(f"room {room_id}: no encounter appeared")
 
 
-def run_level(n: int, wavs: list[Path], workdir: Path, physician_wait_s: float) -> dict[str, Any]:
+def run_level(n: int, wavs: list[Path], workdir: Path, physician_wait_s: float,
+              stagger_s: float = 0.0) -> dict[str, Any]:
     shutil.rmtree(workdir, ignore_errors=True)
     lab = RoomLab(workdir)
     lab.start_server(timeout=180)
@@ -142,23 +144,34 @@ def run_level(n: int, wavs: list[Path], workdir: Path, physician_wait_s: float) 
             room = lab.add_room(f"room-{i:02d}", clinic="Bench Clinic")
             lab.roomscribe("review", "room-physician", room.room_id, "dr_bench")
             rooms.append(room)
-        agents = [lab.start_agent(room, wav, speed=1.0)
-                  for room, wav in zip(rooms, wavs[:n], strict=True)]
+        agents: list[Any] = []
+
+        def start_agents() -> None:  # room i starts i * stagger_s after room 0
+            for i, (room, wav) in enumerate(zip(rooms, wavs[:n], strict=True)):
+                if i and stagger_s:
+                    time.sleep(stagger_s)
+                agents.append(lab.start_agent(room, wav, speed=1.0))
+
+        starter = threading.Thread(target=start_agents, daemon=True)
+        starter.start()
         per_room: list[dict[str, Any]] = []
 
         async def watch_all() -> None:
             tasks = []
-            for room in rooms:
-                enc = await asyncio.to_thread(encounter_of, lab, room.room_id)
+            for i, room in enumerate(rooms):
+                enc = await asyncio.to_thread(encounter_of, lab, room.room_id,
+                                              60 + i * stagger_s)
                 out: dict[str, Any] = {"room": room.room_id, "encounter_id": enc["id"],
                                        "started_us": enc["started_at_us"], "partial_ms": [],
                                        "lagging": 0, "end": None}
                 per_room.append(out)
                 tasks.append(asyncio.create_task(
                     watch_room(lab, enc["id"], enc["started_at_us"], out)))
-            await asyncio.wait_for(asyncio.gather(*tasks), timeout=physician_wait_s)
+            await asyncio.wait_for(asyncio.gather(*tasks),
+                                   timeout=physician_wait_s + n * stagger_s)
 
         asyncio.run(watch_all())
+        starter.join()
         for agent in agents:
             agent.wait(timeout=120)
         # End of visit -> draft in the physician's queue.
@@ -230,6 +243,11 @@ def main() -> int:
     p.add_argument("--visit-s", type=float, default=90.0)
     p.add_argument("--long-visit-s", type=float, default=600.0,
                    help="visit length for the end-of-visit run at max_rooms (0 = skip)")
+    p.add_argument("--long-rooms", type=int, default=0,
+                   help="rooms in the --long-visit-s run (0 = max_rooms, at least 1)")
+    p.add_argument("--stagger-s", type=float, default=0.0,
+                   help="start the rooms of the --long-visit-s run this many seconds apart "
+                        "(0 = all together, the worst case for the drafting queue)")
     p.add_argument("--workdir", type=Path, default=ROOT / "var" / "bench_rooms")
     p.add_argument("--json", type=Path)
     p.add_argument("--plot", type=Path)
@@ -257,11 +275,12 @@ def main() -> int:
     if args.long_visit_s:
         # the 10-minute visits at max_rooms (at least one room, so the end-of-visit
         # number exists even when no level met the partial-latency target)
-        n_long = max(1, max_rooms)
+        n_long = args.long_rooms or max(1, max_rooms)
         long_wavs = visits(n_long, args.long_visit_s, args.workdir / "audio")
         long_run = run_level(n_long, long_wavs, args.workdir / "long",
-                             args.long_visit_s + 600)
-        summary["long_visit"] = long_run | {"visit_s": args.long_visit_s}
+                             args.long_visit_s + 600, args.stagger_s)
+        summary["long_visit"] = long_run | {"visit_s": args.long_visit_s,
+                                            "stagger_s": args.stagger_s}
         summary["end_of_visit_to_draft_ms_p50"] = long_run["end_of_visit_to_draft_ms_p50"]
         summary["end_of_visit_to_draft_ms_p95"] = long_run["end_of_visit_to_draft_ms_p95"]
     print(f"{'rooms':>5} {'partial p95 ms':>15} {'draft p95 ms':>13} {'cpu %':>6} "
