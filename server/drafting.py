@@ -137,7 +137,8 @@ class DraftingStage:
 
     async def label_speakers(self, segments: Sequence[TranscriptSegment]) -> list[str]:
         """Speaker roles for the ASR stage's live segments (doctor / patient / other), in
-        the NLP worker ahead of preparations, so speech workers never wait on the models."""
+        the labels' own thread: never behind drafts or preparations, and speech workers
+        never wait on the models."""
         return await asyncio.wrap_future(
             self._labels.submit(LABEL, self._label, tuple(segments)))
 

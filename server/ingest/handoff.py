@@ -70,10 +70,14 @@ class _Feed:
         self.stored: AckState | None = None  # the newest stored frame and whether it's all
 
     def told(self, stored: AckState) -> None:
+        self._learn(stored)
+        self.wake.set()
+
+    def _learn(self, stored: AckState) -> None:
+        """Keep the newest of what we knew and ``stored`` (news can pass a slower read)."""
         known = self.stored
         if known is None or stored.seq > known.seq or (stored.complete and not known.complete):
             self.stored = stored
-        self.wake.set()
 
     async def stream(self) -> AsyncIterator[AudioChunk]:
         store = self.handoff.store
@@ -97,7 +101,7 @@ class _Feed:
                 complete = enc.status == EncounterStatus.AUDIO_COMPLETE
                 if complete and next_seq >= enc.next_seq:
                     return
-                self.stored = AckState(self.encounter_id, enc.next_seq - 1, complete)
+                self._learn(AckState(self.encounter_id, enc.next_seq - 1, complete))
                 if known is None and next_seq < enc.next_seq:
                     continue
             await self.wake.wait()
