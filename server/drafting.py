@@ -105,7 +105,7 @@ class DraftingStage:
         self.services = services
         self.models_dir = models_dir
         self.prepare_every_s = prepare_every_s
-        self.prepare_share = prepare_share
+        self.prepare_share = min(1.0, max(0.01, prepare_share))
         self.threads = threads
         self._worker = PriorityWorker("nlp")
         # live speaker labels have their own thread: a room's transcription waits for them
@@ -173,7 +173,7 @@ class DraftingStage:
                     except Exception:  # the draft at the end reports errors; a warm-up
                         log.exception("encounter %s: preparing the draft failed", eid)
                     took = time.monotonic() - t0
-                    share = min(1.0, max(0.01, self.prepare_share))
+                    share = self.prepare_share
                     self._prepare_free_at = time.monotonic() + took * (1 - share) / share
                 await asyncio.sleep(max(0.0, self.prepare_every_s - (time.monotonic() - started)))
         finally:

@@ -85,25 +85,27 @@ class _Feed:
         while True:
             self.wake.clear()
             known = self.stored
-            if known is None or next_seq <= known.seq:
-                rows = await self.handoff.run_db(store.read_frames, self.encounter_id, next_seq)
-                for row in rows:
-                    yield AudioChunk(row.seq, row.captured_at_us, row.pcm)
-                    next_seq = row.seq + 1
-                if rows:
-                    continue
-            if known is not None and known.complete and next_seq > known.seq:
+            if known is not None and next_seq > known.seq:  # read all that was told
+                if known.complete:
+                    return
+                await self.wake.wait()
+                continue
+            rows = await self.handoff.run_db(store.read_frames, self.encounter_id, next_seq)
+            for row in rows:
+                yield AudioChunk(row.seq, row.captured_at_us, row.pcm)
+                next_seq = row.seq + 1
+            if rows:
+                continue
+            # nothing told yet (a restart), or told more than found: ask the database
+            enc = await self.handoff.run_db(store.encounter, self.encounter_id)
+            if enc is None:
                 return
-            if known is None or next_seq <= known.seq:
-                enc = await self.handoff.run_db(store.encounter, self.encounter_id)
-                if enc is None:
-                    return
-                complete = enc.status == EncounterStatus.AUDIO_COMPLETE
-                if complete and next_seq >= enc.next_seq:
-                    return
-                self._learn(AckState(self.encounter_id, enc.next_seq - 1, complete))
-                if known is None and next_seq < enc.next_seq:
-                    continue
+            complete = enc.status == EncounterStatus.AUDIO_COMPLETE
+            if complete and next_seq >= enc.next_seq:
+                return
+            self._learn(AckState(self.encounter_id, enc.next_seq - 1, complete))
+            if known is None and next_seq < enc.next_seq:
+                continue
             await self.wake.wait()
 
 
