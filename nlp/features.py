@@ -1,9 +1,11 @@
 """How a turn or a sentence is shown to a classifier (shared by training and inference).
 
 Standard library only. The section classifier sees one transcript sentence with
-its speaker and where in the visit it falls, and, as the context pair, the
-sentence before and after it. The role classifier sees one turn and, as the
-pair, the turns around it.
+its speaker and, as the context pair, the sentence before and after it; where in
+the visit the sentence falls (its tenth of the visit) goes to the classifier's
+head as numbers (``position_features``), not into the text, so a sentence is
+encoded once while the visit grows around it. The role classifier sees one turn
+and, as the pair, the turns around it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ from collections.abc import Sequence
 
 from nlp.dialogue import TranscriptSentence
 
-__all__ = ["clip", "content_words", "mts_input", "role_input", "section_input"]
+__all__ = ["POSITION_FEATURES", "clip", "content_words", "mts_input", "position_features",
+           "role_input", "section_input", "section_position"]
+
+#: The visit in tenths, plus one slot for "position unknown" (a snippet on its own).
+POSITION_FEATURES = 11
 
 
 def clip(text: str, words: int) -> str:
@@ -21,10 +27,22 @@ def clip(text: str, words: int) -> str:
     return " ".join(parts[:words]) + (" …" if len(parts) > words else "")
 
 
+def section_position(i: int, n: int) -> int:
+    """Which tenth of a visit of ``n`` sentences sentence ``i`` falls in (0..9)."""
+    return min(9, int(10 * i / max(1, n)))
+
+
+def position_features(tenth: int | None) -> tuple[float, ...]:
+    """One-hot of the tenth of the visit (``None``: unknown, e.g. an MTS-Dialog snippet)."""
+    out = [0.0] * POSITION_FEATURES
+    out[POSITION_FEATURES - 1 if tenth is None else tenth] = 1.0
+    return tuple(out)
+
+
 def section_input(sentences: Sequence[TranscriptSentence], i: int) -> tuple[str, str]:
+    """(text, context pair) of sentence ``i``; its position: :func:`section_position`."""
     s = sentences[i]
-    decile = min(9, int(10 * i / max(1, len(sentences))))
-    text = f"part {decile + 1} of 10. {s.speaker}: {s.text}"
+    text = f"{s.speaker}: {s.text}"
     before = sentences[i - 1] if i > 0 else None
     after = sentences[i + 1] if i + 1 < len(sentences) else None
     pair = " | ".join(

@@ -20,7 +20,7 @@ from pathlib import Path
 from nlp.assemble import assemble, load_template
 from nlp.dialogue import TranscriptSentence, transcript_sentences
 from nlp.errors import InputError, ModelsMissing
-from nlp.features import section_input
+from nlp.features import position_features, section_input, section_position
 from nlp.orders import Classify, extract_orders
 from nlp.roles import RoleLabeller
 from nlp.schema import DraftNote, SectionKey, Speaker, Transcript, TranscriptSegment
@@ -69,9 +69,11 @@ class DraftWriter:
     def section_labels(self, sentences: list[TranscriptSentence]) -> list[str]:
         if not sentences:
             return []
-        inputs = [section_input(sentences, i) for i in range(len(sentences))]
+        n = len(sentences)
+        inputs = [section_input(sentences, i) for i in range(n)]
         probs = self._sections.predict_proba(  # type: ignore[attr-defined]
-            [t for t, _ in inputs], [p for _, p in inputs])
+            [t for t, _ in inputs], [p for _, p in inputs],
+            [position_features(section_position(i, n)) for i in range(n)])
         names: list[str] = self._sections.labels  # type: ignore[attr-defined]
         none = names.index(SectionKey.NONE)
         out = []

@@ -47,7 +47,7 @@ from nlp import corpora
 from nlp.assemble import unsupported_sentences
 from nlp.datasets import aci_section_examples, primock_eval_split
 from nlp.dialogue import parse_dialogue
-from nlp.features import mts_input
+from nlp.features import mts_input, position_features
 from nlp.labels import MTS_TO_SECTION, SECTIONS, score_section
 from nlp.orders import normalise_name
 from nlp.schema import DraftNote, TranscriptSegment
@@ -89,13 +89,15 @@ def eval_mts(models: Path, data: Path) -> dict[str, float]:
         out[f"mts_20class_macro_f1{suffix}"] = r4(macro_f1(gold, pred))
         sgold = [score_section(MTS_TO_SECTION[h]) for h in gold]
         spred = [score_section(p) for p in sections.predict(
-            [f"part 1 of 10. {mts_input(s.dialogue)}" for s in snippets])]
+            [mts_input(s.dialogue) for s in snippets], None,
+            [position_features(None)] * len(snippets))]
         out[f"section_accuracy_mts_{split}"] = r4(accuracy(sgold, spred))
         out[f"section_macro_f1_mts_{split}"] = r4(macro_f1(sgold, spred))
         out[f"mts20_mapped_section_accuracy_mts_{split}"] = r4(accuracy(
             sgold, [score_section(MTS_TO_SECTION[p]) for p in pred]))
     examples = aci_section_examples(corpora.read_aci(data, "valid"))
-    pred = sections.predict([e.text for e in examples], [e.pair for e in examples])
+    pred = sections.predict([e.text for e in examples], [e.pair for e in examples],
+                            [e.features for e in examples])
     gold = [SECTIONS[e.label] for e in examples]
     out["section_accuracy_aci_valid_silver"] = r4(accuracy(gold, pred))
     out["section_macro_f1_aci_valid_silver"] = r4(macro_f1(gold, pred))

@@ -11,7 +11,7 @@ import pytest
 
 from nlp.assemble import unsupported_sentences
 from nlp.cli import main
-from nlp.dialogue import parse_dialogue
+from nlp.dialogue import parse_dialogue, transcript_sentences
 from nlp.pipeline import DraftWriter, label_speakers
 from nlp.schema import DraftNote, TranscriptSegment
 
@@ -120,18 +120,23 @@ def test_cli_reads_a_transcript_json_with_diarization_labels(
 
 def test_a_growing_transcript_only_sends_what_is_new_through_the_models(
         tiny_models: Path) -> None:
-    """Drafting the visit so far, then the whole visit: the classifiers answer the
-    unchanged inputs from memory, and the note is the one a cold writer drafts."""
+    """Drafting the visit so far, then the whole visit: only the new sentences and the
+    one whose context (the sentence after it) changed go through the section model,
+    although every sentence moved to another part of the longer visit; the note is the
+    one a cold writer drafts."""
     full = parse_dialogue(VISIT, "enc-grow")
     cold = DraftWriter.load(tiny_models).draft(full)
     warm = DraftWriter.load(tiny_models)
-    warm.draft(replace(full, segments=full.segments[:-2]))
+    start = replace(full, segments=full.segments[:-2])
+    warm.draft(start)
     clf = warm._sections  # type: ignore[attr-defined]
     computed_before, hits_before = clf.computed, clf.memo_hits
     again = warm.draft(full)
     new = clf.computed - computed_before
     n_sentences = clf.memo_hits - hits_before + new
-    assert 0 < new < n_sentences / 2  # the last turns and their neighbours' contexts
+    added = len(transcript_sentences(full)) - len(transcript_sentences(start))
+    assert added >= 2 and new == added + 1
+    assert n_sentences == len(transcript_sentences(full))
     assert again.to_dict() == cold.to_dict()
     before = clf.computed
     warm.draft(full)
