@@ -1,6 +1,6 @@
 """PriMock57 end to end: real consultation timing, through the agent, to a draft.
 
-    python scripts/eval_primock.py [--limit N | --all] [--speed 0] [--json OUT.json]
+    python scripts/eval_primock.py [--limit N | --all] [--rooms 2] [--speed 0] [--json OUT.json]
 
 Each consultation in ../shared/data/primock57 (days 1-4; CC BY 4.0, Papadopoulos
 Korfiatis et al. 2022) is synthesized with two espeak-ng voices, each utterance
@@ -9,21 +9,26 @@ into a server (SQLite, the configured ASR engine, NLP drafting, review queue).
 Reported per consultation and overall: WER of the stored transcript against
 the manual transcript (transcriber tags removed; `server.asr.scoring`
 normalisation), and ROUGE-1/2/L of the draft note against the clinician's note.
+``--rooms N`` streams N consultations at once through N rooms (each room takes
+the next consultation when its draft is in the queue), so both of the server's
+speech workers are busy; the scores do not depend on it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import queue
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from server.asr.scoring import normalize, word_errors
 from server.lab.primock import list_consultations, load_consultation, synthesize_consultation
-from server.lab.processes import RoomLab
+from server.lab.processes import Room, RoomLab
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "primock57"
@@ -33,10 +38,41 @@ def note_text(document: dict[str, Any]) -> str:
     return "\n".join(f"{s['title']}\n{s['text']}" for s in document["sections"] if s["text"])
 
 
+def evaluate(lab: RoomLab, room: Room, token: str, cid: str, audio_dir: Path, speed: float,
+             scorer: Any) -> dict[str, Any]:
+    """Stream one consultation through ``room`` and score its transcript and draft."""
+    visit = load_consultation(DATA, cid)
+    wav = audio_dir / f"{cid}.wav"
+    if not wav.exists():
+        synthesize_consultation(visit, wav)
+    before = {e["id"] for e in lab.encounters(room.room_id)}
+    started = time.monotonic()
+    if lab.start_agent(room, wav, speed=speed).wait(timeout=3600) != 0:
+        raise RuntimeError(f"{cid}: the agent failed")
+    encounter = next(e for e in lab.encounters(room.room_id) if e["id"] not in before)
+    item = lab.wait_for_draft(token, encounter["id"], timeout=1800)
+    if item is None:
+        raise RuntimeError(f"{cid}: no draft reached the queue")
+    transcript = lab.api(f"/api/v1/encounters/{encounter['id']}/transcript")
+    hypothesis = " ".join(s["text"] for s in transcript["segments"])
+    ref_words, hyp_words = normalize(visit.reference_text), normalize(hypothesis)
+    errors = word_errors(ref_words, hyp_words)
+    scores = scorer.score(visit.note, note_text(item["document"]))
+    return {"consultation": cid, "audio_s": round(visit.duration_s, 1),
+            "ref_words": len(ref_words), "word_errors": errors,
+            "wer": round(errors / max(1, len(ref_words)), 4),
+            "rouge1": round(100 * scores["rouge1"].fmeasure, 2),
+            "rouge2": round(100 * scores["rouge2"].fmeasure, 2),
+            "rougeL": round(100 * scores["rougeL"].fmeasure, 2),
+            "orders": len(item["document"]["orders"]),
+            "seconds": round(time.monotonic() - started, 1)}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--limit", type=int, default=6, help="first N consultations (default 6)")
     p.add_argument("--all", action="store_true", help="every consultation")
+    p.add_argument("--rooms", type=int, default=2, help="consultations streamed at once")
     p.add_argument("--speed", type=float, default=0.0, help="agent speed (0 = as fast as it can)")
     p.add_argument("--workdir", type=Path, default=ROOT / "var" / "eval_primock")
     p.add_argument("--json", type=Path)
@@ -48,49 +84,49 @@ def main() -> int:
     if not args.all:
         ids = ids[: args.limit]
     audio_dir = args.workdir / "audio"
+    audio_dir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(args.workdir / "lab", ignore_errors=True)
     lab = RoomLab(args.workdir / "lab")
     lab.start_server(timeout=180)
     results: list[dict[str, Any]] = []
-    try:
-        clinic = lab.roomscribe("admin", "clinic", "add", "PriMock Clinic")["id"]
-        room = lab.add_room("primock-room", clinic="PriMock Clinic")
-        lab.roomscribe("review", "user", "add", "dr_eval", "--clinic", clinic, "--role",
-                       "physician")
-        lab.roomscribe("review", "room-physician", room.room_id, "dr_eval")
-        token = lab.roomscribe("review", "user", "token", "dr_eval", "--name", "eval")["token"]
-        seen: set[str] = set()
-        for cid in ids:
-            visit = load_consultation(DATA, cid)
-            wav = audio_dir / f"{cid}.wav"
-            if not wav.exists():
-                synthesize_consultation(visit, wav)
-            started = time.monotonic()
-            if lab.start_agent(room, wav, speed=args.speed).wait(timeout=3600) != 0:
-                raise RuntimeError(f"{cid}: the agent failed")
-            encounter = next(e for e in lab.encounters(room.room_id) if e["id"] not in seen)
-            seen.add(encounter["id"])
-            item = lab.wait_for_draft(token, encounter["id"], timeout=1800)
-            if item is None:
-                raise RuntimeError(f"{cid}: no draft reached the queue")
-            transcript = lab.api(f"/api/v1/encounters/{encounter['id']}/transcript")
-            hypothesis = " ".join(s["text"] for s in transcript["segments"])
-            ref_words, hyp_words = normalize(visit.reference_text), normalize(hypothesis)
-            errors = word_errors(ref_words, hyp_words)
-            note = note_text(item["document"])
-            scores = scorer.score(visit.note, note)
-            row = {"consultation": cid, "audio_s": round(visit.duration_s, 1),
-                   "ref_words": len(ref_words), "word_errors": errors,
-                   "wer": round(errors / max(1, len(ref_words)), 4),
-                   "rouge1": round(100 * scores["rouge1"].fmeasure, 2),
-                   "rouge2": round(100 * scores["rouge2"].fmeasure, 2),
-                   "rougeL": round(100 * scores["rougeL"].fmeasure, 2),
-                   "orders": len(item["document"]["orders"]),
-                   "seconds": round(time.monotonic() - started, 1)}
+    failures: list[BaseException] = []
+    todo: queue.Queue[str] = queue.Queue()
+    for cid in ids:
+        todo.put(cid)
+
+    def work(room: Room, token: str) -> None:
+        while not failures:
+            try:
+                cid = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                row = evaluate(lab, room, token, cid, audio_dir, args.speed, scorer)
+            except BaseException as err:
+                failures.append(err)
+                return
             results.append(row)
             print(json.dumps(row), flush=True)
+
+    try:
+        clinic = lab.roomscribe("admin", "clinic", "add", "PriMock Clinic")["id"]
+        lab.roomscribe("review", "user", "add", "dr_eval", "--clinic", clinic, "--role",
+                       "physician")
+        token = lab.roomscribe("review", "user", "token", "dr_eval", "--name", "eval")["token"]
+        workers = []
+        for i in range(max(1, args.rooms)):
+            room = lab.add_room(f"primock-room-{i}", clinic="PriMock Clinic")
+            lab.roomscribe("review", "room-physician", room.room_id, "dr_eval")
+            workers.append(threading.Thread(target=work, args=(room, token), daemon=True))
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
     finally:
         lab.close()
+    if failures:
+        raise failures[0]
+    results.sort(key=lambda r: str(r["consultation"]))
     n = len(results)
     overall = {
         "consultations": n,
