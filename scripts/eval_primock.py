@@ -1,6 +1,7 @@
 """PriMock57 end to end: real consultation timing, through the agent, to a draft.
 
     python scripts/eval_primock.py [--limit N | --all] [--rooms 2] [--speed 0] [--json OUT.json]
+                                   [--manual-only]
 
 Each consultation in ../shared/data/primock57 (days 1-4; CC BY 4.0, Papadopoulos
 Korfiatis et al. 2022) is synthesized with two espeak-ng voices, each utterance
@@ -12,6 +13,11 @@ normalisation), and ROUGE-1/2/L of the draft note against the clinician's note.
 ``--rooms N`` streams N consultations at once through N rooms (each room takes
 the next consultation when its draft is in the queue), so both of the server's
 speech workers are busy; the scores do not depend on it.
+
+Beside them, the same NLP drafts each consultation from its manual transcript
+(speakers as transcribed, no speech recognition): ``rouge*_manual`` and
+``orders_manual`` tell what the synthetic voices and the ASR cost the draft.
+``--manual-only`` computes just those, without a server (a minute or two).
 """
 
 from __future__ import annotations
@@ -26,9 +32,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nlp.schema import Transcript, TranscriptSegment
 from server.asr.scoring import normalize, word_errors
-from server.lab.primock import list_consultations, load_consultation, synthesize_consultation
+from server.lab.primock import (
+    Consultation,
+    list_consultations,
+    load_consultation,
+    synthesize_consultation,
+)
 from server.lab.processes import Room, RoomLab
+from server.review.document import document_from_draft
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "primock57"
@@ -38,8 +51,23 @@ def note_text(document: dict[str, Any]) -> str:
     return "\n".join(f"{s['title']}\n{s['text']}" for s in document["sections"] if s["text"])
 
 
+def rouge(scorer: Any, reference: str, document: dict[str, Any]) -> dict[str, float]:
+    scores = scorer.score(reference, note_text(document))
+    return {k: round(100 * scores[k].fmeasure, 2) for k in ("rouge1", "rouge2", "rougeL")}
+
+
+def from_manual_transcript(writer: Any, visit: Consultation, scorer: Any) -> dict[str, Any]:
+    """The draft the NLP writes from the manual transcript, scored the same way."""
+    segments = tuple(TranscriptSegment(i, t.start_s, t.end_s, t.text, t.speaker)
+                     for i, t in enumerate(visit.turns))
+    document = document_from_draft(writer.draft(Transcript(visit.id, segments, "manual",
+                                                           "en")))
+    return {**{f"{k}_manual": v for k, v in rouge(scorer, visit.note, document).items()},
+            "orders_manual": len(document["orders"])}
+
+
 def evaluate(lab: RoomLab, room: Room, token: str, cid: str, audio_dir: Path, speed: float,
-             scorer: Any) -> dict[str, Any]:
+             scorer: Any, writer: Any) -> dict[str, Any]:
     """Stream one consultation through ``room`` and score its transcript and draft."""
     visit = load_consultation(DATA, cid)
     wav = audio_dir / f"{cid}.wav"
@@ -57,32 +85,18 @@ def evaluate(lab: RoomLab, room: Room, token: str, cid: str, audio_dir: Path, sp
     hypothesis = " ".join(s["text"] for s in transcript["segments"])
     ref_words, hyp_words = normalize(visit.reference_text), normalize(hypothesis)
     errors = word_errors(ref_words, hyp_words)
-    scores = scorer.score(visit.note, note_text(item["document"]))
     return {"consultation": cid, "audio_s": round(visit.duration_s, 1),
             "ref_words": len(ref_words), "word_errors": errors,
             "wer": round(errors / max(1, len(ref_words)), 4),
-            "rouge1": round(100 * scores["rouge1"].fmeasure, 2),
-            "rouge2": round(100 * scores["rouge2"].fmeasure, 2),
-            "rougeL": round(100 * scores["rougeL"].fmeasure, 2),
+            **rouge(scorer, visit.note, item["document"]),
             "orders": len(item["document"]["orders"]),
-            "seconds": round(time.monotonic() - started, 1)}
+            "seconds": round(time.monotonic() - started, 1),
+            **from_manual_transcript(writer, visit, scorer)}
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--limit", type=int, default=6, help="first N consultations (default 6)")
-    p.add_argument("--all", action="store_true", help="every consultation")
-    p.add_argument("--rooms", type=int, default=2, help="consultations streamed at once")
-    p.add_argument("--speed", type=float, default=0.0, help="agent speed (0 = as fast as it can)")
-    p.add_argument("--workdir", type=Path, default=ROOT / "var" / "eval_primock")
-    p.add_argument("--json", type=Path)
-    args = p.parse_args()
-    from rouge_score import rouge_scorer
-
-    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
-    ids = list_consultations(DATA)
-    if not args.all:
-        ids = ids[: args.limit]
+def stream_all(ids: list[str], args: argparse.Namespace, scorer: Any,
+               writer: Any) -> list[dict[str, Any]]:
+    """Every consultation through the agent and a server, ``args.rooms`` at once."""
     audio_dir = args.workdir / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(args.workdir / "lab", ignore_errors=True)
@@ -101,7 +115,7 @@ def main() -> int:
             except queue.Empty:
                 return
             try:
-                row = evaluate(lab, room, token, cid, audio_dir, args.speed, scorer)
+                row = evaluate(lab, room, token, cid, audio_dir, args.speed, scorer, writer)
             except BaseException as err:
                 failures.append(err)
                 return
@@ -126,27 +140,64 @@ def main() -> int:
         lab.close()
     if failures:
         raise failures[0]
+    return results
+
+
+def mean(rows: list[dict[str, Any]], key: str) -> float:
+    return round(sum(r[key] for r in rows) / max(1, len(rows)), 2)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--limit", type=int, default=6, help="first N consultations (default 6)")
+    p.add_argument("--all", action="store_true", help="every consultation")
+    p.add_argument("--rooms", type=int, default=2, help="consultations streamed at once")
+    p.add_argument("--speed", type=float, default=0.0, help="agent speed (0 = as fast as it can)")
+    p.add_argument("--manual-only", action="store_true",
+                   help="only draft from the manual transcripts (no server, no speech)")
+    p.add_argument("--workdir", type=Path, default=ROOT / "var" / "eval_primock")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+    from rouge_score import rouge_scorer
+
+    from nlp.encoder import set_inference_threads
+    from nlp.pipeline import DraftWriter
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    set_inference_threads(1)  # the server beside it has the cores
+    writer = DraftWriter.load(ROOT / "models")
+    ids = list_consultations(DATA)
+    if not args.all:
+        ids = ids[: args.limit]
+    if args.manual_only:
+        results = [{"consultation": cid, **from_manual_transcript(
+            writer, load_consultation(DATA, cid), scorer)} for cid in ids]
+    else:
+        results = stream_all(ids, args, scorer, writer)
     results.sort(key=lambda r: str(r["consultation"]))
-    n = len(results)
-    overall = {
-        "consultations": n,
-        "wer": round(sum(r["word_errors"] for r in results)
-                     / max(1, sum(r["ref_words"] for r in results)), 4),
-        **{k: round(sum(r[k] for r in results) / max(1, n), 2)
-           for k in ("rouge1", "rouge2", "rougeL")},
-    }
-    print(f"{'consultation':<22} {'audio s':>8} {'WER':>6} {'R-1':>6} {'R-2':>6} {'R-L':>6}")
-    for r in results:
-        print(f"{r['consultation']:<22} {r['audio_s']:>8} {r['wer']:>6.3f} {r['rouge1']:>6.2f} "
-              f"{r['rouge2']:>6.2f} {r['rougeL']:>6.2f}")
-    print(f"{'overall':<22} {'':>8} {overall['wer']:>6.3f} {overall['rouge1']:>6.2f} "
-          f"{overall['rouge2']:>6.2f} {overall['rougeL']:>6.2f}")
+    overall: dict[str, Any] = {"consultations": len(results)}
+    manual = ("rouge1_manual", "rouge2_manual", "rougeL_manual")
+    if not args.manual_only:
+        overall["wer"] = round(sum(r["word_errors"] for r in results)
+                               / max(1, sum(r["ref_words"] for r in results)), 4)
+        overall |= {k: mean(results, k) for k in ("rouge1", "rouge2", "rougeL")}
+        overall["orders"] = sum(r["orders"] for r in results)
+    overall |= {k: mean(results, k) for k in manual}
+    overall["orders_manual"] = sum(r["orders_manual"] for r in results)
+    columns = [("WER", "wer", ".3f"), ("R-1", "rouge1", ".2f"), ("R-2", "rouge2", ".2f"),
+               ("R-L", "rougeL", ".2f"), ("orders", "orders", "d"),
+               ("R-1 man", "rouge1_manual", ".2f"), ("R-L man", "rougeL_manual", ".2f"),
+               ("ord man", "orders_manual", "d")]
+    columns = [c for c in columns if c[1] in overall]
+    print(f"{'consultation':<22}" + "".join(f" {h:>8}" for h, _, _ in columns))
+    for r in [*results, {"consultation": "overall", **overall}]:
+        print(f"{r['consultation']:<22}" + "".join(
+            f" {r[k]:>8{fmt}}" for _, k, fmt in columns))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"overall": overall, "consultations": results},
                                         indent=2))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
