@@ -137,10 +137,7 @@ def run_level(n: int, wavs: list[Path], workdir: Path, physician_wait_s: float,
     sampler.start()
     stop_polling = threading.Event()
     try:
-        clinic = lab.roomscribe("admin", "clinic", "add", "Bench Clinic")["id"]
-        lab.roomscribe("review", "user", "add", "dr_bench", "--clinic", clinic, "--role",
-                       "physician")
-        token = lab.roomscribe("review", "user", "token", "dr_bench", "--name", "bench")["token"]
+        _, token = lab.add_physician("Bench Clinic", "dr_bench")
         rooms = []
         for i in range(n):
             room = lab.add_room(f"room-{i:02d}", clinic="Bench Clinic")

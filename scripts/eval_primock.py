@@ -123,10 +123,7 @@ def stream_all(ids: list[str], args: argparse.Namespace, scorer: Any,
             print(json.dumps(row), flush=True)
 
     try:
-        clinic = lab.roomscribe("admin", "clinic", "add", "PriMock Clinic")["id"]
-        lab.roomscribe("review", "user", "add", "dr_eval", "--clinic", clinic, "--role",
-                       "physician")
-        token = lab.roomscribe("review", "user", "token", "dr_eval", "--name", "eval")["token"]
+        _, token = lab.add_physician("PriMock Clinic", "dr_eval")
         workers = []
         for i in range(max(1, args.rooms)):
             room = lab.add_room(f"primock-room-{i}", clinic="PriMock Clinic")

@@ -145,6 +145,15 @@ class RoomLab:
         with self._open(req, timeout=60) as resp:
             return json.loads(resp.read())
 
+    def add_physician(self, clinic: str, username: str) -> tuple[str, str]:
+        """A clinic named ``clinic`` and a physician in it: (clinic id, the physician's
+        API token). Make them the physician of rooms with ``room-physician``."""
+        clinic_id: str = self.roomscribe("admin", "clinic", "add", clinic)["id"]
+        self.roomscribe("review", "user", "add", username, "--clinic", clinic_id, "--role",
+                        "physician")
+        token: str = self.roomscribe("review", "user", "token", username, "--name", "lab")["token"]
+        return clinic_id, token
+
     def add_care_team(self, clinic_id: str, room_id: str,
                       prefix: str = "") -> dict[str, dict[str, str]]:
         """A physician owning ``room_id``, a remote partner in a pool that receives the
