@@ -336,6 +336,8 @@ class TextClassifier:
         one row of ``n_features`` numbers per text, for a classifier trained with them."""
         logits = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         keys = [(t, pairs[i] if pairs else None) for i, t in enumerate(texts)]
+        if not self.n_features and features is not None:
+            raise ModelError("this classifier was trained without features")
         if self.n_features:
             if features is None or len(features) != len(texts):
                 raise ModelError(f"this classifier needs {self.n_features} features per input")
@@ -378,14 +380,14 @@ class TextClassifier:
             pairs[i] if pairs else ""))
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         net = self._net
+        text_weight = net.head.weight[:, :net.hidden]
         with torch.inference_mode():
             for k in range(0, len(order), batch_size):
                 idx = order[k:k + batch_size]
                 enc = _encode(self._tokenizer, [texts[i] for i in idx],
                               [pairs[i] for i in idx] if pairs else None, self.max_length)
-                pooled = net.pooled(**enc)
-                zeros = torch.zeros(len(idx), net.n_features, dtype=pooled.dtype)
-                out[idx] = net.head(torch.cat([pooled, zeros], dim=-1)).float().numpy()
+                logits = nn.functional.linear(net.pooled(**enc), text_weight, net.head.bias)
+                out[idx] = logits.float().numpy()
         return out
 
     def predict(self, texts: Sequence[str], pairs: Sequence[str] | None = None,

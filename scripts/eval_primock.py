@@ -173,13 +173,12 @@ def main() -> int:
         results = stream_all(ids, args, scorer, writer)
     results.sort(key=lambda r: str(r["consultation"]))
     overall: dict[str, Any] = {"consultations": len(results)}
-    manual = ("rouge1_manual", "rouge2_manual", "rougeL_manual")
     if not args.manual_only:
         overall["wer"] = round(sum(r["word_errors"] for r in results)
                                / max(1, sum(r["ref_words"] for r in results)), 4)
         overall |= {k: mean(results, k) for k in ("rouge1", "rouge2", "rougeL")}
         overall["orders"] = sum(r["orders"] for r in results)
-    overall |= {k: mean(results, k) for k in manual}
+    overall |= {k: mean(results, k) for k in ("rouge1_manual", "rouge2_manual", "rougeL_manual")}
     overall["orders_manual"] = sum(r["orders_manual"] for r in results)
     columns = [("WER", "wer", ".3f"), ("R-1", "rouge1", ".2f"), ("R-2", "rouge2", ".2f"),
                ("R-L", "rougeL", ".2f"), ("orders", "orders", "d"),
@@ -195,6 +194,7 @@ def main() -> int:
         args.json.write_text(json.dumps({"overall": overall, "consultations": results},
                                         indent=2))
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -53,7 +53,11 @@ def test_the_head_learns_the_features_and_memory_keeps_only_the_text(
         == ["early", "late"]
 
 
-def test_features_are_required_and_counted(classifier: TextClassifier) -> None:
+def test_features_are_required_and_counted(classifier: TextClassifier,
+                                           tiny_models: Path) -> None:
+    without = TextClassifier.load(tiny_models / "nlp" / "mts-sections")
+    with pytest.raises(ModelError, match="trained without features"):
+        without.predict_proba(["Doctor: Any allergies?"], None, [position_features(0)])
     with pytest.raises(ModelError, match="11 features"):
         classifier.predict_proba(["doctor: hello"])
     with pytest.raises(ModelError, match="not 3"):
