@@ -51,7 +51,17 @@ ORDERS_RECIPE: dict[str, Any] = dict(max_length=80, epochs=4, lr=2e-4, train_lay
                                      class_weight_power=0.5)
 #: the code that makes its candidates and training examples is part of its recipe
 ORDERS_SOURCES = ("intents.py", "orders.py", "lexicon.py", "labels.py", "dialogue.py",
-                  "features.py")
+                  "features.py", "simord.py", "drugs.py")
+
+
+def _drug_vocabulary_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("drug-named-entity-recognition")
+    except PackageNotFoundError as err:
+        raise NlpError("the drug vocabulary drug-named-entity-recognition is not installed "
+                       "(pip install -e '.[nlp]')") from err
 
 
 @dataclass(frozen=True)
@@ -128,8 +138,10 @@ def build_key(plan: Plan, data_dir: Path, base_dir: Path) -> str:
 def orders_key(plan: Plan, data_dir: Path, base_dir: Path) -> str:
     here = Path(__file__).resolve().parent
     return _key({"recipe": plan.orders, "generated": plan.orders_generated,
-                 "max_examples": plan.max_examples, "seed": plan.seed},
+                 "max_examples": plan.max_examples, "seed": plan.seed,
+                 "drug_vocabulary": _drug_vocabulary_version()},
                 [data_dir / "aci-bench" / corpora.ACI_SPLITS["train"],
+                 data_dir / "simord" / "orders_data_transcript.json",
                  base_dir / "model.safetensors", *(here / name for name in ORDERS_SOURCES)])
 
 

@@ -1,11 +1,18 @@
 """``roomscribe nlp``: draft a note from a dialogue or a transcript.
 
     roomscribe nlp draft FILE [--format json|text] [--template soap|aci|FILE.toml] [--models DIR]
+    roomscribe nlp orders FILE [--format json|mediqa-oe] [--models DIR]
 
 FILE is an ACI-BENCH style dialogue (one turn a line, ``[doctor]`` /
 ``[patient]``) or a transcript JSON from ``roomscribe transcribe``. ``text``
 prints the note with each sentence's evidence (segment ids and seconds) and the
 orders; ``json`` prints ``DraftNote.to_dict()``.
+
+``orders`` prints only the orders: ``json`` as ``OrderIntent.to_dict()`` (name as
+said, generic, code, reason, evidence), ``mediqa-oe`` as the MEDIQA-OE 2025 list
+(``order_type``, ``description``, ``reason``, ``provenance``), scoreable with the
+official scorer. Provenance is turn ids numbered from 1: write a dialogue one
+SIMORD turn a line and segment k is turn k+1.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ def _ev(evidence: Sequence[Evidence]) -> str:
 def _order_line(o: OrderIntent) -> str:
     details = [f"{k}={getattr(o, k)}" for k in ("dose", "unit", "route", "frequency",
                                                "duration", "body_site", "laterality",
-                                               "specialty", "interval") if getattr(o, k)]
+                                               "specialty", "interval", "reason", "code",
+                                               "verify") if getattr(o, k)]
     return (f"- [{o.status}] {o.kind}: {o.name}" + (f" ({', '.join(details)})" if details
                                                      else "") + f"  [{_ev(o.evidence)}]")
 
@@ -57,6 +65,11 @@ def main(argv: Sequence[str], settings: object = None) -> int:
     draft.add_argument("--template", default="soap", help="soap | aci | a TOML template file")
     draft.add_argument("--models", type=Path, default=None,
                        help="models directory (default: settings.models_dir or models/)")
+    orders = sub.add_parser("orders", help="only the orders of a dialogue or transcript")
+    orders.add_argument("file", type=Path)
+    orders.add_argument("--format", choices=["json", "mediqa-oe"], default="json")
+    orders.add_argument("--models", type=Path, default=None,
+                        help="models directory (default: settings.models_dir or models/)")
     args = p.parse_args(list(argv))
     models = args.models or Path(getattr(settings, "models_dir", Path("models")))
     try:
@@ -64,6 +77,13 @@ def main(argv: Sequence[str], settings: object = None) -> int:
         from nlp.pipeline import DraftWriter
 
         transcript = load_transcript(args.file)
+        if args.verb == "orders":
+            from nlp.simord import to_mediqa
+
+            found = DraftWriter.load(models).orders(transcript)
+            print(json.dumps(to_mediqa(found) if args.format == "mediqa-oe"
+                             else [o.to_dict() for o in found], indent=2))
+            return 0
         writer = DraftWriter.load(models, template=args.template)
         note = writer.draft(transcript)
     except NlpError as err:

@@ -37,7 +37,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from nlp import corpora, lexicon
+from nlp import corpora, lexicon, simord
 from nlp.dialogue import parse_dialogue, transcript_sentences
 from nlp.encoder import Example, TextClassifier
 from nlp.features import clip
@@ -46,7 +46,7 @@ from nlp.orders import Candidate, normalise_name, sentence_candidates
 from nlp.schema import OrderKind, OrderStatus, SectionKey, Speaker
 
 __all__ = ["INTENTS", "IntentModel", "candidate_input", "order_examples", "plan_statuses",
-           "template_examples"]
+           "simord_examples", "template_examples"]
 
 NONE = "none"
 INTENTS = [NONE, OrderStatus.NEW.value, OrderStatus.CONTINUE.value, OrderStatus.CHANGE.value,
@@ -78,8 +78,17 @@ class IntentModel:
         if not candidates:
             return []
         inputs = [candidate_input(c) for c in candidates]
-        labels = self.classifier.predict([t for t, _ in inputs], [p for _, p in inputs])
-        return [None if label == NONE else label for label in labels]
+        probs = self.classifier.predict_proba([t for t, _ in inputs], [p for _, p in inputs])
+        names = self.classifier.labels
+        out: list[str | None] = []
+        for c, row in zip(candidates, probs, strict=True):
+            best = int(row.argmax())
+            label = names[best]
+            # how sure it is that this is an order at all (any status), or that it is not
+            p_order = 1.0 - float(row[names.index(NONE)])
+            c.confidence = p_order if label != NONE else 1.0 - p_order
+            out.append(None if label == NONE else label)
+        return out
 
 
 # -- weak labels from ACI-BENCH reference notes ---------------------------------
@@ -270,5 +279,51 @@ def template_examples(n: int, seed: int) -> list[Example]:
     return out
 
 
+def simord_examples(encounters: Sequence[simord.SimordEncounter]) -> list[Example]:
+    """Candidates in SIMORD's clinician turns labelled by its gold orders.
+
+    A candidate that a gold order of its type names and cites is an order (the cue
+    rules' status when they give new / change / stop, else new); one named by a gold
+    order that cites other turns is ``none`` unless the rules make it an order (then
+    it is left out: a repeat of the order, or history); one no gold order names is
+    ``none``, except a continued medication (SIMORD does not annotate continues, so its
+    silence says nothing). Referrals, procedures and devices are not annotated: left out.
+    """
+    idx = {k: i for i, k in enumerate(INTENTS)}
+    out: list[Example] = []
+    for e in encounters:
+        sentences = transcript_sentences(simord.transcript_of(e))
+        for i, s in enumerate(sentences):
+            if s.speaker != Speaker.DOCTOR:
+                continue
+            for c in sentence_candidates(s.text):
+                m = c.mention
+                if m.kind not in simord.MEDIQA_TYPES:
+                    continue
+                c.previous = sentences[i - 1].text if i else ""
+                match = simord.gold_match(e, m.kind, m.fields.get("spoken", m.name),
+                                          s.segment.id + 1)
+                if match == "order":
+                    status = (c.rules_status if c.rules_status in
+                              (OrderStatus.NEW, OrderStatus.CHANGE, OrderStatus.STOP)
+                              else OrderStatus.NEW.value)
+                elif match == "other-turn" and c.rules_status is not None:
+                    continue
+                elif c.rules_status == OrderStatus.CONTINUE:
+                    continue
+                else:
+                    status = NONE
+                text, pair = candidate_input(c)
+                out.append(Example(text, pair, idx[status]))
+    return out
+
+
 def order_examples(data_dir: Path, generated: int, seed: int) -> list[Example]:
-    return aci_examples(corpora.read_aci(data_dir, "train")) + template_examples(generated, seed)
+    """SIMORD train (gold), ACI-BENCH train visits in neither SIMORD split (weak labels
+    from their notes), and generated sentences. SIMORD dev's visits are left out of
+    every source: it is where ``scripts/eval_orders.py`` reports."""
+    train = simord.read_simord(data_dir, "train")
+    held_out = simord.aci_encounter_ids(train) | simord.aci_encounter_ids(
+        simord.read_simord(data_dir, "dev"))
+    aci = [v for v in corpora.read_aci(data_dir, "train") if v.encounter_id not in held_out]
+    return (simord_examples(train) + aci_examples(aci) + template_examples(generated, seed))

@@ -41,11 +41,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from nlp import lexicon
+from nlp import drugs, lexicon, reasons
 from nlp.dialogue import TranscriptSentence
 from nlp.schema import Evidence, OrderIntent, OrderKind, OrderStatus, Speaker
 
-__all__ = ["Candidate", "Classify", "extract_orders", "normalise_name", "sentence_candidates",
+__all__ = ["VERIFY_BELOW", "Candidate", "Classify", "extract_orders", "normalise_name", "sentence_candidates",
            "sentence_evidence"]
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-'/.][a-z0-9]+)*|[,;:?!]|\.")
@@ -227,6 +227,7 @@ def _site_details(tokens: Sequence[str], start: int, end: int) -> dict[str, str]
 
 def _mentions(tokens: Sequence[str]) -> list[_Mention]:
     found: list[_Mention] = []
+    vocabulary = {start: (end, concept) for start, end, concept in drugs.find_drugs(tokens)}
     i = 0
     while i < len(tokens):
         hit = None
@@ -235,6 +236,9 @@ def _mentions(tokens: Sequence[str]) -> list[_Mention]:
             if phrase in _TABLE:
                 hit = (n, *_TABLE[phrase])
                 break
+        if hit is None and i in vocabulary:  # a drug the hand lexicon does not know
+            end, concept = vocabulary[i]
+            hit = (end - i, OrderKind.MEDICATION.value, concept.generic)
         if hit is None:
             w = tokens[i]
             nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
@@ -279,6 +283,8 @@ class Candidate:
     tokens: list[str]
     rules_status: str | None
     previous: str = ""  # the sentence before, as context
+    #: how sure the order-intent model is of its answer (1.0 under the cue rules)
+    confidence: float = 1.0
 
     @property
     def marked(self) -> str:
@@ -337,6 +343,50 @@ def _details(m: _Mention, tokens: Sequence[str], limit: int) -> None:
         m.fields["specialty"] = m.name
 
 
+#: words that carry a medication's dose, frequency and duration after (or before) its name
+_DETAIL_WORDS = frozenset("""
+a an per once twice times time day days daily a.m. p.m. at night nightly bedtime in the morning
+evening as needed every other for week weeks month months by mouth with meals food of to from
+point zero half tablet tablets pill pills capsule capsules puff puffs drop drops bid tid qid prn
+hours hour q twice-daily one two three four five six seven eight nine ten eleven twelve fifteen
+twenty thirty forty fifty sixty seventy eighty ninety hundred thousand and then up
+""".split()) | set(_UNITS)
+_FILLERS = frozenset({",", "um", "uh", "like", "maybe", "just"})
+_TRAILING = frozenset({"a", "an", "the", "for", "to", "of", "in", "at", "with", "and", "then",
+                       "by", "from", "every", "as", "up", "other", ",", "um", "uh", "like",
+                       "maybe", "just", "per"})
+
+
+def _is_detail(word: str) -> bool:
+    return word in _DETAIL_WORDS or bool(re.fullmatch(r"\d+(?:\.\d+)?(?:mg|mcg|g|ml|%)?", word))
+
+
+def _description(m: _Mention, tokens: Sequence[str], limit: int) -> str:
+    """The clinician's words for the order: the name as said, and for a medication the
+    dose, frequency and duration said right around it ("lasix 40 milligrams a day")."""
+    start, end = m.start, m.end
+    if m.kind == OrderKind.MEDICATION:
+        j = end
+        while j < min(limit, m.end + 14) and (_is_detail(tokens[j]) or tokens[j] in _FILLERS):
+            j += 1
+        while j > end and tokens[j - 1] in _TRAILING:
+            j -= 1
+        has_number = any(_is_detail(t) and t not in _TRAILING and
+                         (t[0].isdigit() or t in _NUMBER_WORDS) for t in tokens[end:j])
+        end = j if has_number or j - end <= 3 else end
+        # "600 milligrams of ibuprofen": a dose said before the name
+        i = start
+        if i >= 2 and tokens[i - 1] in ("of",) and tokens[i - 2] in _UNITS:
+            i -= 2
+        if i >= 1 and tokens[i - 1] in _UNITS and i >= 2 and _is_detail(tokens[i - 2]):
+            i -= 2
+        start = i
+    elif m.kind == OrderKind.IMAGING and start and tokens[start - 1] in lexicon.BODY_SITES:
+        start -= 1  # "chest x-ray"
+    words = [t for t in tokens[start:end] if t not in (",", "um", "uh")]
+    return " ".join(words)
+
+
 def sentence_candidates(text: str) -> list[Candidate]:
     """Every name in one sentence that could be an order, with the rules' verdict."""
     lowered = text.lower().replace("’", "'")
@@ -361,6 +411,8 @@ def sentence_candidates(text: str) -> list[Candidate]:
         _resolve_kind(m, tokens, mentions[:k])
         status = _rules_status(m, tokens, lowered, cues, question)
         _details(m, tokens, limit)
+        m.fields["spoken"] = " ".join(tokens[m.start:m.end])
+        m.fields["description"] = _description(m, tokens, limit)
         out.append(Candidate(m, tokens, status))
     for fm in _FOLLOW_UP.finditer(lowered):
         declined = any(fm.start() > lowered.find(d) >= 0 for d in ("don't need to come back",))
@@ -368,9 +420,11 @@ def sentence_candidates(text: str) -> list[Candidate]:
         unit = fm.group(2)
         start = sum(1 for _, pos in spans if pos < fm.start())
         end = sum(1 for _, pos in spans if pos < fm.end())
+        said = " ".join(tokens[start:max(end, start + 1)])
         out.append(Candidate(
             _Mention(start, max(end, start + 1), OrderKind.FOLLOW_UP.value, "follow-up",
-                     {"interval": f"{n} {unit}{'' if n == '1' else 's'}"}),
+                     {"interval": f"{n} {unit}{'' if n == '1' else 's'}",
+                      "spoken": said, "description": said}),
             tokens, None if declined else OrderStatus.NEW.value))
     return out
 
@@ -402,35 +456,81 @@ _STATUS_RANK: dict[str, int] = {
 Classify = Callable[[Sequence[Candidate]], list[str | None]]
 
 
+#: below this confidence of the order-intent model a medication is drafted for verification
+VERIFY_BELOW = 0.6
+_STOP_SAID = re.compile(r"\b(stop|discontinue|hold off(?: on)?|hold|come off|get off)\b")
+
+
+def _verify(m: _Mention, confidence: float, concept: drugs.DrugConcept | None) -> str:
+    if m.kind != OrderKind.MEDICATION:
+        return "" if confidence >= VERIFY_BELOW else "the order model is unsure this was ordered"
+    if concept is None:
+        return f"'{m.fields.get('spoken', m.name)}' is not in the drug vocabulary"
+    if confidence < VERIFY_BELOW:
+        return "the order model is unsure this was ordered"
+    return ""
+
+
+def _order(c: Candidate, status: str, k: int, sentences: Sequence[TranscriptSentence],
+           speakers: Sequence[str] | None) -> OrderIntent:
+    """One candidate the model calls an order, with its reason, codes and evidence."""
+    m = c.mention
+    fields = dict(m.fields)
+    evidence = [sentence_evidence([sentences[k]])]
+    after = " ".join(c.tokens[m.end:])
+    found = reasons.find_reason(sentences, k, after, speakers,
+                                headings=m.kind != OrderKind.FOLLOW_UP)
+    if found is not None:
+        fields["reason"], j = found
+        if j != k:
+            evidence.insert(0, sentence_evidence([sentences[j]]))
+    concept = None
+    if m.kind == OrderKind.MEDICATION:
+        concept = drugs.drug_concept(fields.get("spoken", "")) or drugs.drug_concept(m.name)
+        if concept is not None and concept.codes():
+            fields["code_system"], fields["code"] = concept.codes()[0]
+        if status == OrderStatus.STOP:
+            said = _STOP_SAID.search(" ".join(c.tokens[max(0, m.start - 6):m.start]))
+            if said and not fields["description"].startswith(said.group(1)):
+                fields["description"] = f"{said.group(1)} {fields['description']}"
+    fields["verify"] = _verify(m, c.confidence, concept)
+    return OrderIntent(kind=m.kind, name=m.name, status=status, evidence=tuple(evidence),
+                       **fields)
+
+
 def extract_orders(sentences: Sequence[TranscriptSentence],
                    speakers: Sequence[str] | None = None,
                    classify: Classify | None = None) -> list[OrderIntent]:
     """Orders spoken by the clinician. ``speakers`` overrides each sentence's segment
     speaker (e.g. repaired roles, one per sentence)."""
-    found: list[tuple[Candidate, Evidence]] = []
+    found: list[tuple[Candidate, int]] = []
     for k, s in enumerate(sentences):
         speaker = speakers[k] if speakers is not None else s.speaker
         if speaker not in (Speaker.DOCTOR, Speaker.UNKNOWN):
             continue
-        ev = sentence_evidence([s])
         for c in sentence_candidates(s.text):
             c.previous = sentences[k - 1].text if k else ""
-            found.append((c, ev))
+            found.append((c, k))
     statuses = (classify([c for c, _ in found]) if classify is not None and found
                 else [c.rules_status for c, _ in found])
     merged: dict[tuple[str, str], OrderIntent] = {}
-    for (c, ev), status in zip(found, statuses, strict=True):
+    for (c, k), status in zip(found, statuses, strict=True):
         if status is None:
             continue
         m = c.mention
         key = (m.kind, normalise_name(m.kind, m.name))
+        order = _order(c, status, k, sentences, speakers)
         if key in merged:  # said again ("hey dragon, order …"): one order, more evidence
             old = merged[key]
-            filled = {f: v for f, v in m.fields.items() if not getattr(old, f)}
+            filled = {f: getattr(order, f) for f in (*m.fields, "reason", "code_system",
+                                                     "code")
+                      if getattr(order, f) and not getattr(old, f)}
             if _STATUS_RANK[status] > _STATUS_RANK[old.status]:
                 filled["status"] = status
-            merged[key] = replace(old, evidence=(*old.evidence, ev), **filled)
+            if not order.verify:
+                filled["verify"] = ""  # said clearly once is enough
+            evidence = (*old.evidence, *(e for e in order.evidence if e not in old.evidence))
+            merged[key] = replace(old, evidence=evidence, **filled)
         else:
-            merged[key] = OrderIntent(kind=m.kind, name=m.name, status=status,
-                                      evidence=(ev,), **m.fields)
+            merged[key] = order
     return list(merged.values())

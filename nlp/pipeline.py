@@ -23,7 +23,7 @@ from nlp.errors import InputError, ModelsMissing
 from nlp.features import position_features, section_input, section_position
 from nlp.orders import Classify, extract_orders
 from nlp.roles import RoleLabeller
-from nlp.schema import DraftNote, SectionKey, Speaker, Transcript, TranscriptSegment
+from nlp.schema import DraftNote, OrderIntent, SectionKey, Speaker, Transcript, TranscriptSegment
 
 __all__ = ["NONE_BELOW", "ORDER_CLINICIAN_MIN", "DraftWriter", "label_speakers"]
 
@@ -109,18 +109,31 @@ class DraftWriter:
         return [Speaker.DOCTOR.value if p_doctor[s.segment.id] >= ORDER_CLINICIAN_MIN else sp
                 for s, sp in zip(sentences, speakers, strict=True)]
 
-    def draft(self, transcript: Transcript, template: str | None = None) -> DraftNote:
+    def _repaired(self, transcript: Transcript) -> Transcript:
         if not transcript.segments:
             raise InputError("transcript has no segments")
         # plain-text dialogues are written one turn a line (a new line: a new speaker)
         roles = self._roles.label(transcript.segments, turns=transcript.engine == "text")
-        repaired = replace(transcript, segments=tuple(
+        return replace(transcript, segments=tuple(
             replace(s, speaker=r) for s, r in zip(transcript.segments, roles, strict=True)))
+
+    def _orders(self, transcript: Transcript, repaired: Transcript,
+                sentences: list[TranscriptSentence]) -> list[OrderIntent]:
+        speakers = [s.speaker for s in sentences]
+        return extract_orders(sentences, self._order_speakers(transcript, sentences, speakers),
+                              self._order_intents)
+
+    def orders(self, transcript: Transcript) -> list[OrderIntent]:
+        """Only the orders (no note sections): ``roomscribe nlp orders``, evaluation."""
+        repaired = self._repaired(transcript)
+        return self._orders(transcript, repaired, transcript_sentences(repaired))
+
+    def draft(self, transcript: Transcript, template: str | None = None) -> DraftNote:
+        repaired = self._repaired(transcript)
         sentences = transcript_sentences(repaired)
         labels = self.section_labels(sentences)
         speakers = [s.speaker for s in sentences]
-        orders = extract_orders(sentences, self._order_speakers(transcript, sentences, speakers),
-                                self._order_intents)
+        orders = self._orders(transcript, repaired, sentences)
         return assemble(repaired, sentences, labels, speakers, orders,
                         template or self.template, self.versions)
 

@@ -182,6 +182,15 @@ class OrderIntent:
     laterality: str = ""  # left | right | bilateral
     specialty: str = ""  # for referrals
     interval: str = ""  # for follow-ups: "2 weeks"
+    spoken: str = ""  # the name as said: "lasix" (``name`` is the generic: "furosemide")
+    description: str = ""  # the clinician's words: "lasix 40 milligrams a day"
+    reason: str = ""  # the indication as said: "shortness of breath"
+    code_system: str = ""  # where the vocabulary gives one: "https://go.drugbank.com/drugs"
+    code: str = ""  # "DB00695"
+    #: why a reviewer must check this order against the audio ("" when nothing stands out):
+    #: a drug name outside the vocabulary, or an order the model is unsure of
+    verify: str = ""
+    #: every sentence the order rests on (where it was said, its reason, its repeats)
     evidence: tuple[Evidence, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:

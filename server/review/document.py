@@ -35,7 +35,8 @@ __all__ = [
 DECISIONS = ("pending", "accepted", "rejected", "modified")
 #: The fields of an order a reviewer may change (besides its decision).
 ORDER_FIELDS = ("kind", "name", "status", "dose", "unit", "route", "frequency", "duration",
-                "body_site", "laterality", "specialty", "interval")
+                "body_site", "laterality", "specialty", "interval", "spoken", "description",
+                "reason", "code_system", "code", "verify")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _SIMILAR = 0.6
 
@@ -153,7 +154,8 @@ def undecided_orders(doc: dict[str, Any]) -> list[str]:
 def _order_line(o: dict[str, Any]) -> str:
     parts = [o.get("status", ""), o["kind"], o["name"], o.get("dose", ""), o.get("unit", ""),
              o.get("route", ""), o.get("frequency", ""), o.get("duration", ""),
-             o.get("specialty", ""), o.get("interval", "")]
+             o.get("specialty", ""), o.get("interval", ""),
+             f"for {o['reason']}" if o.get("reason") else ""]
     return "- " + " ".join(p for p in parts if p)
 
 

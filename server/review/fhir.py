@@ -83,11 +83,16 @@ def _order_resource(order: dict[str, Any], common: dict[str, Any]) -> dict[str, 
     if order["kind"] == "medication":
         dosage = _join(order.get("dose", ""), order.get("unit", ""), order.get("route", ""),
                        order.get("frequency", ""), order.get("duration", ""))
+        medication: dict[str, Any] = {"text": order["name"]}
+        if order.get("code") and order.get("code_system"):
+            medication["coding"] = [{"system": order["code_system"], "code": order["code"]}]
         res: dict[str, Any] = {
             "resourceType": "MedicationRequest", "status": "draft", "intent": "order",
-            "medicationCodeableConcept": {"text": order["name"]},
+            "medicationCodeableConcept": medication,
             **common, "note": [{"text": n} for n in notes],
         }
+        if order.get("reason"):
+            res["reasonCode"] = [{"text": order["reason"]}]
         if status == "stop":
             res["doNotPerform"] = True
         if dosage:
@@ -103,6 +108,8 @@ def _order_resource(order: dict[str, Any], common: dict[str, Any]) -> dict[str, 
         "code": {"text": _join(order["name"], order.get("specialty", ""))}, **common,
         "note": [{"text": n} for n in notes],
     }
+    if order.get("reason"):
+        res["reasonCode"] = [{"text": order["reason"]}]
     site = _join(order.get("laterality", ""), order.get("body_site", ""))
     if site:
         res["bodySite"] = [{"text": site}]

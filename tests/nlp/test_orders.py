@@ -83,3 +83,38 @@ def test_same_order_twice_is_merged_with_both_evidence_spans() -> None:
 def test_normalised_names_for_matching() -> None:
     assert normalise_name("imaging", "Knee X-Ray") == "x ray"
     assert normalise_name("lab", "Hemoglobin A1C") == "hemoglobin a1c"
+
+
+def test_description_reason_codes_and_provenance() -> None:
+    got = orders("[doctor] so , for your first problem of your shortness of breath , i think "
+                 "you are in heart failure .\n"
+                 "[doctor] i want to put you on some lasix , 40 milligrams a day .\n"
+                 "[doctor] and i want you to stop the advil .")
+    lasix = next(o for o in got if o.name == "furosemide")
+    assert (lasix.spoken, lasix.description, lasix.reason) == (
+        "lasix", "lasix 40 milligrams a day", "shortness of breath")
+    assert (lasix.code_system, lasix.code, lasix.verify) == (
+        "https://go.drugbank.com/drugs", "DB00695", "")
+    # the order rests on the sentence that orders it and the one that gives its reason
+    assert [e.segment_ids for e in lasix.evidence] == [(0,), (1,)]
+    advil = next(o for o in got if o.name == "ibuprofen")
+    assert (advil.status, advil.description) == ("stop", "stop advil")
+
+
+def test_a_drug_the_hand_lexicon_lacks_comes_from_the_vocabulary() -> None:
+    [o] = orders("[doctor] let's start cardura four milligrams once a day .")
+    assert (o.name, o.spoken, o.code) == ("doxazosin", "cardura", "DB00590")
+    assert o.description == "cardura four milligrams once a day"
+
+
+def test_a_drug_name_outside_the_vocabulary_is_drafted_for_verification() -> None:
+    [o] = orders("[doctor] let's start zanoprolol 10 mg daily .")
+    assert o.name == "zanoprolol" and o.code == ""
+    assert "not in the drug vocabulary" in o.verify
+
+
+def test_a_follow_up_takes_no_reason_from_the_problem_heading() -> None:
+    got = orders("[doctor] for your third problem , your hypertension .\n"
+                 "[doctor] come back in two weeks .")
+    [fu] = [o for o in got if o.kind == "follow_up"]
+    assert (fu.description, fu.reason) == ("come back in two weeks", "")

@@ -1,0 +1,120 @@
+"""The reason for an order, as the clinician said it, and the sentence it was said in.
+
+Clinicians give the indication in two ways, and this module reads both:
+
+* beside the order: "lasix *for your blood pressure*", "an x-ray *to rule out a
+  fracture*", "metformin *to help with your diabetes*";
+* as the problem the plan is going through: "so for your first problem, *your
+  back pain*, …", "regarding your *hypertension*, …", "for your third problem of
+  your *type i diabetes*" — the orders that follow, until the next problem, are
+  for it.
+
+``find_reason(sentences, k, after)`` looks in sentence ``k`` (words after
+``after`` first, then the whole sentence) and then back through the clinician's
+earlier sentences, up to ``LOOK_BACK`` of them or the previous problem heading.
+It returns the reason's words (at most ``MAX_WORDS``) and the index of the
+sentence they came from, which joins the order's evidence. Standard library
+only. The patterns were written from SIMORD *train* (MEDIQA-OE 2025) and the
+ACI-BENCH train dialogues; ``scripts/eval_orders.py`` scores them on SIMORD dev.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from nlp.dialogue import TranscriptSentence
+from nlp.schema import Speaker
+
+__all__ = ["LOOK_BACK", "MAX_WORDS", "find_reason"]
+
+LOOK_BACK = 12
+MAX_WORDS = 6
+
+_OWNER = r"(?:(?:your|the|his|her|their|this|that|those|these|a|an|some)\s+)?"
+_ORDINAL = r"(?:(?:first|second|third|fourth|fifth|sixth|next|last|final|other|main)\s+)?"
+#: "for your second problem of your coronary artery disease", "regarding your hypertension"
+_HEADING = re.compile(
+    r"\b(?:for|regarding|in regards? to|with regards? to|as far as|as for|in terms of|"
+    r"moving on to|now for|and for|so for|onto|on to)\s+" + _OWNER + _ORDINAL +
+    r"(?:(?:problem|issue|concern|complaint)\s*(?:of|with|,|is|was)?\s+)" + _OWNER + r"(.+)")
+_HEADING_PLAIN = re.compile(
+    r"^(?:so\s+|and\s+|now\s+|okay\s+|alright\s+|,\s+)*(?:for|regarding|in regards? to|"
+    r"with regards? to|as far as|as for|in terms of)\s+" + _OWNER + r"(.+)")
+#: beside the order: "for your blood pressure", "to help with the pain"
+_BESIDE = re.compile(
+    r"\b(?:for|to help with|to help|to treat|to control|to manage|to rule out|to look for|"
+    r"to evaluate|to check for|to check on|to assess|because of|due to)\s+" + _OWNER + r"(.+)")
+_STOP_WORDS = frozenset("""
+and but so i we you it that which who to um uh then if because since just okay alright
+is are was were will would can could should i'm we're you're it's let's there here now
+today right as when with about like or also maybe probably see
+""".split())
+#: never a reason: durations, amounts and other non-problems after "for"
+_NOT_REASON = re.compile(
+    r"^(?:\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten|twelve|couple|few|"
+    r"several|next|another|now|today|tomorrow|me|us|you|now|right|at|the rest|some time|"
+    r"sure|it|that|this|him|her|them|a while|how|what|when|why|example|instance|sure)\b"
+    r"|^(?:day|days|week|weeks|month|months|year|years|time|while|visit|appointment|"
+    r"follow|pharmacy|prescription|refill|lab|labs|blood work|results?)\b")
+
+
+def _clip(words_text: str) -> str:
+    """The reason's words: up to punctuation or a function word, at most MAX_WORDS."""
+    out: list[str] = []
+    for w in re.findall(r"[a-z0-9][a-z0-9'/-]*|[,.;:?!]", words_text):
+        if w in ("i", "ii", "one", "two", "1", "2") and out and out[-1] == "type":
+            out.append(w)  # "type i diabetes"
+            continue
+        if w in ",.;:?!" or (w in _STOP_WORDS and out):
+            break
+        if w in _STOP_WORDS:
+            return ""
+        out.append(w)
+        if len(out) >= MAX_WORDS:
+            break
+    while out and out[-1] in {"of", "in", "the", "a", "your", "on", "for", "with", "my"}:
+        out.pop()
+    return " ".join(out)
+
+
+def _reason_in(text: str, pattern: re.Pattern[str]) -> str:
+    for m in pattern.finditer(text):
+        candidate = m.group(1).strip()
+        if _NOT_REASON.match(candidate):
+            continue
+        words = _clip(candidate)
+        if words and not _NOT_REASON.match(words):
+            return words
+    return ""
+
+
+def _heading(text: str) -> str:
+    return _reason_in(text, _HEADING) or _reason_in(text, _HEADING_PLAIN)
+
+
+def find_reason(sentences: Sequence[TranscriptSentence], k: int, after: str = "",
+                speakers: Sequence[str] | None = None,
+                headings: bool = True) -> tuple[str, int] | None:
+    """The reason for an order said in sentence ``k`` (``after``: its words after the
+    order's name) and the index of the sentence that gives it. ``headings=False``
+    reads only a reason said beside the order (follow-ups: the problem being
+    discussed is rarely why the patient comes back)."""
+    text = sentences[k].text.lower()
+    words = _reason_in(after.lower(), _BESIDE) if after else ""
+    if words:
+        return words, k
+    if not headings:
+        return None
+    for pattern in (_HEADING, _HEADING_PLAIN):
+        words = _reason_in(text, pattern)
+        if words:
+            return words, k
+    for j in range(k - 1, max(-1, k - 1 - LOOK_BACK), -1):
+        speaker = speakers[j] if speakers is not None else sentences[j].speaker
+        if speaker not in (Speaker.DOCTOR, Speaker.UNKNOWN):
+            continue
+        words = _heading(sentences[j].text.lower())
+        if words:
+            return words, j
+    return None
