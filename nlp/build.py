@@ -311,12 +311,15 @@ def _build_orders(plan: Plan, data_dir: Path, cache_dir: Path, base: Path, force
         "# RoomScribe order-intent model", "",
         f"Build key `{key}`; built in {seconds / 60:.1f} min on {os.cpu_count()} CPU cores "
         "by `roomscribe models build`. Base: all-MiniLM-L6-v2 (Apache-2.0).", "",
-        "Input: a name the clinician said (from the lexicons of `nlp/orders.py`), marked in "
-        "its sentence, with the cue rules' verdict and the sentence before. Output: none / "
-        "new / continue / change / stop.", "",
-        f"Training: {len(examples)} examples: ACI-BENCH train dialogues labelled by the "
-        f"plans of their reference notes, and {plan.orders_generated} generated sentences "
-        "(`nlp/intents.py`). Evaluation: `python scripts/eval_nlp.py --orders-only`.", ""]))
+        "Input: a name the clinician said (from the lexicons of `nlp/orders.py` and the "
+        "drug-named-entity-recognition vocabulary), marked in its sentence, with the cue "
+        "rules' verdict and the sentence before. Output: none / new / continue / change / "
+        "stop.", "",
+        f"Training: {len(examples)} examples: SIMORD train (MEDIQA-OE 2025) gold orders, "
+        "ACI-BENCH train dialogues outside both SIMORD splits labelled by the plans of "
+        f"their reference notes, and {plan.orders_generated} generated sentences "
+        "(`nlp/intents.py`). SIMORD dev is left out of all of them. Evaluation: "
+        "`python scripts/eval_orders.py`.", ""]))
     (tmp / "build.json").write_text(json.dumps(
         {"key": key, "recipe": recipe.to_dict(), "generated": plan.orders_generated,
          "train_examples": len(examples), "build_s": round(seconds)}, indent=2) + "\n")

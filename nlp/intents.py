@@ -13,7 +13,12 @@ read the details (dose, frequency, site, interval) from the words around it.
 
 Training examples (``order_examples``):
 
-* ACI-BENCH train dialogues, labelled by their reference notes (weak labels):
+* SIMORD train (MEDIQA-OE 2025, 53 visits with gold orders annotated by others):
+  each candidate in a clinician's turn labelled by the gold orders
+  (``simord_examples``). SIMORD dev's visits are kept out of every source below:
+  ``scripts/eval_orders.py`` reports on them.
+* ACI-BENCH train dialogues in neither SIMORD split, labelled by their reference
+  notes (weak labels):
   a candidate whose name a plan sentence of the note orders takes the status
   that sentence gives it (``Continue lisinopril`` → continue, ``Increase
   metformin`` → change, ``Discontinue`` → stop, ``Initiate`` / ``order`` /

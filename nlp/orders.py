@@ -45,7 +45,7 @@ from nlp import drugs, lexicon, reasons
 from nlp.dialogue import TranscriptSentence
 from nlp.schema import Evidence, OrderIntent, OrderKind, OrderStatus, Speaker
 
-__all__ = ["VERIFY_BELOW", "Candidate", "Classify", "extract_orders", "normalise_name", "sentence_candidates",
+__all__ = ["HEARD_BELOW", "VERIFY_BELOW", "Candidate", "Classify", "extract_orders", "normalise_name", "sentence_candidates",
            "sentence_evidence"]
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-'/.][a-z0-9]+)*|[,;:?!]|\.")
@@ -131,10 +131,11 @@ _CHANGE_CUES = ["increase", "decrease", "bump up", "bump you up", "up the dose",
 _CONTINUE_CUES = ["continue", "keep taking", "keep you on", "stay on", "refill", "renew",
                   "keep on", "remain on"]
 _FOLLOW_UP = re.compile(
-    r"\b(?:come back|follow[- ]?up|follow up with me|see you(?: again| back)?|"
-    r"check back|return|recheck|check in)\b[^.?!]*?\b(?:in|after)\s+(?:about\s+|another\s+)?"
+    r"\b(?:come back|follow[- ]?up|follow up with me|see you(?: again| back)?|see her back|"
+    r"see him back|check back|return|recheck|check in|touch base)\b[^.?!]{0,40}?"
+    r"\b(?:(?:in|after|for|about|another|maybe|like|around|within|the next)\s+)*"
     r"(\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten|twelve|couple(?: of)?|few)"
-    r"\s*(?:to\s+\w+\s+)?(day|week|month|year)s?\b")
+    r"\s*(?:(?:to|or)\s+\w+\s+)?(day|week|month|year)s?\b")
 _REFERRAL_VERB = re.compile(r"\b(?:see|refer|referral|consult|send you|set you up with|"
                             r"appointment with|follow up with|get you in with|into|go to|"
                             r"start)\b")
@@ -381,8 +382,15 @@ def _description(m: _Mention, tokens: Sequence[str], limit: int) -> str:
         if i >= 1 and tokens[i - 1] in _UNITS and i >= 2 and _is_detail(tokens[i - 2]):
             i -= 2
         start = i
-    elif m.kind == OrderKind.IMAGING and start and tokens[start - 1] in lexicon.BODY_SITES:
-        start -= 1  # "chest x-ray"
+    elif m.kind == OrderKind.IMAGING:
+        if start and tokens[start - 1] in lexicon.BODY_SITES:
+            start -= 1  # "chest x-ray"
+        after = tokens[end:min(limit, end + 5)]
+        if after[:1] == ["of"]:  # "x-ray of your right knee"
+            j = 1 + (after[1:2] in (["your"], ["the"], ["her"], ["his"], ["both"]))
+            j += after[j:j + 1] in (["left"], ["right"])
+            if j < len(after) and after[j] in lexicon.BODY_SITES:
+                end += j + 1
     words = [t for t in tokens[start:end] if t not in (",", "um", "uh")]
     return " ".join(words)
 
@@ -461,11 +469,28 @@ VERIFY_BELOW = 0.6
 _STOP_SAID = re.compile(r"\b(stop|discontinue|hold off(?: on)?|hold|come off|get off)\b")
 
 
-def _verify(m: _Mention, confidence: float, concept: drugs.DrugConcept | None) -> str:
-    if m.kind != OrderKind.MEDICATION:
-        return "" if confidence >= VERIFY_BELOW else "the order model is unsure this was ordered"
-    if concept is None:
-        return f"'{m.fields.get('spoken', m.name)}' is not in the drug vocabulary"
+#: a drug name the speech recogniser heard with less probability than this is verified
+HEARD_BELOW = 0.6
+
+
+def _heard(spoken: str, sentence: TranscriptSentence) -> float:
+    """The recogniser's lowest word probability over the spoken name (1.0 for typed text)."""
+    wanted = spoken.split()
+    words = [(re.sub(r"[^a-z0-9'-]", "", w.text.lower()), w.confidence)
+             for w in sentence.segment.words]
+    for i in range(len(words) - len(wanted) + 1):
+        if [w for w, _ in words[i:i + len(wanted)]] == wanted:
+            return min(p for _, p in words[i:i + len(wanted)])
+    return 1.0
+
+
+def _verify(m: _Mention, confidence: float, concept: drugs.DrugConcept | None,
+            heard: float) -> str:
+    spoken = m.fields.get("spoken", m.name)
+    if m.kind == OrderKind.MEDICATION and concept is None:
+        return f"'{spoken}' is not in the drug vocabulary"
+    if heard < HEARD_BELOW:
+        return f"the recogniser was unsure it heard '{spoken}' (p={heard:.2f})"
     if confidence < VERIFY_BELOW:
         return "the order model is unsure this was ordered"
     return ""
@@ -493,7 +518,8 @@ def _order(c: Candidate, status: str, k: int, sentences: Sequence[TranscriptSent
             said = _STOP_SAID.search(" ".join(c.tokens[max(0, m.start - 6):m.start]))
             if said and not fields["description"].startswith(said.group(1)):
                 fields["description"] = f"{said.group(1)} {fields['description']}"
-    fields["verify"] = _verify(m, c.confidence, concept)
+    fields["verify"] = _verify(m, c.confidence, concept,
+                               _heard(fields.get("spoken", ""), sentences[k]))
     return OrderIntent(kind=m.kind, name=m.name, status=status, evidence=tuple(evidence),
                        **fields)
 

@@ -45,6 +45,19 @@ _HEADING_PLAIN = re.compile(
 _BESIDE = re.compile(
     r"\b(?:for|to help with|to help|to treat|to control|to manage|to rule out|to look for|"
     r"to evaluate|to check for|to check on|to assess|because of|due to)\s+" + _OWNER + r"(.+)")
+#: what the clinician thinks the patient has: "i think what you have is medial epicondylitis"
+_DIAGNOSIS = re.compile(
+    r"\b(?:consistent with|suggestive of|diagnos\w* (?:you )?with|what you have is|"
+    r"suffering from|"
+    r"i think (?:that )?(?:this is|it's|it is|you're|you are)|it looks like|"
+    r"it sounds like|sounds like you have|looks like you have|signs of)\s+"
+    r"(?:(?:a|an|some|the|your|mild|moderate|severe|likely|probably|just)\s+)*(.+)")
+#: the visit's presenting problem: "complaining of left shoulder pain"
+_PRESENTING = re.compile(
+    r"\b(?:complain\w* (?:of|about)|here (?:today )?(?:for|with|because of)|"
+    r"present\w* (?:today )?(?:with|for)|in (?:today )?for|coming in (?:today )?for|"
+    r"came in (?:today )?for|referred (?:to me )?for)\s+" + _OWNER +
+    r"(.+)")
 _STOP_WORDS = frozenset("""
 and but so i we you it that which who to um uh then if because since just okay alright
 is are was were will would can could should i'm we're you're it's let's there here now
@@ -54,6 +67,7 @@ today right as when with about like or also maybe probably see
 _NOT_REASON = re.compile(
     r"^(?:\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten|twelve|couple|few|"
     r"several|next|another|now|today|tomorrow|me|us|you|now|right|at|the rest|some time|"
+    r"any|some|number|procedure|minutes|more|little|bit|lot|good|fine|okay|follow-up|"
     r"sure|it|that|this|him|her|them|a while|how|what|when|why|example|instance|sure)\b"
     r"|^(?:day|days|week|weeks|month|months|year|years|time|while|visit|appointment|"
     r"follow|pharmacy|prescription|refill|lab|labs|blood work|results?)\b")
@@ -78,9 +92,14 @@ def _clip(words_text: str) -> str:
     return " ".join(out)
 
 
+_PROBLEM_PREFIX = re.compile(
+    r"^" + _ORDINAL + r"(?:problem|issue|concern)\s*(?:number\s+\w+\s*)?(?:of|with|is|,)?\s*"
+    + _OWNER)
+
+
 def _reason_in(text: str, pattern: re.Pattern[str]) -> str:
     for m in pattern.finditer(text):
-        candidate = m.group(1).strip()
+        candidate = _PROBLEM_PREFIX.sub("", m.group(1).strip()).strip()
         if _NOT_REASON.match(candidate):
             continue
         words = _clip(candidate)
@@ -110,11 +129,22 @@ def find_reason(sentences: Sequence[TranscriptSentence], k: int, after: str = ""
         words = _reason_in(text, pattern)
         if words:
             return words, k
-    for j in range(k - 1, max(-1, k - 1 - LOOK_BACK), -1):
-        speaker = speakers[j] if speakers is not None else sentences[j].speaker
-        if speaker not in (Speaker.DOCTOR, Speaker.UNKNOWN):
-            continue
+    window = [j for j in range(k - 1, max(-1, k - 1 - LOOK_BACK), -1)
+              if (speakers[j] if speakers is not None else sentences[j].speaker)
+              in (Speaker.DOCTOR, Speaker.UNKNOWN)]
+    for j in window:
         words = _heading(sentences[j].text.lower())
+        if words:
+            return words, j
+    for j in [k, *window]:  # no problem heading: what the clinician thinks it is
+        words = _reason_in(sentences[j].text.lower(), _DIAGNOSIS)
+        if words:
+            return words, j
+    for j, s in enumerate(sentences[:k]):  # else the problem the visit is for
+        if (speakers[j] if speakers is not None else s.speaker) not in (Speaker.DOCTOR,
+                                                                        Speaker.UNKNOWN):
+            continue
+        words = _reason_in(s.text.lower(), _PRESENTING)
         if words:
             return words, j
     return None

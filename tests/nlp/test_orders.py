@@ -118,3 +118,17 @@ def test_a_follow_up_takes_no_reason_from_the_problem_heading() -> None:
                  "[doctor] come back in two weeks .")
     [fu] = [o for o in got if o.kind == "follow_up"]
     assert (fu.description, fu.reason) == ("come back in two weeks", "")
+
+
+def test_a_drug_name_the_recogniser_was_unsure_of_is_drafted_for_verification() -> None:
+    from nlp.schema import Transcript, TranscriptSegment, Word
+
+    words = tuple(Word(w, i * 0.3, i * 0.3 + 0.3, p) for i, (w, p) in enumerate(
+        [("Let's", 0.98), ("start", 0.97), ("insulin", 0.31), ("today.", 0.95)]))
+    seg = TranscriptSegment(0, 0.0, 1.2, "Let's start insulin today.", "doctor", words)
+    [o] = extract_orders(transcript_sentences(Transcript("e", (seg,))))
+    assert o.name == "insulin" and o.verify.startswith("the recogniser was unsure")
+    sure = TranscriptSegment(0, 0.0, 1.2, "Let's start insulin today.", "doctor",
+                             tuple(Word(w.text, w.start_s, w.end_s, 0.9) for w in words))
+    [o] = extract_orders(transcript_sentences(Transcript("e", (sure,))))
+    assert o.verify == ""

@@ -61,6 +61,22 @@ def test_cli_json_and_text(tiny_models: Path, tmp_path: Path,
     assert "ORDERS" in out and "seg " in out
 
 
+def test_cli_orders_in_the_mediqa_oe_format(tiny_models: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path)
+    assert main(["orders", str(path), "--models", str(tiny_models)]) == 0
+    orders = json.loads(capsys.readouterr().out)
+    assert all(o["evidence"] for o in orders)
+    assert main(["orders", str(path), "--format", "mediqa-oe",
+                 "--models", str(tiny_models)]) == 0
+    mediqa = json.loads(capsys.readouterr().out)
+    assert all(set(o) == {"order_type", "description", "reason", "provenance"} for o in mediqa)
+    # turn ids count from 1; every order cites at least one turn
+    turns = len(VISIT.splitlines())
+    assert all(o["provenance"] and all(1 <= t <= turns for t in o["provenance"]) for o in mediqa)
+    assert {o["order_type"] for o in mediqa} <= {"medication", "lab", "imaging", "followup"}
+
+
 def test_cli_errors_are_clear(tiny_models: Path, tmp_path: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["draft", str(tmp_path / "nope.txt"), "--models", str(tiny_models)]) == 1

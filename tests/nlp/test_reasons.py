@@ -30,3 +30,10 @@ def test_the_patient_gives_no_heading() -> None:
     s = sentences("[patient] for your first problem , your back pain .\n"
                   "[doctor] let's get an x-ray .")
     assert find_reason(s, 1, ".") is None
+
+
+def test_the_presenting_problem_when_nothing_closer_is_said() -> None:
+    s = sentences("[doctor] she is here today for left shoulder pain .\n"
+                  "[patient] i'm here for my back .\n"
+                  "[doctor] let's get an x-ray .")
+    assert find_reason(s, 2, ".") == ("left shoulder pain", 0)
