@@ -79,6 +79,8 @@ class Plan:
     #: the order-intent model; not in ``to_dict`` (it has its own key: ``orders_key``)
     orders: dict[str, Any] = field(default_factory=lambda: dict(ORDERS_RECIPE))
     orders_generated: int = 1500
+    #: how many times each SIMORD train example is shown (scripts/select_orders.py)
+    orders_simord_weight: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {"recipes": self.recipes, "section_none_keep": self.section_none_keep,
@@ -137,7 +139,8 @@ def build_key(plan: Plan, data_dir: Path, base_dir: Path) -> str:
 
 def orders_key(plan: Plan, data_dir: Path, base_dir: Path) -> str:
     here = Path(__file__).resolve().parent
-    return _key({"recipe": plan.orders, "generated": plan.orders_generated,
+    weight = {"simord_weight": plan.orders_simord_weight} if plan.orders_simord_weight != 1 else {}
+    return _key({"recipe": plan.orders, "generated": plan.orders_generated, **weight,
                  "max_examples": plan.max_examples, "seed": plan.seed,
                  "drug_vocabulary": _drug_vocabulary_version()},
                 [data_dir / "aci-bench" / corpora.ACI_SPLITS["train"],
@@ -294,7 +297,8 @@ def _build_orders(plan: Plan, data_dir: Path, cache_dir: Path, base: Path, force
         return cached
     print(f"nlp: building the order-intent model (key {key})", file=sys.stderr)
     t0 = time.monotonic()
-    examples = order_examples(data_dir, plan.orders_generated, plan.seed)
+    examples = order_examples(data_dir, plan.orders_generated, plan.seed,
+                              plan.orders_simord_weight)
     if plan.max_examples is not None:
         examples = random.Random(plan.seed).sample(examples, min(plan.max_examples,
                                                                  len(examples)))

@@ -29,23 +29,28 @@ __all__ = ["DRUGBANK_SYSTEM", "MESH_SYSTEM", "DrugConcept", "drug_concept", "fin
 DRUGBANK_SYSTEM = "https://go.drugbank.com/drugs"
 MESH_SYSTEM = "http://id.nlm.nih.gov/mesh"
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 #: Words the vocabulary lists as drug names that are everyday words in a visit
 #: ("ice", "water", "sugar", "today" …): never a drug unless the lexicon says so.
-_COMMON = frozenset("""
-a an and at be by do go he i in is it me my no of ok on or so to up us we
-all any are bed but can day did for get got had has her him his how its let may new not now
-off one our out own per put see she the too two was way who why yes you
-also back been best both call came care come does done down each even ever feel fine five
-four from gave give goes good have help here high hold home just keep kind know last left
-like look lots made make many more most much must need next nice once only over pain pass
-plan real rest same seen side some sort stay sure take tell than that them then they this
-time told took very want well went were what when will with work year your
-about after again being could doing every first going great light little might never night
-other right shape since start still sugar think three today water where which while would
-strong normal plain heart blood ice salt iron oxygen fiber zinc vitamin caffeine alcohol
-nicotine tobacco coffee tea milk juice honey cream gel spray patch drops drug drugs pill pills
-tablet tablets medicine medication medications dose doses shot shots
-""".split())
+_COMMON = _words("""
+a an and at be by do go he i in is it me my no of ok on or so to up us we all any are bed
+but can day did for get got had has her him his how its let may new not now off one our out
+own per put see she the too two was way who why yes you also back been best both call came
+care come does done down each even ever feel fine five four from gave give goes good have
+help here high hold home just keep kind know last left like look lots made make many more
+most much must need next nice once only over pain pass plan real rest same seen side some
+sort stay sure take tell than that them then they this time told took very want well went
+were what when will with work year your about after again being could doing every first
+going great light little might never night other right shape since start still sugar think
+three today water where which while would strong normal plain heart blood ice salt iron
+oxygen fiber zinc vitamin caffeine alcohol nicotine tobacco coffee tea milk juice honey
+cream gel spray patch drops drug drugs pill pills tablet tablets medicine medication
+medications dose doses shot shots
+""")
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,8 +45,8 @@ from nlp import drugs, lexicon, reasons
 from nlp.dialogue import TranscriptSentence
 from nlp.schema import Evidence, OrderIntent, OrderKind, OrderStatus, Speaker
 
-__all__ = ["HEARD_BELOW", "VERIFY_BELOW", "Candidate", "Classify", "extract_orders", "normalise_name", "sentence_candidates",
-           "sentence_evidence"]
+__all__ = ["HEARD_BELOW", "VERIFY_BELOW", "Candidate", "Classify", "extract_orders",
+           "normalise_name", "sentence_candidates", "sentence_evidence"]
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-'/.][a-z0-9]+)*|[,;:?!]|\.")
 _TABLE = lexicon.phrase_table()
@@ -344,14 +344,19 @@ def _details(m: _Mention, tokens: Sequence[str], limit: int) -> None:
         m.fields["specialty"] = m.name
 
 
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 #: words that carry a medication's dose, frequency and duration after (or before) its name
-_DETAIL_WORDS = frozenset("""
-a an per once twice times time day days daily a.m. p.m. at night nightly bedtime in the morning
-evening as needed every other for week weeks month months by mouth with meals food of to from
-point zero half tablet tablets pill pills capsule capsules puff puffs drop drops bid tid qid prn
-hours hour q twice-daily one two three four five six seven eight nine ten eleven twelve fifteen
-twenty thirty forty fifty sixty seventy eighty ninety hundred thousand and then up
-""".split()) | set(_UNITS)
+_DETAIL_WORDS = _words("""
+a an per once twice times time day days daily a.m. p.m. at night nightly bedtime in the
+morning evening as needed every other for week weeks month months by mouth with meals food
+of to from point zero half tablet tablets pill pills capsule capsules puff puffs drop drops
+bid tid qid prn hours hour q twice-daily one two three four five six seven eight nine ten
+eleven twelve fifteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand
+and then up
+""") | set(_UNITS)
 _FILLERS = frozenset({",", "um", "uh", "like", "maybe", "just"})
 _TRAILING = frozenset({"a", "an", "the", "for", "to", "of", "in", "at", "with", "and", "then",
                        "by", "from", "every", "as", "up", "other", ",", "um", "uh", "like",

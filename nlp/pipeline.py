@@ -14,6 +14,7 @@ the template's order (``assemble``).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from pathlib import Path
 
@@ -63,6 +64,9 @@ class DraftWriter:
         order_key = built_key(root / "orders" / "build.json") or ""
         versions = {"sections": f"minilm-sections@{key}", "roles": f"minilm-roles@{key}",
                     "orders": f"minilm-orders@{order_key}"}
+        from nlp.drugs import drug_concept
+
+        drug_concept("aspirin")  # the drug vocabulary's index is built now, not in a visit
         return cls(TextClassifier.load(root / "sections"), RoleLabeller.load(root / "roles"),
                    template, versions, order_intents=IntentModel.load(root / "orders"))
 
@@ -98,10 +102,16 @@ class DraftWriter:
         spoken order costs more than the opposite error (an order also needs a
         clinician's order cue, "I'm going to order", "let's start"), so an ASR segment
         the role classifier scores at least ``ORDER_CLINICIAN_MIN`` as the clinician's
-        counts as the clinician's here. Typed dialogues keep their turn labels.
+        counts as the clinician's here. In a typed dialogue a sentence is the clinician's
+        when its tag or its repaired role says so (the repair hands some of the
+        clinician's sentences to the patient where a turn is split into sentences).
         """
-        if transcript.engine == "text" or not sentences:
+        if not sentences:
             return speakers
+        if transcript.engine == "text":
+            tags = {seg.id: seg.speaker for seg in transcript.segments}
+            return [Speaker.DOCTOR.value if tags[s.segment.id] == Speaker.DOCTOR else sp
+                    for s, sp in zip(sentences, speakers, strict=True)]
         ids = sorted({s.segment.id for s in sentences})
         texts = {seg.id: seg.text for seg in transcript.segments}
         p_doctor = dict(zip(ids, self._roles.probabilities([texts[i] for i in ids])[:, 0],
@@ -112,8 +122,12 @@ class DraftWriter:
     def _repaired(self, transcript: Transcript) -> Transcript:
         if not transcript.segments:
             raise InputError("transcript has no segments")
-        # plain-text dialogues are written one turn a line (a new line: a new speaker)
-        roles = self._roles.label(transcript.segments, turns=transcript.engine == "text")
+        # plain-text dialogues are written one turn a line (a new line: a new speaker),
+        # unless two lines in a row carry the same tag (sentence-split turns, as SIMORD's)
+        tags = [s.speaker for s in transcript.segments]
+        alternating = all(a != b for a, b in itertools.pairwise(tags))
+        roles = self._roles.label(transcript.segments,
+                                  turns=transcript.engine == "text" and alternating)
         return replace(transcript, segments=tuple(
             replace(s, speaker=r) for s, r in zip(transcript.segments, roles, strict=True)))
 

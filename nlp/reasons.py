@@ -31,6 +31,11 @@ __all__ = ["LOOK_BACK", "MAX_WORDS", "find_reason"]
 LOOK_BACK = 12
 MAX_WORDS = 6
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 _OWNER = r"(?:(?:your|the|his|her|their|this|that|those|these|a|an|some)\s+)?"
 _ORDINAL = r"(?:(?:first|second|third|fourth|fifth|sixth|next|last|final|other|main)\s+)?"
 #: "for your second problem of your coronary artery disease", "regarding your hypertension"
@@ -58,11 +63,11 @@ _PRESENTING = re.compile(
     r"present\w* (?:today )?(?:with|for)|in (?:today )?for|coming in (?:today )?for|"
     r"came in (?:today )?for|referred (?:to me )?for)\s+" + _OWNER +
     r"(.+)")
-_STOP_WORDS = frozenset("""
-and but so i we you it that which who to um uh then if because since just okay alright
-is are was were will would can could should i'm we're you're it's let's there here now
-today right as when with about like or also maybe probably see
-""".split())
+_STOP_WORDS = _words("""
+and but so i we you it that which who to um uh then if because since just okay alright is
+are was were will would can could should i'm we're you're it's let's there here now today
+right as when with about like or also maybe probably see
+""")
 #: never a reason: durations, amounts and other non-problems after "for"
 _NOT_REASON = re.compile(
     r"^(?:\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten|twelve|couple|few|"

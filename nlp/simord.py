@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from nlp.errors import DataError
-from nlp.schema import OrderIntent, OrderKind, OrderStatus, Speaker, Transcript, \
-    TranscriptSegment
+from nlp.schema import OrderIntent, OrderKind, OrderStatus, Speaker, Transcript, TranscriptSegment
 
 __all__ = ["MEDIQA_TYPES", "SimordEncounter", "aci_encounter_ids", "read_simord", "to_mediqa",
            "transcript_of"]

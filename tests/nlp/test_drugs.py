@@ -19,6 +19,7 @@ def test_everyday_words_and_unknown_names_are_no_drugs() -> None:
 
 
 def test_find_drugs_in_tokens() -> None:
-    tokens = "so stop the advil and take some cardura , 4 mg with water".split()
+    tokens = ["so", "stop", "the", "advil", "and", "take", "some", "cardura", ",", "4", "mg",
+              "with", "water"]
     hits = [(s, e, c.generic) for s, e, c in find_drugs(tokens)]
     assert hits == [(3, 4, "ibuprofen"), (7, 8, "doxazosin")]

@@ -157,3 +157,20 @@ def test_a_growing_transcript_only_sends_what_is_new_through_the_models(
     before = clf.computed
     warm.draft(full)
     assert clf.computed == before  # nothing new: every answer from memory
+
+
+def test_sentence_split_turns_keep_the_clinicians_orders(tiny_models: Path) -> None:
+    """SIMORD-style input: a clinician's turn split into sentences, one a line. However
+    the role model repairs the tags, an order in a clinician's line stays a candidate."""
+    from nlp.encoder import TextClassifier
+    from nlp.roles import RoleLabeller
+
+    root = tiny_models / "nlp"
+    writer = DraftWriter(TextClassifier.load(root / "sections"),
+                         RoleLabeller.load(root / "roles"))  # the cue rules decide
+    dialogue = ("[doctor] so for your blood pressure .\n[doctor] it is still high .\n"
+                "[doctor] let's start lisinopril 10 mg once a day .\n[patient] okay .\n"
+                "[patient] i also take aspirin .")
+    got = writer.orders(parse_dialogue(dialogue, "simord-like"))
+    assert [(o.name, o.reason, [e.segment_ids for e in o.evidence]) for o in got] == [
+        ("lisinopril", "blood pressure", [(0,), (2,)])]
