@@ -79,8 +79,9 @@ class Plan:
     #: the order-intent model; not in ``to_dict`` (it has its own key: ``orders_key``)
     orders: dict[str, Any] = field(default_factory=lambda: dict(ORDERS_RECIPE))
     orders_generated: int = 1500
-    #: how many times each SIMORD train example is shown (scripts/select_orders.py)
-    orders_simord_weight: int = 1
+    #: how many times each SIMORD train example is shown (3: chosen by
+    #: scripts/select_orders.py, two-fold cross-validation on SIMORD train)
+    orders_simord_weight: int = 3
 
     def to_dict(self) -> dict[str, Any]:
         return {"recipes": self.recipes, "section_none_keep": self.section_none_keep,

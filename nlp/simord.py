@@ -114,8 +114,10 @@ def gold_match(encounter: SimordEncounter, kind: str, spoken: str, turn_id: int)
         if g.get("order_type") != mediqa:
             continue
         named = bool(said & _words(str(g.get("description", ""))))
-        if kind == OrderKind.FOLLOW_UP.value:
-            named = True  # a visit has one follow-up: the turn decides
+        if kind in (OrderKind.FOLLOW_UP.value, OrderKind.LAB.value):
+            # a visit has one follow-up, and SIMORD often words several labs as one
+            # ("blood tests" for a cbc and a bmp): the cited turn decides
+            named = True
         if not named:
             continue
         if turn_id in (g.get("provenance") or []):

@@ -47,7 +47,7 @@ def test_gold_match_needs_the_words_and_the_turn() -> None:
     e = encounter()
     assert gold_match(e, "medication", "metformin", 3) == "order"
     assert gold_match(e, "medication", "metformin", 5) == "other-turn"
-    assert gold_match(e, "lab", "metformin", 3) == "none"
+    assert gold_match(e, "imaging", "metformin", 3) == "none"
 
 
 def test_training_examples_from_the_gold() -> None:
