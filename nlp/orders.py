@@ -1,6 +1,7 @@
 """Order intents: what the clinician ordered, started, changed or stopped in the visit.
 
-Over the clinician's sentences, token by token (standard library only). Step 1
+Over the clinician's sentences, token by token (the drug vocabulary of
+``nlp.drugs`` aside, standard library only). Step 1
 finds the candidates (``sentence_candidates``); which of them are orders, and
 their status, is decided by the order-intent model (``nlp.intents``, passed to
 ``extract_orders`` as ``classify``; the drafting pipeline always does) or,
@@ -9,7 +10,8 @@ a feature:
 
 1. Known names are found with the lexicons in ``nlp.lexicon`` (longest phrase
    first): medications (generic and brand), labs, imaging, procedures,
-   referral specialties, devices; plus unknown drug-like words followed by a
+   referral specialties, devices; then any drug the vocabulary of ``nlp.drugs``
+   knows (brand or generic); plus unknown drug-like words followed by a
    dose ("X 10 mg"), and follow-up phrases ("come back in two weeks").
 2. A name becomes an order only inside the scope of an *order cue* spoken by
    the clinician ("let's", "I'm going to order", "we'll get", "I want you to
@@ -29,9 +31,17 @@ a feature:
    site and laterality, referral specialty and follow-up interval are read from
    the words right after the name.
 
-Each order carries the evidence of the sentence it came from; the same order
-(kind and normalised name) said twice is merged: evidence from both, the more
-specific status (stop > change > continue > new).
+5. Each order keeps the name as said (``spoken``) and the clinician's words for it
+   (``description``: the name with the dose and frequency said around it); a
+   medication carries its generic name and DrugBank code from the vocabulary;
+   ``nlp.reasons`` finds the reason as said. ``verify`` is set when a reviewer must
+   check it against the audio: a drug name outside the vocabulary, a name the
+   recogniser heard with word probability under ``HEARD_BELOW``, or an order the
+   model gives less than ``VERIFY_BELOW``.
+
+Each order carries the evidence of the sentences it rests on (where it was said,
+where its reason was); the same order (kind and normalised name) said twice is
+merged: evidence from both, the more specific status (stop > change > continue > new).
 """
 
 from __future__ import annotations
@@ -517,8 +527,9 @@ def _order(c: Candidate, status: str, k: int, sentences: Sequence[TranscriptSent
     concept = None
     if m.kind == OrderKind.MEDICATION:
         concept = drugs.drug_concept(fields.get("spoken", "")) or drugs.drug_concept(m.name)
-        if concept is not None and concept.codes():
-            fields["code_system"], fields["code"] = concept.codes()[0]
+        if concept is not None and concept.drugbank_id:
+            # DrugBank names the drug itself; the package's MeSH ids are often a class
+            fields["code_system"], fields["code"] = drugs.DRUGBANK_SYSTEM, concept.drugbank_id
         if status == OrderStatus.STOP:
             said = _STOP_SAID.search(" ".join(c.tokens[max(0, m.start - 6):m.start]))
             if said and not fields["description"].startswith(said.group(1)):

@@ -70,6 +70,11 @@ class DraftWriter:
         return cls(TextClassifier.load(root / "sections"), RoleLabeller.load(root / "roles"),
                    template, versions, order_intents=IntentModel.load(root / "orders"))
 
+    def with_cue_rules(self) -> DraftWriter:
+        """The same writer with the cue rules deciding orders (the evaluation baseline)."""
+        return DraftWriter(self._sections, self._roles, self.template,
+                           {**self.versions, "orders": "cue rules"}, self.none_below)
+
     def section_labels(self, sentences: list[TranscriptSentence]) -> list[str]:
         if not sentences:
             return []

@@ -2,7 +2,7 @@
 """Evaluate order extraction; print a table and write JSON.
 
     python scripts/eval_orders.py --json var/eval_orders.json [--models models] [--data DIR]
-                                  [--split dev] [--skip-asr] [--skip-primock]
+                                  [--split dev] [--skip-asr] [--skip-primock] [--rules]
 
 Sections of the report (each documented under "about" in the JSON):
 
@@ -250,9 +250,13 @@ def main() -> int:
     p.add_argument("--skip-asr", action="store_true")
     p.add_argument("--skip-primock", action="store_true")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rules", action="store_true",
+                   help="the cue rules decide instead of the order model (the baseline)")
     args = p.parse_args()
     set_inference_threads(args.threads)
     writer = DraftWriter.load(args.models)
+    if args.rules:
+        writer = writer.with_cue_rules()
     t0 = time.monotonic()
     report: dict[str, Any] = {"models": writer.versions}
     sim = eval_simord(writer, args.data, args.split)

@@ -59,7 +59,8 @@ def _print_document(document: dict[str, Any]) -> tuple[int, int]:
             detail = " ".join(str(fields.get(k, "")) for k in
                               ("dose", "unit", "frequency", "interval", "specialty") if
                               fields.get(k))
-            print(f"- [{fields.get('kind', '')}] {fields.get('name', '')} {detail}".rstrip())
+            print(f"- [{fields.get('kind', '')}] {fields.get('name', '')} {detail}".rstrip()
+                  + (f"  — VERIFY: {fields['verify']}" if fields.get("verify") else ""))
     return len(sections), len(orders)
 
 

@@ -96,3 +96,20 @@ def test_outbox_write_is_whole(tmp_path: Path) -> None:
     path = fhir.write_outbox(tmp_path / "outbox", "enc-9-v3.json", _bundle())
     assert json.loads(path.read_text())["type"] == "document"
     assert [p.name for p in path.parent.iterdir()] == ["enc-9-v3.json"]
+
+
+def test_medication_code_and_reasons_travel() -> None:
+    doc = apply_edit(document_from_draft(make_draft("enc-9")), {}, [
+        OrderChange("o1", "accepted", {"spoken": "zestril", "code": "DB00722",
+                                       "code_system": "https://go.drugbank.com/drugs",
+                                       "reason": "high blood pressure"}),
+        OrderChange("o2", "accepted", {"reason": "fatigue"}),
+        OrderChange("o3", "rejected")])
+    bundle = fhir.build_bundle(item_id="i", encounter_id="e", version=1, document=doc,
+                               signer_id=1, signer_name="Dr North", signed_at=SIGNED_AT)
+    Bundle.model_validate(bundle)
+    med, lab = (e["resource"] for e in bundle["entry"][2:4])
+    assert med["medicationCodeableConcept"]["coding"] == [
+        {"system": "https://go.drugbank.com/drugs", "code": "DB00722"}]
+    assert med["reasonCode"] == [{"text": "high blood pressure"}]
+    assert lab["reasonCode"] == [{"text": "fatigue"}]

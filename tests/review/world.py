@@ -98,8 +98,12 @@ def make_draft(encounter_id: str) -> DraftNote:
     )
     orders = (
         OrderIntent("medication", "lisinopril", dose="10", unit="mg", route="oral",
-                    frequency="once a day", evidence=ev(3)),
-        OrderIntent("lab", "cbc", evidence=ev(4)),
+                    frequency="once a day", spoken="zestril",
+                    description="zestril 10 mg once a day", reason="high blood pressure",
+                    code_system="https://go.drugbank.com/drugs", code="DB00722",
+                    evidence=ev(3)),
+        OrderIntent("lab", "cbc", verify="the recogniser was unsure it heard 'cbc' (p=0.41)",
+                    evidence=ev(4)),
         OrderIntent("referral", "cardiology", specialty="cardiology", evidence=ev(4)),
     )
     return DraftNote(encounter_id, "soap", sections, orders, {"nlp": "test-1"})

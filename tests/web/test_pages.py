@@ -41,6 +41,11 @@ def test_queue_page_rows_and_admin_pages(server: ServerThread, world: World) -> 
     assert f'data-item="{item}"' in alice.get("/queue/rows", params={"mine": "1"}).text
     editor = alice.get(f"/items/{item}").text
     assert "Send for signature" in editor and "Sign</button>" not in editor
+    # the name as said with its generic, the words said, the reason, the code, and the alert
+    assert "zestril</span> <span class=\"generic\">(lisinopril)" in editor
+    assert "zestril 10 mg once a day" in editor and 'value="high blood pressure"' in editor
+    assert "DB00722" in editor
+    assert "Verify against the audio: the recogniser was unsure it heard &#39;cbc&#39;" in editor
     assert alice.get("/admin/audit").status_code == 403
 
     admin = UserClient(server.http_url, "admin_north")
