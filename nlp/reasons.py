@@ -7,7 +7,11 @@ Clinicians give the indication in two ways, and this module reads both:
 * as the problem the plan is going through: "so for your first problem, *your
   back pain*, …", "regarding your *hypertension*, …", "for your third problem of
   your *type i diabetes*" — the orders that follow, until the next problem, are
-  for it.
+  for it;
+* failing those, the diagnosis the clinician named ("what we call a *medial
+  collateral ligament strain*", "i think you have *a neck strain*", twice as far
+  back), and last the problem the visit is for ("here today for *left shoulder
+  pain*").
 
 ``find_reason(sentences, k, after)`` looks in sentence ``k`` (words after
 ``after`` first, then the whole sentence) and then back through the clinician's
@@ -53,7 +57,9 @@ _BESIDE = re.compile(
 #: what the clinician thinks the patient has: "i think what you have is medial epicondylitis"
 _DIAGNOSIS = re.compile(
     r"\b(?:consistent with|suggestive of|diagnos\w* (?:you )?with|what you have is|"
-    r"suffering from|"
+    r"suffering from|what we call|my (?:impression|assessment|diagnosis) is(?: that)?|"
+    r"(?:i think|i believe|i suspect|i'm concerned|i am concerned)(?: that)? "
+    r"(?:you (?:have|might have|probably have|likely have|may have)|you've got)|"
     r"i think (?:that )?(?:this is|it's|it is|you're|you are)|it looks like|"
     r"it sounds like|sounds like you have|looks like you have|signs of)\s+"
     r"(?:(?:a|an|some|the|your|mild|moderate|severe|likely|probably|just)\s+)*(.+)")
@@ -134,22 +140,24 @@ def find_reason(sentences: Sequence[TranscriptSentence], k: int, after: str = ""
         words = _reason_in(text, pattern)
         if words:
             return words, k
-    window = [j for j in range(k - 1, max(-1, k - 1 - LOOK_BACK), -1)
-              if (speakers[j] if speakers is not None else sentences[j].speaker)
-              in (Speaker.DOCTOR, Speaker.UNKNOWN)]
-    for j in window:
+    def clinician(j: int) -> bool:
+        speaker = speakers[j] if speakers is not None else sentences[j].speaker
+        return speaker in (Speaker.DOCTOR, Speaker.UNKNOWN)
+
+    def before(n: int) -> list[int]:
+        """The clinician's sentences among the ``n`` before ``k``, nearest first."""
+        return [j for j in range(k - 1, max(-1, k - 1 - n), -1) if clinician(j)]
+
+    for j in before(LOOK_BACK):
         words = _heading(sentences[j].text.lower())
         if words:
             return words, j
-    for j in [k, *window]:  # no problem heading: what the clinician thinks it is
+    for j in [k, *before(2 * LOOK_BACK)]:  # no problem heading: what the clinician thinks
         words = _reason_in(sentences[j].text.lower(), _DIAGNOSIS)
         if words:
             return words, j
-    for j, s in enumerate(sentences[:k]):  # else the problem the visit is for
-        if (speakers[j] if speakers is not None else s.speaker) not in (Speaker.DOCTOR,
-                                                                        Speaker.UNKNOWN):
-            continue
-        words = _reason_in(s.text.lower(), _PRESENTING)
+    for j in range(k):  # else the problem the visit is for
+        words = _reason_in(sentences[j].text.lower(), _PRESENTING) if clinician(j) else ""
         if words:
             return words, j
     return None

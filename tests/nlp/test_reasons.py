@@ -37,3 +37,10 @@ def test_the_presenting_problem_when_nothing_closer_is_said() -> None:
                   "[patient] i'm here for my back .\n"
                   "[doctor] let's get an x-ray .")
     assert find_reason(s, 2, ".") == ("left shoulder pain", 0)
+
+
+def test_the_diagnosis_the_clinician_named() -> None:
+    s = sentences("[doctor] she is here today for knee pain .\n"
+                  "[doctor] you have what we call a medial collateral ligament strain .\n"
+                  "[doctor] let's get an mri .")
+    assert find_reason(s, 2, ".") == ("medial collateral ligament strain", 1)
