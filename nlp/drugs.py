@@ -12,9 +12,9 @@ does it so no visit waits), and only exact matches are used.
     for start, end, concept in find_drugs(tokens): ...
 
 An order keeps the name as spoken; the concept gives the generic name and the
-codes a FHIR ``MedicationRequest`` carries. The package ships no RxNorm codes
-offline (it asks a web API for OMOP ids, which this module never does): the
-codes here are DrugBank and MeSH.
+code a FHIR ``MedicationRequest`` carries. The package ships no RxNorm codes
+offline (it asks a web API for OMOP ids, which this module never does): the code
+is DrugBank's (its MeSH ids, kept on the concept, are often a drug class).
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DRUGBANK_SYSTEM", "MESH_SYSTEM", "DrugConcept", "drug_concept", "find_drugs"]
+__all__ = ["DRUGBANK_SYSTEM", "DrugConcept", "drug_concept", "find_drugs"]
 
 DRUGBANK_SYSTEM = "https://go.drugbank.com/drugs"
-MESH_SYSTEM = "http://id.nlm.nih.gov/mesh"
 
 
 def _words(text: str) -> frozenset[str]:
@@ -64,15 +63,6 @@ class DrugConcept:
     drugbank_id: str = ""
     mesh_id: str = ""
     is_brand: bool = False
-
-    def codes(self) -> list[tuple[str, str]]:
-        """(system, code) pairs, DrugBank first."""
-        out = []
-        if self.drugbank_id:
-            out.append((DRUGBANK_SYSTEM, self.drugbank_id))
-        if self.mesh_id:
-            out.append((MESH_SYSTEM, self.mesh_id))
-        return out
 
 
 @functools.cache

@@ -50,8 +50,8 @@ from nlp.labels import parse_aci_note
 from nlp.orders import Candidate, normalise_name, sentence_candidates
 from nlp.schema import OrderKind, OrderStatus, SectionKey, Speaker
 
-__all__ = ["INTENTS", "ORDER_ABOVE", "RULES_KEPT_ABOVE", "IntentModel", "candidate_input",
-           "order_examples", "plan_statuses", "simord_examples", "template_examples"]
+__all__ = ["INTENTS", "ORDER_ABOVE", "IntentModel", "candidate_input", "order_examples",
+           "plan_statuses", "simord_examples", "template_examples"]
 
 NONE = "none"
 INTENTS = [NONE, OrderStatus.NEW.value, OrderStatus.CONTINUE.value, OrderStatus.CHANGE.value,
@@ -70,23 +70,19 @@ def candidate_input(candidate: Candidate) -> tuple[str, str]:
 
 
 #: A candidate is an order when the model gives it at least ``ORDER_ABOVE`` probability of
-#: being one (of any status; it takes its most likely status), or when the cue rules make
-#: it an order and the model gives it at least ``RULES_KEPT_ABOVE`` (it takes the rules'
-#: status then). Both selected by ``scripts/select_orders.py``: two-fold cross-validation
-#: over SIMORD train (each half predicted by a model trained without it), the official
-#: MEDIQA-OE average; SIMORD dev was not used.
+#: being one (of any status; it takes its most likely status). Selected by
+#: ``scripts/select_orders.py``: two-fold cross-validation over SIMORD train (each half
+#: predicted by a model trained without it), the official MEDIQA-OE average; SIMORD dev
+#: was not used.
 ORDER_ABOVE = 0.4
-RULES_KEPT_ABOVE = 1.0  # 1.0: off (the selection found keeping the rules' orders no better)
 
 
 class IntentModel:
     """The fine-tuned classifier behind ``extract_orders(..., classify=model)``."""
 
-    def __init__(self, classifier: TextClassifier, order_above: float = ORDER_ABOVE,
-                 rules_kept_above: float = RULES_KEPT_ABOVE) -> None:
+    def __init__(self, classifier: TextClassifier, order_above: float = ORDER_ABOVE) -> None:
         self.classifier = classifier
         self.order_above = order_above
-        self.rules_kept_above = rules_kept_above
 
     @classmethod
     def load(cls, directory: Path) -> IntentModel:
@@ -106,9 +102,6 @@ class IntentModel:
                 status = row.copy()
                 status[none] = -1.0
                 out.append(names[int(status.argmax())])
-                c.confidence = p_order
-            elif c.rules_status is not None and p_order >= self.rules_kept_above:
-                out.append(c.rules_status)  # the model does not overrule the cues
                 c.confidence = p_order
             else:
                 out.append(None)

@@ -394,7 +394,7 @@ def _description(m: _Mention, tokens: Sequence[str], limit: int) -> str:
         i = start
         if i >= 2 and tokens[i - 1] in ("of",) and tokens[i - 2] in _UNITS:
             i -= 2
-        if i >= 1 and tokens[i - 1] in _UNITS and i >= 2 and _is_detail(tokens[i - 2]):
+        if i >= 2 and tokens[i - 1] in _UNITS and _is_detail(tokens[i - 2]):
             i -= 2
         start = i
     elif m.kind == OrderKind.IMAGING:

@@ -136,7 +136,7 @@ class DraftWriter:
         return replace(transcript, segments=tuple(
             replace(s, speaker=r) for s, r in zip(transcript.segments, roles, strict=True)))
 
-    def _orders(self, transcript: Transcript, repaired: Transcript,
+    def _orders(self, transcript: Transcript,
                 sentences: list[TranscriptSentence]) -> list[OrderIntent]:
         speakers = [s.speaker for s in sentences]
         return extract_orders(sentences, self._order_speakers(transcript, sentences, speakers),
@@ -144,15 +144,14 @@ class DraftWriter:
 
     def orders(self, transcript: Transcript) -> list[OrderIntent]:
         """Only the orders (no note sections): ``roomscribe nlp orders``, evaluation."""
-        repaired = self._repaired(transcript)
-        return self._orders(transcript, repaired, transcript_sentences(repaired))
+        return self._orders(transcript, transcript_sentences(self._repaired(transcript)))
 
     def draft(self, transcript: Transcript, template: str | None = None) -> DraftNote:
         repaired = self._repaired(transcript)
         sentences = transcript_sentences(repaired)
         labels = self.section_labels(sentences)
         speakers = [s.speaker for s in sentences]
-        orders = self._orders(transcript, repaired, sentences)
+        orders = self._orders(transcript, sentences)
         return assemble(repaired, sentences, labels, speakers, orders,
                         template or self.template, self.versions)
 

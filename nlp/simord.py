@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nlp.dialogue import TURN_GAP_S, WORDS_PER_SECOND
 from nlp.errors import DataError
 from nlp.schema import OrderIntent, OrderKind, OrderStatus, Speaker, Transcript, TranscriptSegment
 
-__all__ = ["MEDIQA_TYPES", "SimordEncounter", "aci_encounter_ids", "read_simord", "to_mediqa",
-           "transcript_of"]
+__all__ = ["MEDIQA_TYPES", "SimordEncounter", "aci_encounter_ids", "gold_match", "read_simord",
+           "to_mediqa", "transcript_of"]
 
 FILE = "orders_data_transcript.json"
 MEDIQA_TYPES = {OrderKind.MEDICATION.value: "medication", OrderKind.LAB.value: "lab",
@@ -75,12 +76,12 @@ def transcript_of(encounter: SimordEncounter) -> Transcript:
     t = 0.0
     for turn in encounter.turns:
         text = str(turn["transcript"])
-        dur = max(1.0, len(text.split()) / 2.5)
+        dur = max(1.0, len(text.split()) / WORDS_PER_SECOND)
         segments.append(TranscriptSegment(id=int(turn["turn_id"]) - 1, start_s=round(t, 2),
                                           end_s=round(t + dur, 2), text=text,
                                           speaker=_SPEAKERS.get(str(turn["speaker"]),
                                                                 Speaker.OTHER.value)))
-        t += dur + 0.5
+        t += dur + TURN_GAP_S
     return Transcript(encounter_id=encounter.id, segments=tuple(segments), engine="text")
 
 

@@ -36,7 +36,7 @@ import json
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +50,7 @@ from nlp.dialogue import parse_dialogue
 from nlp.features import mts_input, position_features
 from nlp.labels import MTS_TO_SECTION, SECTIONS, score_section
 from nlp.orders import normalise_name
-from nlp.schema import DraftNote, TranscriptSegment
+from nlp.schema import DraftNote, OrderIntent, TranscriptSegment
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLD = ROOT / "nlp" / "data" / "orders_gold_aci_valid.jsonl"
@@ -130,29 +130,49 @@ def eval_roles(labeller: object, data: Path, limit: int | None) -> dict[str, flo
     return out
 
 
-def score_orders(drafts: Mapping[str, DraftNote]) -> dict[str, float]:
+def read_order_gold() -> dict[str, list[dict[str, str]]]:
+    """``nlp/data/orders_gold_aci_valid.jsonl`` by encounter id."""
     gold_by: dict[str, list[dict[str, str]]] = defaultdict(list)
     for line in GOLD.read_text().splitlines():
         g = json.loads(line)
         gold_by[g["encounter_id"]].append(g)
-    tp = fp = fn = status_ok = 0
-    for enc, draft in drafts.items():
-        gold = list(gold_by.get(enc, []))
-        for o in draft.orders:
-            key = (o.kind, normalise_name(o.kind, o.name))
-            hit = next((g for g in gold if (g["kind"], normalise_name(g["kind"], g["name"]))
-                        == key), None)
-            if hit is None:
-                fp += 1
-            else:
-                tp += 1
-                status_ok += hit["status"] == o.status
-                gold.remove(hit)
-        fn += len(gold)
+    return gold_by
+
+
+def match_orders(orders: Sequence[OrderIntent], gold: Sequence[dict[str, str]]
+                 ) -> tuple[list[tuple[OrderIntent, dict[str, str]]], list[OrderIntent], int]:
+    """(matched pairs, orders matching no gold, gold orders missed) for one visit: a
+    match is the same kind and normalised name; each gold order matches once."""
+    left = list(gold)
+    pairs: list[tuple[OrderIntent, dict[str, str]]] = []
+    false: list[OrderIntent] = []
+    for o in orders:
+        key = (o.kind, normalise_name(o.kind, o.name))
+        hit = next((g for g in left if (g["kind"], normalise_name(g["kind"], g["name"]))
+                    == key), None)
+        if hit is None:
+            false.append(o)
+        else:
+            pairs.append((o, hit))
+            left.remove(hit)
+    return pairs, false, len(left)
+
+
+def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     p = tp / (tp + fp) if tp + fp else 0.0
     r = tp / (tp + fn) if tp + fn else 0.0
-    return {"order_precision": r4(p), "order_recall": r4(r),
-            "order_f1": r4(2 * p * r / (p + r) if p + r else 0.0),
+    return r4(p), r4(r), r4(2 * p * r / (p + r) if p + r else 0.0)
+
+
+def score_orders(drafts: Mapping[str, DraftNote]) -> dict[str, float]:
+    gold_by = read_order_gold()
+    tp = fp = fn = status_ok = 0
+    for enc, draft in drafts.items():
+        pairs, false, missed = match_orders(draft.orders, gold_by.get(enc, []))
+        tp, fp, fn = tp + len(pairs), fp + len(false), fn + missed
+        status_ok += sum(g["status"] == o.status for o, g in pairs)
+    p, r, f1 = prf(tp, fp, fn)
+    return {"order_precision": p, "order_recall": r, "order_f1": f1,
             "order_status_accuracy": r4(status_ok / tp if tp else 0.0),
             "order_gold": tp + fn, "order_predicted": tp + fp}
 

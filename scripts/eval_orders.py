@@ -37,27 +37,23 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from eval_nlp import match_orders, prf, r4, read_order_gold
 
 from nlp import corpora, simord
 from nlp.dialogue import parse_dialogue
 from nlp.encoder import set_inference_threads
-from nlp.orders import normalise_name
 from nlp.pipeline import DraftWriter
-from nlp.schema import OrderIntent, OrderKind, Speaker
+from nlp.schema import OrderKind, Speaker
 
 ROOT = Path(__file__).resolve().parents[1]
-GOLD = ROOT / "nlp" / "data" / "orders_gold_aci_valid.jsonl"
 AVERAGED = ("description_Rouge1_f1", "reason_Rouge1_f1", "order_type_Strict_f1",
             "provenance_MultiLabel_f1")
-
-
-def r4(x: float) -> float:
-    return round(float(x), 4)
 
 
 def official_scores(data: Path, truth: dict[str, list[dict[str, Any]]],
@@ -81,25 +77,10 @@ def official_scores(data: Path, truth: dict[str, list[dict[str, Any]]],
     return flat
 
 
-def _pairs(truth: list[dict[str, Any]], pred: list[dict[str, Any]]) -> int:
-    """How many predictions the scorer can pair (some gold description word in them)."""
-    from scipy.optimize import linear_sum_assignment
-
-    def words(t: str) -> list[str]:
-        return "".join(ch for ch in t.lower() if ch not in ".,?!").split()
-
-    if not truth or not pred:
-        return 0
-    import numpy as np
-
-    m = np.zeros((len(truth), len(pred)))
-    for i, g in enumerate(truth):
-        gw = words(g["description"])
-        for j, p in enumerate(pred):
-            pw = set(words(p["description"]))
-            m[i, j] = sum(w in pw for w in gw) / max(1, len(gw))
-    rows, cols = linear_sum_assignment(-m)
-    return int(sum(m[r, c] > 0 for r, c in zip(rows, cols, strict=True)))
+def _unpaired(predicted: int, match_precision: float) -> int:
+    """Predictions the scorer paired with no gold order (its Match precision is the
+    paired share of the predictions)."""
+    return predicted - round(match_precision * predicted)
 
 
 def eval_simord(writer: DraftWriter, data: Path, split: str) -> dict[str, Any]:
@@ -124,13 +105,14 @@ def eval_simord(writer: DraftWriter, data: Path, split: str) -> dict[str, Any]:
                            "predicted_orders": sum(len(v) for v in preds.values()),
                            "orders_without_provenance": no_provenance,
                            **official_scores(data, truth, preds)}
-    paired = sum(_pairs(truth[k], preds[k]) for k in truth)
-    out["false_alarms"] = out["predicted_orders"] - paired
+    out["false_alarms"] = _unpaired(out["predicted_orders"], out["description_Match_precision"])
     out["false_alarms_per_visit"] = r4(out["false_alarms"] / len(encounters))
-    out["false_medications"] = sum(
-        len([p for p in preds[k] if p["order_type"] == "medication"]) -
-        _pairs([g for g in truth[k] if g["order_type"] == "medication"],
-               [p for p in preds[k] if p["order_type"] == "medication"]) for k in truth)
+    # the same pairing over the medications alone
+    meds = {k: [p for p in v if p["order_type"] == "medication"] for k, v in preds.items()}
+    scores = official_scores(data, {k: [g for g in v if g["order_type"] == "medication"]
+                                    for k, v in truth.items()}, meds)
+    out["false_medications"] = _unpaired(sum(len(v) for v in meds.values()),
+                                         scores["description_Match_precision"])
     for source in sorted({e.source.split(":")[0] for e in encounters}):
         ids = [e.id for e in encounters if e.source.split(":")[0] == source]
         scores = official_scores(data, {k: truth[k] for k in ids}, {k: preds[k] for k in ids})
@@ -144,16 +126,8 @@ def eval_simord(writer: DraftWriter, data: Path, split: str) -> dict[str, Any]:
     return out
 
 
-def _matches(o: OrderIntent, g: dict[str, str]) -> bool:
-    return (o.kind, normalise_name(o.kind, o.name)) == (g["kind"],
-                                                       normalise_name(g["kind"], g["name"]))
-
-
 def eval_aci_valid(writer: DraftWriter, data: Path) -> dict[str, Any]:
-    gold_by: dict[str, list[dict[str, str]]] = defaultdict(list)
-    for line in GOLD.read_text().splitlines():
-        g = json.loads(line)
-        gold_by[g["encounter_id"]].append(g)
+    gold_by = read_order_gold()
     seen = simord.aci_encounter_ids(simord.read_simord(data, "train"))
     visits = corpora.read_aci(data, "valid")
     out: dict[str, Any] = {}
@@ -163,24 +137,15 @@ def eval_aci_valid(writer: DraftWriter, data: Path) -> dict[str, Any]:
         for v in subset:
             transcript = parse_dialogue(v.dialogue, v.encounter_id)
             speakers = {s.id: s.speaker for s in transcript.segments}
-            gold = list(gold_by.get(v.encounter_id, []))
-            for o in writer.orders(transcript):
-                if all(speakers[i] == Speaker.PATIENT for e in o.evidence
-                       for i in e.segment_ids):
-                    patient_said += 1
-                hit = next((g for g in gold if _matches(o, g)), None)
-                if hit is None:
-                    fp += 1
-                    invented_meds += o.kind == OrderKind.MEDICATION
-                else:
-                    tp += 1
-                    status_ok += hit["status"] == o.status
-                    gold.remove(hit)
-            fn += len(gold)
-        p = tp / (tp + fp) if tp + fp else 0.0
-        r = tp / (tp + fn) if tp + fn else 0.0
-        out[name] = {"visits": len(subset), "precision": r4(p), "recall": r4(r),
-                     "f1": r4(2 * p * r / (p + r) if p + r else 0.0),
+            orders = writer.orders(transcript)
+            patient_said += sum(all(speakers[i] == Speaker.PATIENT for e in o.evidence
+                                    for i in e.segment_ids) for o in orders)
+            pairs, false, missed = match_orders(orders, gold_by.get(v.encounter_id, []))
+            tp, fp, fn = tp + len(pairs), fp + len(false), fn + missed
+            status_ok += sum(g["status"] == o.status for o, g in pairs)
+            invented_meds += sum(o.kind == OrderKind.MEDICATION for o in false)
+        p, r, f1 = prf(tp, fp, fn)
+        out[name] = {"visits": len(subset), "precision": p, "recall": r, "f1": f1,
                      "status_accuracy": r4(status_ok / tp if tp else 0.0),
                      "invented": fp, "invented_medications": invented_meds,
                      "invented_per_20_visits": r4(20 * fp / max(1, len(subset))),

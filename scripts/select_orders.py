@@ -42,14 +42,10 @@ def main() -> int:
     p.add_argument("--data", type=Path, default=corpora.default_data_dir())
     p.add_argument("--weights", default="1,3")
     p.add_argument("--thresholds", default="0.2,0.3,0.4,0.5,0.6")
-    p.add_argument("--rules-kept", default="1.0",
-                   help="RULES_KEPT_ABOVE values: the model's least probability for an "
-                        "order the cue rules make (1.0: the model alone decides)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     weights = [int(w) for w in args.weights.split(",")]
-    grid = [(float(t), float(r)) for t in args.thresholds.split(",")
-            for r in args.rules_kept.split(",")]
+    thresholds = [float(t) for t in args.thresholds.split(",")]
     train = simord.read_simord(args.data, "train")
     ids = sorted(e.id for e in train)
     folds = [frozenset(ids[0::2]), frozenset(ids[1::2])]
@@ -59,22 +55,22 @@ def main() -> int:
     results: list[dict[str, Any]] = []
     t0 = time.monotonic()
     for weight in weights:
-        preds: dict[tuple[float, float], dict[str, list[dict[str, Any]]]] = {g: {} for g in grid}
+        preds: dict[float, dict[str, list[dict[str, Any]]]] = {t: {} for t in thresholds}
         for fold in folds:
             examples = order_examples(args.data, RECIPES.orders_generated, RECIPES.seed,
                                       weight, leave_out=fold)
             clf = train_classifier(examples, INTENTS, Recipe(**RECIPES.orders, seed=RECIPES.seed),
                                    base_encoder_dir())
-            for threshold, kept in grid:
-                model = IntentModel(clf, order_above=threshold, rules_kept_above=kept)
-                writer = DraftWriter(sections, roles, order_intents=model)
+            for threshold in thresholds:
+                writer = DraftWriter(sections, roles,
+                                     order_intents=IntentModel(clf, order_above=threshold))
                 for e in train:
                     if e.id in fold:
-                        preds[threshold, kept][e.id] = simord.to_mediqa(
+                        preds[threshold][e.id] = simord.to_mediqa(
                             writer.orders(simord.transcript_of(e)))
-        for threshold, kept in grid:
-            s = official_scores(args.data, truth, preds[threshold, kept])
-            row = {"simord_weight": weight, "order_above": threshold, "rules_kept_above": kept,
+        for threshold in thresholds:
+            s = official_scores(args.data, truth, preds[threshold])
+            row = {"simord_weight": weight, "order_above": threshold,
                    "leaderboard_average": s["leaderboard_average"],
                    "match_f1": s["description_Match_f1"],
                    "match_precision": s["description_Match_precision"],
@@ -82,8 +78,7 @@ def main() -> int:
             results.append(row)
             print(json.dumps(row), flush=True)
     best = max(results, key=lambda r: r["leaderboard_average"])
-    print(f"best: SIMORD weight {best['simord_weight']}, threshold {best['order_above']}, "
-          f"rules kept above {best['rules_kept_above']} "
+    print(f"best: SIMORD weight {best['simord_weight']}, threshold {best['order_above']} "
           f"(out-of-fold average {best['leaderboard_average']:.1f}) in "
           f"{(time.monotonic() - t0) / 60:.1f} min")
     if args.json:
