@@ -25,7 +25,7 @@ ACI-BENCH train dialogues; ``scripts/eval_orders.py`` scores them on SIMORD dev.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from nlp.dialogue import TranscriptSentence
 from nlp.schema import Speaker
@@ -47,9 +47,13 @@ _HEADING = re.compile(
     r"\b(?:for|regarding|in regards? to|with regards? to|as far as|as for|in terms of|"
     r"moving on to|now for|and for|so for|onto|on to)\s+" + _OWNER + _ORDINAL +
     r"(?:(?:problem|issue|concern|complaint)\s*(?:of|with|,|is|was)?\s+)" + _OWNER + r"(.+)")
+#: "from an atrial fibrillation standpoint", "from a diabetes perspective"
+_STANDPOINT = re.compile(
+    r"\b(?:from|in) an? ((?:\w+ ){1,5}?)(?:standpoint|perspective|point of view)\b")
 _HEADING_PLAIN = re.compile(
-    r"^(?:so\s+|and\s+|now\s+|okay\s+|alright\s+|,\s+)*(?:for|regarding|in regards? to|"
-    r"with regards? to|as far as|as for|in terms of)\s+" + _OWNER + r"(.+)")
+    r"^(?:so\s+|and\s+|then\s+|now\s+|okay\s+|alright\s+|um\s+|uh\s+|,\s+)*"
+    r"(?:for|regarding|in regards? to|with regards? to|as far as|as for|in terms of)\s+"
+    + _OWNER + r"(.+)")
 #: beside the order: "for your blood pressure", "to help with the pain"
 _BESIDE = re.compile(
     r"\b(?:for|to help with|to help|to treat|to control|to manage|to rule out|to look for|"
@@ -57,11 +61,13 @@ _BESIDE = re.compile(
 #: what the clinician thinks the patient has: "i think what you have is medial epicondylitis"
 _DIAGNOSIS = re.compile(
     r"\b(?:consistent with|suggestive of|diagnos\w* (?:you )?with|what you have is|"
-    r"suffering from|what we call|my (?:impression|assessment|diagnosis) is(?: that)?|"
+    r"suffering from|what we call|we call this|"
+    r"(?:my|the|your) (?:impression|assessment|diagnosis)(?: of you)?(?: at this time)?"
+    r"(?: is| would be| of)?(?: that)?(?: you have)?(?: this)?(?: diagnosis of)?|"
     r"(?:i think|i believe|i suspect|i'm concerned|i am concerned)(?: that)? "
     r"(?:you (?:have|might have|probably have|likely have|may have)|you've got)|"
-    r"i think (?:that )?(?:this is|it's|it is|you're|you are)|it looks like|"
-    r"it sounds like|sounds like you have|looks like you have|signs of)\s+"
+    r"i think (?:that )?(?:this is|it's|it is)|it looks like|"
+    r"it sounds like|sounds like you have|looks like you have|signs of)[\s,]+"
     r"(?:(?:a|an|some|the|your|mild|moderate|severe|likely|probably|just)\s+)*(.+)")
 #: the visit's presenting problem: "complaining of left shoulder pain"
 _PRESENTING = re.compile(
@@ -72,14 +78,16 @@ _PRESENTING = re.compile(
 _STOP_WORDS = _words("""
 and but so i we you it that which who to um uh then if because since just okay alright is
 are was were will would can could should i'm we're you're it's let's there here now today
-right as when with about like or also maybe probably see
+right as when with about like or also maybe probably see take start order get do put
+continue prescribe give i'd i'll we'll we'd you'll
 """)
 #: never a reason: durations, amounts and other non-problems after "for"
 _NOT_REASON = re.compile(
     r"^(?:\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten|twelve|couple|few|"
     r"several|next|another|now|today|tomorrow|me|us|you|now|right|at|the rest|some time|"
     r"any|some|number|procedure|minutes|more|little|bit|lot|good|fine|okay|follow-up|"
-    r"sure|it|that|this|him|her|them|a while|how|what|when|why|example|instance|sure)\b"
+    r"sure|it|that|this|him|her|them|a while|how|what|when|why|example|instance|sure|"
+    r"in|on|of|from|doing|going|aware|annual|physical|check|checkup|exam|visit)\b"
     r"|^(?:day|days|week|weeks|month|months|year|years|time|while|visit|appointment|"
     r"follow|pharmacy|prescription|refill|lab|labs|blood work|results?)\b")
 
@@ -108,19 +116,46 @@ _PROBLEM_PREFIX = re.compile(
     + _OWNER)
 
 
-def _reason_in(text: str, pattern: re.Pattern[str]) -> str:
-    for m in pattern.finditer(text):
+def _overlapping(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+    """Every match of ``pattern``, one per start, so a later heading is not swallowed."""
+    m = pattern.search(text)
+    while m is not None:
+        yield m
+        m = pattern.search(text, m.start() + 1)
+
+
+#: "no signs of fracture", "i don't think you have": not a finding
+_NEGATED = re.compile(r"(?:\bno|\bnot|n't|\bwithout|\bnegative for|\brule out)(?:\s+\w+){0,2}\s*$")
+
+
+def _reason_in(text: str, pattern: re.Pattern[str], last: bool = False) -> str:
+    """The first (``last``: the last) reason ``pattern`` finds in ``text``."""
+    found = ""
+    for m in _overlapping(pattern, text):
+        if _NEGATED.search(text[:m.start()]):
+            continue
         candidate = _PROBLEM_PREFIX.sub("", m.group(1).strip()).strip()
         if _NOT_REASON.match(candidate):
             continue
         words = _clip(candidate)
         if words and not _NOT_REASON.match(words):
-            return words
-    return ""
+            if not last:
+                return words
+            found = words
+    return found
 
 
-def _heading(text: str) -> str:
-    return _reason_in(text, _HEADING) or _reason_in(text, _HEADING_PLAIN)
+def _heading(text: str, last: bool = False) -> str:
+    """The problem heading in ``text`` (``last``: the one nearest its end)."""
+    if last:  # the heading said nearest before the order wins in a long turn
+        spans = [(m.start(), p) for p in (_HEADING, _STANDPOINT) for m in p.finditer(text)]
+        for _, p in sorted(spans, key=lambda t: t[0], reverse=True):
+            words = _reason_in(text, p, last=True)
+            if words:
+                return words
+        return _reason_in(text, _HEADING_PLAIN)
+    return (_reason_in(text, _HEADING) or _reason_in(text, _STANDPOINT)
+            or _reason_in(text, _HEADING_PLAIN))
 
 
 def find_reason(sentences: Sequence[TranscriptSentence], k: int, after: str = "",
@@ -136,10 +171,10 @@ def find_reason(sentences: Sequence[TranscriptSentence], k: int, after: str = ""
         return words, k
     if not headings:
         return None
-    for pattern in (_HEADING, _HEADING_PLAIN):
-        words = _reason_in(text, pattern)
-        if words:
-            return words, k
+    cut = text.rfind(after.lower()[:40]) if after else -1
+    words = _heading(text[:cut] if cut > 0 else text, last=True)
+    if words:
+        return words, k
     def clinician(j: int) -> bool:
         speaker = speakers[j] if speakers is not None else sentences[j].speaker
         return speaker in (Speaker.DOCTOR, Speaker.UNKNOWN)

@@ -44,3 +44,32 @@ def test_the_diagnosis_the_clinician_named() -> None:
                   "[doctor] you have what we call a medial collateral ligament strain .\n"
                   "[doctor] let's get an mri .")
     assert find_reason(s, 2, ".") == ("medial collateral ligament strain", 1)
+
+
+def test_a_negated_finding_is_no_reason() -> None:
+    s = sentences("[doctor] she is here today for knee pain .\n"
+                  "[doctor] the x-ray shows no signs of fracture .\n"
+                  "[doctor] let's get an mri .")
+    assert find_reason(s, 2, ".") == ("knee pain", 0)
+
+
+def test_the_diagnosis_given_as_an_impression_or_standpoint() -> None:
+    s = sentences("[doctor] my impression , alcohol use disorder .\n"
+                  "[doctor] she would like to start naltrexone .")
+    assert find_reason(s, 1, ".") == ("alcohol use disorder", 0)
+    s = sentences("[doctor] from an atrial fibrillation standpoint , your rate is good .\n"
+                  "[doctor] we'll continue your metoprolol 25 milligrams twice a day .")
+    assert find_reason(s, 1, "25 milligrams twice a day .") == ("atrial fibrillation", 0)
+
+
+def test_the_heading_nearest_the_order_in_a_long_turn() -> None:
+    s = sentences("[doctor] for your first problem the back pain take naprosyn and for the "
+                  "second problem the diabetes i'd like to order another hemoglobin a1c today")
+    assert find_reason(s, 0, "today") == ("diabetes", 0)
+    assert find_reason(s, 0, "and for the second problem")[0] == "back pain"
+
+
+def test_i_think_you_are_is_no_diagnosis() -> None:
+    s = sentences("[doctor] i think you're aware of that .\n"
+                  "[doctor] let's get an x-ray .")
+    assert find_reason(s, 1, ".") is None
