@@ -4,12 +4,19 @@
     python scripts/bench_asr.py --json OUT.json [--data ../shared/data] [--turns 40]
                                 [--engines whisper,whisper-novocab,vosk,two-pass]
                                 [--stream-seconds 45] [--max-rooms 16] [--visit-minutes 10]
+                                [--voices neural|espeak] [--condition clean|reverb|...|all]
 
 Test set: dialogue turns from splits the medical vocabulary was NOT built from
 (ACI-BENCH valid/test1/test2, MTS-Dialog validation/test-1) that contain a dose
 (a number + mg/milligrams/...), or an order ("order", "prescribe", "start you
-on", "refill", "referral"); 8–45 words; doctor and patient; spoken by six
-voices (espeak-ng en-us/en-gb variants, flite slt/awb/rms) with a pause between.
+on", "refill", "referral"); 8–45 words; doctor and patient; spoken in turn by
+the voices of ``--voices`` with a pause between: ``neural`` (default; Piper joe,
+Kokoro jf_alpha and jm_kumo, see server/lab/voices.py) or ``espeak`` (six robotic
+voices: espeak-ng en-us/en-gb variants, flite slt/awb/rms; the hard condition).
+Utterances are cached (~/.cache/roomscribe/speech). ``--condition`` plays the audio
+in a room (server/lab/room.py: clean, reverb, reverb+20dB, reverb+10dB; a comma
+list or ``all`` runs each in turn). The JSON names the voice set and condition;
+with several conditions it holds one report per condition under ``conditions``.
 
 Per engine it reports:
   wer                 word error rate on the set (normalised text, scripts in server/asr/scoring.py)
@@ -67,11 +74,13 @@ from server.asr.scoring import normalize, word_errors  # noqa: E402
 from server.asr.stage import StageLimits, TranscriptionStage  # noqa: E402
 from server.asr.vocabulary import BUNDLED, load_vocabulary  # noqa: E402
 from server.ingest.handoff import AudioChunk, EncounterInfo  # noqa: E402
+from server.lab.room import CONDITIONS, apply_condition  # noqa: E402
+from server.lab.voices import VOICE_SETS, EspeakVoice, Voice, speak_cached, voice_set  # noqa: E402
 from server.settings import Settings  # noqa: E402
 
 RATE = 16_000
-VOICES = [("espeak", "en-us+m3"), ("espeak", "en-gb+f3"), ("flite", "slt"), ("flite", "awb"),
-          ("espeak", "en-us+f2"), ("flite", "rms")]
+ESPEAK_VOICES = [("espeak", "en-us+m3"), ("espeak", "en-gb+f3"), ("flite", "slt"),
+                 ("flite", "awb"), ("espeak", "en-us+f2"), ("flite", "rms")]
 EVAL_FILES = [("aci-bench/valid.csv", "dialogue"), ("aci-bench/clinicalnlp_taskB_test1.csv",
               "dialogue"), ("aci-bench/clinicalnlp_taskC_test2.csv", "dialogue"),
               ("mts-dialog/MTS-Dialog-ValidationSet.csv", "dialogue"),
@@ -92,7 +101,7 @@ NOT_DRUGS = {"take", "taking", "about", "around", "from", "with", "were", "dose"
 class Utterance:
     speaker: str
     text: str
-    voice: tuple[str, str]
+    voice: str
     start_s: float = 0.0
     end_s: float = 0.0
 
@@ -150,39 +159,52 @@ def drug_terms(text: str, vocabulary: set[str]) -> list[str]:
     return [t for t in terms if t not in NOT_DRUGS]
 
 
-def _speak(engine: str, voice: str, text: str, out: Path) -> np.ndarray:
-    if engine == "espeak":
-        subprocess.run(["espeak-ng", "-v", voice, "-s", "160", "-w", str(out), text],
-                       check=True, capture_output=True)
-    else:
-        subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(out)], check=True,
-                       capture_output=True)
-    with wave.open(str(out), "rb") as w:
-        rate = w.getframerate()
-        x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32)
-    if rate != RATE:
-        t = np.arange(int(len(x) * RATE / rate)) * (rate / RATE)
-        x = np.interp(t, np.arange(len(x)), x).astype(np.float32)
-    return x
+@dataclass(frozen=True)
+class FliteVoice:
+    """A flite voice (slt, awb, rms) behind server.lab.voices.Voice."""
+
+    voice: str
+
+    @property
+    def name(self) -> str:
+        return f"flite:{self.voice}"
+
+    @property
+    def key(self) -> str:
+        return f"flite|{self.voice}"
+
+    def speak(self, text: str) -> bytes:
+        from server.lab.speech import wav_to_pcm16k
+
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "u.wav"
+            subprocess.run(["flite", "-voice", self.voice, "-t", text, "-o", str(out)],
+                           check=True, capture_output=True)
+            return wav_to_pcm16k(out)
 
 
-def synthesize(utts: list[Utterance], gap_s: float = 1.0) -> bytes:
-    parts: list[np.ndarray] = [np.zeros(int(0.5 * RATE), np.float32)]
+def synthesize(utts: list[Utterance], voices: dict[str, Voice], gap_s: float = 1.0) -> bytes:
+    parts: list[np.ndarray] = [np.zeros(int(0.5 * RATE), np.int16)]
     pos = len(parts[0])
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, u in enumerate(utts):
-            x = _speak(*u.voice, u.text, Path(tmp) / f"{i}.wav")
-            u.start_s, u.end_s = pos / RATE, (pos + len(x)) / RATE
-            parts += [x, np.zeros(int(gap_s * RATE), np.float32)]
-            pos += len(x) + int(gap_s * RATE)
-    audio = np.clip(np.concatenate(parts), -32768, 32767).astype("<i2")
-    return audio.tobytes()
+    for u in utts:
+        x = np.frombuffer(speak_cached(voices[u.voice], u.text), dtype="<i2")
+        u.start_s, u.end_s = pos / RATE, (pos + len(x)) / RATE
+        parts += [x, np.zeros(int(gap_s * RATE), np.int16)]
+        pos += len(x) + int(gap_s * RATE)
+    return np.concatenate(parts).astype("<i2").tobytes()
 
 
-def available_voices() -> list[tuple[str, str]]:
+def available_voices(voice_set_name: str) -> dict[str, Voice]:
+    """The voices that speak the test set, by label (``piper:joe``, ``espeak:en-us+m3``)."""
+    if voice_set_name == "neural":
+        return {v.name: v for v in voice_set("neural").values()}
     have = {"espeak": shutil.which("espeak-ng") is not None, "flite": shutil.which("flite")
             is not None}
-    voices = [v for v in VOICES if have[v[0]]]
+    voices: dict[str, Voice] = {}
+    for engine, name in ESPEAK_VOICES:
+        if have[engine]:
+            voice = EspeakVoice(name, 160) if engine == "espeak" else FliteVoice(name)
+            voices[voice.name] = voice
     if not voices:
         raise SystemExit("bench_asr: needs espeak-ng or flite (scripts/setup.sh installs both)")
     return voices
@@ -357,7 +379,7 @@ async def _visit_end(engine: SpeechEngine, pcm: bytes, db_dir: Path) -> dict[str
             "whole_visit_wall_s": round(total, 1)}
 
 
-def ten_minute_visit(data: Path, minutes: float) -> bytes:
+def ten_minute_visit(data: Path, minutes: float, voices: str = "neural") -> bytes:
     """An ACI-BENCH valid visit spoken by two voices, ending with the last whole turn before
     ``minutes`` and 0.3 s of silence: shorter than the pause that closes an utterance, so
     the last utterance is still open when the visit ends (the hard case: stop pressed
@@ -369,7 +391,8 @@ def ten_minute_visit(data: Path, minutes: float) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "visit.wav"
         while True:
-            timed = synthesize_dialogue(turns, out, gap_s=0.8, max_seconds=limit + 60)
+            timed = synthesize_dialogue(turns, out, gap_s=0.8, max_seconds=limit + 60,
+                                        voice_set=voices)
             if timed[-1].end_s >= limit or len(timed) < len(turns):
                 break
             turns = turns + turns  # a short dialogue: say it again
@@ -381,6 +404,16 @@ def ten_minute_visit(data: Path, minutes: float) -> bytes:
 
 # ----------------------------------------------------------------------------- main
 
+def parse_conditions(text: str) -> list[str]:
+    names = list(CONDITIONS) if text == "all" else [c.strip() for c in text.split(",")
+                                                    if c.strip()]
+    unknown = [c for c in names if c not in CONDITIONS]
+    if unknown or not names:
+        raise SystemExit(f"bench_asr: unknown condition {unknown}; choose from "
+                         f"{', '.join(CONDITIONS)} (a comma list) or all")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", type=Path, required=True)
@@ -391,98 +424,114 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-rooms", type=int, default=16)
     p.add_argument("--workers", type=int, default=2, help="ASR worker threads for many rooms")
     p.add_argument("--visit-minutes", type=float, default=10.0)
+    p.add_argument("--voices", choices=VOICE_SETS, default="neural",
+                   help="who speaks the test set (default neural)")
+    p.add_argument("--condition", default="clean",
+                   help=f"room condition: {', '.join(CONDITIONS)}, a comma list, or all")
     args = p.parse_args(argv)
+    conditions = parse_conditions(args.condition)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    load_start = round(os.getloadavg()[0], 2)
     vocabulary_terms = load_vocabulary(BUNDLED)
     vocab = {t.lower() for t in vocabulary_terms}
-    voices = available_voices()
+    voices = available_voices(args.voices)
+    labels = list(voices)
     picked = pick_turns(args.data, args.turns, vocab)
-    utts = [Utterance(s, t, voices[i % len(voices)]) for i, (s, t) in enumerate(picked)]
-    log(f"bench_asr: {len(utts)} turns, voices {voices}")
-    pcm = synthesize(utts)
-    audio_s = len(pcm) / BYTES_PER_SECOND
-    stream_pcm = pcm[: int(args.stream_seconds * BYTES_PER_SECOND)]
-    log(f"  test set: {audio_s:.1f} s of speech")
-    visit_pcm: bytes | None = None
-    base = Settings(data_dir=Path(tempfile.mkdtemp()), models_dir=ROOT / "models",
-                    asr_workers=1, asr_threads_per_worker=1)
-    results: dict[str, Any] = {}
-    for name in [e.strip() for e in args.engines.split(",") if e.strip()]:
-        log(f"engine {name}")
-        kind = "whisper" if name.startswith("whisper") else name
-        vocabulary = [] if name == "whisper-novocab" else vocabulary_terms
-        try:
-            finals_only = build_engine(base.model_copy(update={"asr_partial_interval_s": 0}),
-                                       kind, vocabulary=vocabulary)
-        except ModelNotInstalled as err:
-            results[name] = {"available": False, "reason": str(err)}
-            log(f"  unavailable: {err}")
-            continue
-        finals, seconds = decode_all(finals_only, pcm)
-        row: dict[str, Any] = {"available": True, "engine": finals_only.name,
-                               "vocabulary_terms_in_prompt": len(getattr(finals_only, "terms",
-                                                                         [])),
-                               **accuracy(utts, finals, vocab),
-                               "wer_by_voice": {
-                                   f"{v[0]}:{v[1]}": accuracy([u for u in utts if u.voice == v],
-                                                              finals, vocab)["wer"]
-                                   for v in voices},
-                               "rtf": round(seconds / audio_s, 4)}
-        log(f"  wer {row['wer']}  drug-term miss {row['wer_drug_terms']} "
-            f"({row['drug_terms_recalled']})  rtf {row['rtf']}")
-        if name == "whisper-novocab":
+    utts = [Utterance(s, t, labels[i % len(labels)]) for i, (s, t) in enumerate(picked)]
+    log(f"bench_asr: {len(utts)} turns, voices {labels}")
+    clean_pcm = synthesize(utts, voices)
+    clean_visit: bytes | None = None
+    reports = []
+    for condition in conditions:
+        log(f"condition {condition} ({args.voices} voices)")
+        load_start = round(os.getloadavg()[0], 2)
+        pcm = apply_condition(clean_pcm, condition)
+        audio_s = len(pcm) / BYTES_PER_SECOND
+        stream_pcm = pcm[: int(args.stream_seconds * BYTES_PER_SECOND)]
+        log(f"  test set: {audio_s:.1f} s of speech")
+        visit_pcm: bytes | None = None
+        base = Settings(data_dir=Path(tempfile.mkdtemp()), models_dir=ROOT / "models",
+                        asr_workers=1, asr_threads_per_worker=1)
+        results: dict[str, Any] = {}
+        for name in [e.strip() for e in args.engines.split(",") if e.strip()]:
+            log(f"engine {name}")
+            kind = "whisper" if name.startswith("whisper") else name
+            vocabulary = [] if name == "whisper-novocab" else vocabulary_terms
+            try:
+                finals_only = build_engine(
+                    base.model_copy(update={"asr_partial_interval_s": 0}), kind,
+                    vocabulary=vocabulary)
+            except ModelNotInstalled as err:
+                results[name] = {"available": False, "reason": str(err)}
+                log(f"  unavailable: {err}")
+                continue
+            finals, seconds = decode_all(finals_only, pcm)
+            row: dict[str, Any] = {
+                "available": True, "engine": finals_only.name,
+                "vocabulary_terms_in_prompt": len(getattr(finals_only, "terms", [])),
+                **accuracy(utts, finals, vocab),
+                "wer_by_voice": {v: accuracy([u for u in utts if u.voice == v], finals,
+                                             vocab)["wer"]
+                                 for v in labels if any(u.voice == v for u in utts)},
+                "rtf": round(seconds / audio_s, 4)}
+            log(f"  wer {row['wer']}  drug-term miss {row['wer_drug_terms']} "
+                f"({row['drug_terms_recalled']})  rtf {row['rtf']}")
+            if name == "whisper-novocab":
+                results[name] = row
+                continue
+            live = build_engine(base.model_copy(update={"asr_workers": args.workers}), kind,
+                                vocabulary=vocabulary)
+            _, seconds = decode_all(live, stream_pcm)
+            row["rtf_with_partials"] = round(seconds / (len(stream_pcm) / BYTES_PER_SECOND), 4)
+            one = asyncio.run(_rooms_in_real_time(live, stream_pcm, 1, args.workers))
+            row["final_latency_ms_p50"] = one["final_latency_ms_p50"]
+            row["final_latency_ms_p95"] = one["final_latency_ms_p95"]
+            log(f"  rtf with partials {row['rtf_with_partials']}; 1 room: final latency p50 "
+                f"{one['final_latency_ms_p50']} ms, p95 {one['final_latency_ms_p95']} ms")
+            best, best_2s, runs = realtime_capacity(live, stream_pcm, args.max_rooms,
+                                                    args.workers, log)
+            row["max_realtime_streams"] = best
+            row["max_realtime_streams_p95_within_2s"] = best_2s
+            row["realtime_runs"] = runs
+            if visit_pcm is None:
+                if clean_visit is None:
+                    log(f"  synthesizing a {args.visit_minutes:g}-minute visit")
+                    clean_visit = ten_minute_visit(args.data, args.visit_minutes, args.voices)
+                visit_pcm = apply_condition(clean_visit, condition)
+            with tempfile.TemporaryDirectory() as tmp:
+                row.update(asyncio.run(_visit_end(live, visit_pcm, Path(tmp))))
+            log(f"  end of visit -> transcript {row['end_of_visit_to_transcript_ms']} ms "
+                f"({row['visit_audio_s']} s visit)")
             results[name] = row
-            continue
-        live = build_engine(base.model_copy(update={"asr_workers": args.workers}), kind,
-                            vocabulary=vocabulary)
-        _, seconds = decode_all(live, stream_pcm)
-        row["rtf_with_partials"] = round(seconds / (len(stream_pcm) / BYTES_PER_SECOND), 4)
-        one = asyncio.run(_rooms_in_real_time(live, stream_pcm, 1, args.workers))
-        row["final_latency_ms_p50"] = one["final_latency_ms_p50"]
-        row["final_latency_ms_p95"] = one["final_latency_ms_p95"]
-        log(f"  rtf with partials {row['rtf_with_partials']}; 1 room: final latency p50 "
-            f"{one['final_latency_ms_p50']} ms, p95 {one['final_latency_ms_p95']} ms")
-        best, best_2s, runs = realtime_capacity(live, stream_pcm, args.max_rooms, args.workers,
-                                                log)
-        row["max_realtime_streams"] = best
-        row["max_realtime_streams_p95_within_2s"] = best_2s
-        row["realtime_runs"] = runs
-        if visit_pcm is None:
-            log(f"  synthesizing a {args.visit_minutes:g}-minute visit")
-            visit_pcm = ten_minute_visit(args.data, args.visit_minutes)
-        with tempfile.TemporaryDirectory() as tmp:
-            row.update(asyncio.run(_visit_end(live, visit_pcm, Path(tmp))))
-        log(f"  end of visit -> transcript {row['end_of_visit_to_transcript_ms']} ms "
-            f"({row['visit_audio_s']} s visit)")
-        results[name] = row
-    report = {
-        "machine": {"cpus": _cpus(), "python": platform.python_version(),
-                    "platform": platform.platform(),
-                    # Other work on the machine during the run (1-minute load averages).
-                    "load_average_start": load_start,
-                    "load_average_end": round(os.getloadavg()[0], 2)},
-        "test_set": {"turns": len(utts), "audio_s": round(audio_s, 1),
-                     "voices": [f"{a}:{b}" for a, b in voices],
-                     "sources": [f for f, _ in EVAL_FILES], "stream_seconds": args.stream_seconds},
-        "targets": {"wer_whisper_with_vocabulary": 0.10, "rtf": 0.15,
-                    "max_realtime_streams": 8, "final_latency_ms_p95": 2000,
-                    "end_of_visit_to_transcript_ms": 3000},
-        "engines": results,
-    }
+        reports.append({
+            "voice_set": args.voices, "condition": condition,
+            "machine": {"cpus": _cpus(), "python": platform.python_version(),
+                        "platform": platform.platform(),
+                        # Other work on the machine during the run (1-minute load averages).
+                        "load_average_start": load_start,
+                        "load_average_end": round(os.getloadavg()[0], 2)},
+            "test_set": {"turns": len(utts), "audio_s": round(audio_s, 1),
+                         "voice_set": args.voices, "voices": labels,
+                         "condition": condition, "sources": [f for f, _ in EVAL_FILES],
+                         "stream_seconds": args.stream_seconds},
+            "targets": {"wer_whisper_with_vocabulary": 0.10, "rtf": 0.15,
+                        "max_realtime_streams": 8, "final_latency_ms_p95": 2000,
+                        "end_of_visit_to_transcript_ms": 3000},
+            "engines": results,
+        })
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2))
-    summary = {k: {m: v.get(m) for m in ("wer", "wer_drug_terms", "drug_terms_recalled",
-                                         "drug_terms_inserted", "rtf", "rtf_with_partials",
-                                         "max_realtime_streams",
-                                         "max_realtime_streams_p95_within_2s",
-                                         "final_latency_ms_p50",
-                                         "final_latency_ms_p95",
-                                         "end_of_visit_to_transcript_ms", "reason")
-                   if m in v} for k, v in results.items()}
+    out = reports[0] if len(reports) == 1 else {"voice_set": args.voices,
+                                                 "conditions": reports}
+    args.json.write_text(json.dumps(out, indent=2))
+    keys = ("wer", "wer_drug_terms", "drug_terms_recalled", "drug_terms_inserted", "rtf",
+            "rtf_with_partials", "max_realtime_streams", "max_realtime_streams_p95_within_2s",
+            "final_latency_ms_p50", "final_latency_ms_p95", "end_of_visit_to_transcript_ms",
+            "reason")
+    summary = {f"{r['voice_set']}/{r['condition']}": {
+        k: {m: v.get(m) for m in keys if m in v} for k, v in r["engines"].items()}
+        for r in reports}
     print(json.dumps(summary, indent=2))
     return 0
 

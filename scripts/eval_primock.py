@@ -1,11 +1,16 @@
 """PriMock57 end to end: real consultation timing, through the agent, to a draft.
 
     python scripts/eval_primock.py [--limit N | --all] [--rooms 2] [--speed 0] [--json OUT.json]
-                                   [--manual-only]
+                                   [--manual-only] [--voices neural|espeak]
+                                   [--condition clean|reverb|reverb+20dB|reverb+10dB|all]
 
 Each consultation in ../shared/data/primock57 (days 1-4; CC BY 4.0, Papadopoulos
-Korfiatis et al. 2022) is synthesized with two espeak-ng voices, each utterance
-at its real start time from the TextGrids, streamed through `roomscribe-device`
+Korfiatis et al. 2022) is synthesized with the voices of ``--voices`` (``neural``,
+the default: Piper and Kokoro, server/lab/voices.py; ``espeak``: robotic
+espeak-ng voices, the hard condition), each utterance at its real start time
+from the TextGrids, played in the room of ``--condition`` (server/lab/room.py;
+a comma list or ``all`` streams every consultation once per condition), streamed
+through `roomscribe-device`
 into a server (SQLite, the configured ASR engine, NLP drafting, review queue).
 Reported per consultation and overall: WER of the stored transcript against
 the manual transcript (transcriber tags removed; `server.asr.scoring`
@@ -29,6 +34,8 @@ import shutil
 import sys
 import threading
 import time
+import wave
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +48,9 @@ from server.lab.primock import (
     synthesize_consultation,
 )
 from server.lab.processes import Room, RoomLab
+from server.lab.room import CONDITIONS, apply_condition
+from server.lab.speech import write_wav
+from server.lab.voices import VOICE_SETS
 from server.review.document import document_from_draft
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,13 +76,30 @@ def from_manual_transcript(writer: Any, visit: Consultation, scorer: Any) -> dic
             "orders_manual": len(document["orders"])}
 
 
+def consultation_wav(visit: Consultation, audio_dir: Path, voices: str,
+                     condition: str) -> Path:
+    """The consultation spoken by ``voices`` in ``condition`` (made once, then reused)."""
+    wav = audio_dir / voices / condition / f"{visit.id}.wav"
+    if wav.exists():
+        return wav
+    clean = audio_dir / voices / "clean" / f"{visit.id}.wav"
+    if not clean.exists():
+        clean.parent.mkdir(parents=True, exist_ok=True)
+        synthesize_consultation(visit, clean, voice_set=voices)
+    if condition != "clean":
+        with wave.open(str(clean), "rb") as w:
+            pcm = w.readframes(w.getnframes())
+        write_wav(wav, apply_condition(pcm, condition, seed=int(sha256(visit.id.encode())
+                                                                .hexdigest()[:8], 16)))
+    return wav
+
+
 def evaluate(lab: RoomLab, room: Room, token: str, cid: str, audio_dir: Path, speed: float,
-             scorer: Any, writer: Any) -> dict[str, Any]:
+             scorer: Any, writer: Any, voices: str = "neural",
+             condition: str = "clean") -> dict[str, Any]:
     """Stream one consultation through ``room`` and score its transcript and draft."""
     visit = load_consultation(DATA, cid)
-    wav = audio_dir / f"{cid}.wav"
-    if not wav.exists():
-        synthesize_consultation(visit, wav)
+    wav = consultation_wav(visit, audio_dir, voices, condition)
     before = {e["id"] for e in lab.encounters(room.room_id)}
     started = time.monotonic()
     if lab.start_agent(room, wav, speed=speed).wait(timeout=3600) != 0:
@@ -85,7 +112,8 @@ def evaluate(lab: RoomLab, room: Room, token: str, cid: str, audio_dir: Path, sp
     hypothesis = " ".join(s["text"] for s in transcript["segments"])
     ref_words, hyp_words = normalize(visit.reference_text), normalize(hypothesis)
     errors = word_errors(ref_words, hyp_words)
-    return {"consultation": cid, "audio_s": round(visit.duration_s, 1),
+    return {"consultation": cid, "voice_set": voices, "condition": condition,
+            "audio_s": round(visit.duration_s, 1),
             "ref_words": len(ref_words), "word_errors": errors,
             "wer": round(errors / max(1, len(ref_words)), 4),
             **rouge(scorer, visit.note, item["document"]),
@@ -95,7 +123,7 @@ def evaluate(lab: RoomLab, room: Room, token: str, cid: str, audio_dir: Path, sp
 
 
 def stream_all(ids: list[str], args: argparse.Namespace, scorer: Any,
-               writer: Any) -> list[dict[str, Any]]:
+               writer: Any, condition: str = "clean") -> list[dict[str, Any]]:
     """Every consultation through the agent and a server, ``args.rooms`` at once."""
     audio_dir = args.workdir / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
@@ -115,7 +143,8 @@ def stream_all(ids: list[str], args: argparse.Namespace, scorer: Any,
             except queue.Empty:
                 return
             try:
-                row = evaluate(lab, room, token, cid, audio_dir, args.speed, scorer, writer)
+                row = evaluate(lab, room, token, cid, audio_dir, args.speed, scorer, writer,
+                               args.voices, condition)
             except BaseException as err:
                 failures.append(err)
                 return
@@ -144,36 +173,11 @@ def mean(rows: list[dict[str, Any]], key: str) -> float:
     return round(sum(r[key] for r in rows) / max(1, len(rows)), 2)
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--limit", type=int, default=6, help="first N consultations (default 6)")
-    p.add_argument("--all", action="store_true", help="every consultation")
-    p.add_argument("--rooms", type=int, default=2, help="consultations streamed at once")
-    p.add_argument("--speed", type=float, default=0.0, help="agent speed (0 = as fast as it can)")
-    p.add_argument("--manual-only", action="store_true",
-                   help="only draft from the manual transcripts (no server, no speech)")
-    p.add_argument("--workdir", type=Path, default=ROOT / "var" / "eval_primock")
-    p.add_argument("--json", type=Path)
-    args = p.parse_args()
-    from rouge_score import rouge_scorer
-
-    from nlp.encoder import set_inference_threads
-    from nlp.pipeline import DraftWriter
-
-    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
-    set_inference_threads(1)  # the server beside it has the cores
-    writer = DraftWriter.load(ROOT / "models")
-    ids = list_consultations(DATA)
-    if not args.all:
-        ids = ids[: args.limit]
-    if args.manual_only:
-        results = [{"consultation": cid, **from_manual_transcript(
-            writer, load_consultation(DATA, cid), scorer)} for cid in ids]
-    else:
-        results = stream_all(ids, args, scorer, writer)
+def summarize(results: list[dict[str, Any]], manual_only: bool) -> dict[str, Any]:
+    """Overall scores of ``results``; prints the table of consultations."""
     results.sort(key=lambda r: str(r["consultation"]))
     overall: dict[str, Any] = {"consultations": len(results)}
-    if not args.manual_only:
+    if not manual_only:
         overall["wer"] = round(sum(r["word_errors"] for r in results)
                                / max(1, sum(r["ref_words"] for r in results)), 4)
         overall |= {k: mean(results, k) for k in ("rouge1", "rouge2", "rougeL")}
@@ -189,10 +193,62 @@ def main() -> int:
     for r in [*results, {"consultation": "overall", **overall}]:
         print(f"{r['consultation']:<22}" + "".join(
             f" {r[k]:>8{fmt}}" for _, k, fmt in columns))
+    return overall
+
+
+def parse_conditions(text: str) -> list[str]:
+    names = list(CONDITIONS) if text == "all" else [c.strip() for c in text.split(",")
+                                                    if c.strip()]
+    unknown = [c for c in names if c not in CONDITIONS]
+    if unknown or not names:
+        raise SystemExit(f"eval_primock: unknown condition {unknown}; choose from "
+                         f"{', '.join(CONDITIONS)} (a comma list) or all")
+    return names
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--limit", type=int, default=6, help="first N consultations (default 6)")
+    p.add_argument("--all", action="store_true", help="every consultation")
+    p.add_argument("--rooms", type=int, default=2, help="consultations streamed at once")
+    p.add_argument("--speed", type=float, default=0.0, help="agent speed (0 = as fast as it can)")
+    p.add_argument("--manual-only", action="store_true",
+                   help="only draft from the manual transcripts (no server, no speech)")
+    p.add_argument("--voices", choices=VOICE_SETS, default="neural",
+                   help="who speaks the consultations (default neural)")
+    p.add_argument("--condition", default="clean",
+                   help=f"room condition: {', '.join(CONDITIONS)}, a comma list, or all")
+    p.add_argument("--workdir", type=Path, default=ROOT / "var" / "eval_primock")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+    conditions = ["clean"] if args.manual_only else parse_conditions(args.condition)
+    from rouge_score import rouge_scorer
+
+    from nlp.encoder import set_inference_threads
+    from nlp.pipeline import DraftWriter
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    set_inference_threads(1)  # the server beside it has the cores
+    writer = DraftWriter.load(ROOT / "models")
+    ids = list_consultations(DATA)
+    if not args.all:
+        ids = ids[: args.limit]
+    reports = []
+    for condition in conditions:
+        if args.manual_only:
+            results = [{"consultation": cid, **from_manual_transcript(
+                writer, load_consultation(DATA, cid), scorer)} for cid in ids]
+        else:
+            print(f"{args.voices} voices, condition {condition}", flush=True)
+            results = stream_all(ids, args, scorer, writer, condition)
+        overall = summarize(results, args.manual_only)
+        reports.append({"voice_set": args.voices, "condition": condition,
+                        "overall": overall, "consultations": results})
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"overall": overall, "consultations": results},
-                                        indent=2))
+        out = reports[0] if len(reports) == 1 else {"voice_set": args.voices,
+                                                     "conditions": reports}
+        args.json.write_text(json.dumps(out, indent=2))
     return 0
 
 

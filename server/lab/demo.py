@@ -1,12 +1,15 @@
 """``roomscribe demo``: the main job on this machine, from a room's audio to the queue.
 
     roomscribe demo [--once] [--visit ENCOUNTER_ID] [--speed N] [--port P] [--workdir DIR]
+                    [--voices neural|espeak]
 
 Starts ``roomscribe serve`` on SQLite (under ``var/demo``), creates a demo
 clinic with a physician, a remote partner, a pool that receives the room's
 drafts and a room whose device agent is enrolled with a one-time code; then
 streams a visit through the real ``roomscribe-device`` agent: an ACI-BENCH
-dialogue (CC BY 4.0, Yim et al. 2023) spoken by two espeak-ng voices. The
+dialogue (CC BY 4.0, Yim et al. 2023) spoken by human-like neural voices
+(Piper for the doctor, Kokoro for the patient; ``--voices espeak`` for the
+robotic espeak-ng ones), cached after the first run. The
 server transcribes it, drafts the note and its orders, and queues the draft.
 Prints where the draft waits and the logins. ``--once`` prints the draft and
 exits: 0 only when it reached the queue with sections and at least one order.
@@ -24,6 +27,7 @@ from typing import Any
 
 from server.lab.processes import RoomLab
 from server.lab.speech import read_aci_dialogue, synthesize_dialogue
+from server.lab.voices import VOICE_SETS, voice_set
 from server.settings import Settings
 
 __all__ = ["main"]
@@ -43,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workdir", type=Path, default=ROOT / "var" / "demo")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the draft")
+    p.add_argument("--voices", choices=VOICE_SETS, default="neural",
+                   help="who speaks the visit (default neural)")
     return p
 
 
@@ -70,8 +76,11 @@ def main(argv: list[str], settings: Settings) -> int:
         shutil.rmtree(args.workdir)
     source = args.data / "aci-bench" / "valid.csv"
     wav = args.workdir / "sample-visit.wav"
-    print(f"RoomScribe demo — visit {args.visit} of ACI-BENCH (CC BY 4.0), two espeak-ng voices")
-    turns = synthesize_dialogue(read_aci_dialogue(source, args.visit), wav)
+    cast = voice_set(args.voices)
+    print(f"RoomScribe demo — visit {args.visit} of ACI-BENCH (CC BY 4.0), spoken by "
+          f"{cast['doctor'].name} (doctor) and {cast['patient'].name} (patient)")
+    turns = synthesize_dialogue(read_aci_dialogue(source, args.visit), wav,
+                                voice_set=args.voices)
     print(f"  {len(turns)} turns, {turns[-1].end_s:.0f} s of audio -> {wav}")
 
     lab = RoomLab(args.workdir, port=args.port,

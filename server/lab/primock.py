@@ -3,19 +3,22 @@
 :func:`load_consultation` reads both speakers' tiers and the clinician's note;
 :func:`synthesize_consultation` speaks each utterance with its speaker's voice
 at the utterance's real start time, so the synthesized visit has the pauses,
-turn-taking and length of the real one.
+turn-taking and length of the real one; ``voice_set`` chooses the voices
+(:mod:`server.lab.voices`: ``neural`` by default, ``espeak`` for the hard case).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import tempfile
-from array import array
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.lab.speech import RATE, VOICES, Turn, espeak_to_wav, wav_to_pcm16k, write_wav
+import numpy as np
+
+from server.lab import voices as tts
+from server.lab.speech import RATE, Turn, resolve_voices, write_wav
 
 __all__ = ["Consultation", "clean_utterance", "list_consultations", "load_consultation",
            "parse_textgrid", "synthesize_consultation"]
@@ -70,34 +73,38 @@ def load_consultation(root: Path, consultation_id: str) -> Consultation:
                         str(note.get("presenting_complaint", "")))
 
 
+#: Speeds tried in turn until an utterance fits its interval (×1.55 ≈ 260 words/min).
+SPEEDS = (1.0, 1.25, 1.55)
+
+
 def synthesize_consultation(consultation: Consultation, out_wav: Path,
-                            max_seconds: float | None = None) -> float:
+                            max_seconds: float | None = None, *, voice_set: str = "neural",
+                            voices: Mapping[str, tts.Voice | str] | None = None) -> float:
     """Write the visit with each utterance at its real start; returns its length in s.
 
-    An utterance is spoken faster (up to 260 words/min) when the voice would run
-    well past its interval; speech that still overlaps the next one is mixed, as
-    people do talk over each other.
+    An utterance is spoken faster (up to ×1.55) when the voice would run well
+    past its interval; speech that still overlaps the next one is mixed, as
+    people do talk over each other. Utterances come from the speech cache.
     """
+    cast = resolve_voices(voice_set, voices, words_per_minute=170)
     length = consultation.duration_s if max_seconds is None else min(
         consultation.duration_s, max_seconds)
-    mix = array("i", bytes(4 * (int(length * RATE) + RATE)))
-    with tempfile.TemporaryDirectory() as tmp:
-        clip = Path(tmp) / "u.wav"
-        for turn in consultation.turns:
-            if turn.start_s >= length:
-                break
-            wanted = max(turn.end_s - turn.start_s, 0.5)
-            pcm = b""
-            for wpm in (170, 210, 260):
-                espeak_to_wav(turn.text, VOICES[turn.speaker], clip, wpm)
-                pcm = wav_to_pcm16k(clip)
-                if len(pcm) / 2 / RATE <= wanted * 1.15:
-                    break
-            samples = array("h", pcm)
-            at = int(turn.start_s * RATE)
-            for i, value in enumerate(samples[: max(0, len(mix) - at)]):
-                mix[at + i] += value
     n = int(length * RATE)
-    out = array("h", (max(-32768, min(32767, v)) for v in mix[:n]))
+    mix = np.zeros(n + RATE, dtype=np.int32)
+    for turn in consultation.turns:
+        if turn.start_s >= length:
+            break
+        wanted = max(turn.end_s - turn.start_s, 0.5)
+        voice = cast.get(turn.speaker, cast["other"])
+        pcm = b""
+        for speed in SPEEDS:
+            pcm = tts.speak_cached(tts.at_speed(voice, speed), turn.text)
+            if len(pcm) / 2 / RATE <= wanted * 1.15:
+                break
+        samples = np.frombuffer(pcm, dtype="<i2")
+        at = int(turn.start_s * RATE)
+        part = samples[: max(0, len(mix) - at)]
+        mix[at:at + len(part)] += part
+    out = np.clip(mix[:n], -32768, 32767).astype("<i2")
     write_wav(out_wav, out.tobytes())
     return n / RATE

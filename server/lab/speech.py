@@ -1,7 +1,9 @@
 """Visit audio for demos, tests and benchmarks.
 
-* :func:`synthesize_dialogue` speaks a doctor–patient dialogue with two
-  espeak-ng voices and returns the 16 kHz mono s16le WAV plus turn timings.
+* :func:`synthesize_dialogue` speaks a doctor–patient dialogue with a voice set
+  of :mod:`server.lab.voices` (``neural``: human-like Piper and Kokoro voices,
+  the default; ``espeak``: robotic espeak-ng voices, the hard condition) and
+  writes the 16 kHz mono s16le WAV; returns the turns with their timings.
 * :func:`synthetic_room_wav` writes a deterministic non-speech signal of any
   length (no external tools), for byte-exact transport tests.
 """
@@ -13,19 +15,20 @@ import math
 import random
 import shutil
 import subprocess
-import tempfile
 import wave
 from array import array
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from protocol import SUPPORTED_FORMAT
+from server.lab import voices as tts
 
 __all__ = [
     "Turn",
     "espeak_to_wav",
     "read_aci_dialogue",
+    "resolve_voices",
     "synthesize_dialogue",
     "synthetic_room_wav",
     "wav_to_pcm16k",
@@ -33,7 +36,8 @@ __all__ = [
 ]
 
 RATE = SUPPORTED_FORMAT.rate
-VOICES = {"doctor": "en-us+m3", "patient": "en-us+f3", "other": "en-gb+m1"}
+#: The espeak-ng voices of the ``espeak`` voice set.
+VOICES = dict(tts.ESPEAK_VOICES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,54 +75,62 @@ def espeak_to_wav(text: str, voice: str, out: Path, words_per_minute: int) -> No
 
 
 def wav_to_pcm16k(path: Path) -> bytes:
-    """Read a mono 16-bit WAV at any rate and resample to 16 kHz (linear interpolation)."""
+    """Read a mono 16-bit WAV at any rate and resample it to 16 kHz (soxr)."""
     with wave.open(str(path), "rb") as w:
         rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
         raw = w.readframes(w.getnframes())
     if width != 2 or channels != 1:
         raise ValueError(f"{path}: expected mono 16-bit audio")
-    samples = array("h", raw)
     if rate == RATE:
-        return samples.tobytes()
-    n_out = int(len(samples) * RATE / rate)
-    out = array("h", bytes(2 * n_out))
-    step = rate / RATE
-    last = len(samples) - 1
-    for i in range(n_out):
-        pos = i * step
-        j = int(pos)
-        frac = pos - j
-        a = samples[min(j, last)]
-        b = samples[min(j + 1, last)]
-        out[i] = int(a + (b - a) * frac)
-    return out.tobytes()
+        return raw
+    return tts.to_pcm16k(array("h", raw), rate)
+
+
+def resolve_voices(voice_set: str = "neural",
+                   voices: Mapping[str, tts.Voice | str] | None = None,
+                   words_per_minute: int = 165) -> dict[str, tts.Voice]:
+    """Who speaks: the ``voice_set``'s voices, with ``voices`` overriding some roles.
+
+    A string override names an espeak-ng voice (``"ko"``, ``"en-gb+f3"``);
+    ``words_per_minute`` sets the pace of espeak-ng voices only.
+    """
+    chosen = tts.voice_set(voice_set)
+    if voice_set == "espeak":
+        chosen = {role: tts.EspeakVoice(v.voice, words_per_minute)
+                  if isinstance(v, tts.EspeakVoice) else v for role, v in chosen.items()}
+    for role, voice in (voices or {}).items():
+        chosen[role] = tts.EspeakVoice(voice, words_per_minute) if isinstance(voice, str) \
+            else voice
+    return chosen
 
 
 def synthesize_dialogue(turns: Sequence[Turn], out_wav: Path, *, gap_s: float = 0.6,
                         max_seconds: float | None = None, words_per_minute: int = 165,
-                        voices: dict[str, str] | None = None) -> list[Turn]:
-    """Speak ``turns`` into ``out_wav`` (16 kHz mono s16le); return them with timings."""
-    voices = {**VOICES, **(voices or {})}
+                        voices: Mapping[str, tts.Voice | str] | None = None,
+                        voice_set: str = "neural") -> list[Turn]:
+    """Speak ``turns`` into ``out_wav`` (16 kHz mono s16le); return them with timings.
+
+    Each turn is spoken by its speaker's voice (``other`` for unknown speakers),
+    from the speech cache when it was spoken before; ``gap_s`` of silence
+    follows every turn; ``max_seconds`` cuts the visit short.
+    """
+    cast = resolve_voices(voice_set, voices, words_per_minute)
     silence = b"\0\0" * int(gap_s * RATE)
     pcm = bytearray()
     timed: list[Turn] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, turn in enumerate(turns):
-            clip = Path(tmp) / f"{i}.wav"
-            voice = voices.get(turn.speaker, voices["other"])
-            espeak_to_wav(turn.text, voice, clip, words_per_minute)
-            audio = wav_to_pcm16k(clip)
-            start = len(pcm) / 2 / RATE
-            pcm += audio
-            timed.append(Turn(turn.speaker, turn.text, round(start, 3),
-                              round(len(pcm) / 2 / RATE, 3)))
-            pcm += silence
-            if max_seconds is not None and len(pcm) / 2 / RATE >= max_seconds:
-                del pcm[int(max_seconds * RATE) * 2:]
-                last = timed[-1]
-                timed[-1] = Turn(last.speaker, last.text, last.start_s,
-                                 min(last.end_s, max_seconds))
-                break
+    for turn in turns:
+        audio = tts.speak_cached(cast.get(turn.speaker, cast["other"]), turn.text)
+        start = len(pcm) / 2 / RATE
+        pcm += audio
+        timed.append(Turn(turn.speaker, turn.text, round(start, 3),
+                          round(len(pcm) / 2 / RATE, 3)))
+        pcm += silence
+        if max_seconds is not None and len(pcm) / 2 / RATE >= max_seconds:
+            del pcm[int(max_seconds * RATE) * 2:]
+            last = timed[-1]
+            timed[-1] = Turn(last.speaker, last.text, last.start_s,
+                             min(last.end_s, max_seconds))
+            break
     write_wav(out_wav, bytes(pcm))
     return timed
 
