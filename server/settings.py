@@ -77,8 +77,22 @@ class Settings(BaseSettings):
     #: tiny.en drops the start of 15–20 s utterances (the demo visit lost its oxycodone
     #: order at 20 s and kept it at 12 s), so long turns are cut at 12 s
     asr_max_segment_s: float = Field(12.0, ge=2)
+    #: Whisper, against text from silence and noise (server/asr/whisper_engine.py): an
+    #: utterance needs this much audio the VAD calls speech to be decoded ...
+    asr_min_speech_ms: int = Field(300, ge=0)
+    #: ... and its speech this loud (RMS of the speech windows, dBFS): quieter is background
+    #: (a radio in the corridor, the next room); -120 = off. Speech at the device's usual
+    #: gain is about -20 dBFS, a soft voice across the room about -38.
+    asr_min_speech_dbfs: float = Field(-42.0, le=0)
+    #: A final that is only a stock Whisper silence phrase ("Thank you.") is kept only when
+    #: the VAD's mean speech probability over it reaches this.
+    asr_stock_phrase_vad_prob: float = Field(0.85, ge=0, le=1)
     #: Audio waiting for the engine beyond this many seconds = the room is falling behind.
     asr_behind_threshold_s: float = Field(5.0, gt=0)
+    #: Tell voices apart (resemblyzer voice embeddings clustered per visit) so each voice
+    #: gets one role from the role model's votes; off, or resemblyzer not installed:
+    #: roles from the words alone.
+    asr_diarization: bool = True
 
     # --- review queue and web UI (server/review, server/web)
     #: Signs CSRF tokens. Outside dev it must be set, 32+ characters, not the default.

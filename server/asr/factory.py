@@ -62,7 +62,10 @@ def _whisper(settings: Settings, vocabulary: Sequence[str], partials: bool) -> W
         workers=settings.asr_workers, threads=settings.asr_threads_per_worker,
         partial_interval_s=settings.asr_partial_interval_s if partials else 0.0,
         min_silence_s=settings.asr_min_silence_ms / 1000,
-        max_segment_s=min(settings.asr_max_segment_s, 28.0))
+        max_segment_s=min(settings.asr_max_segment_s, 28.0),
+        min_speech_s=settings.asr_min_speech_ms / 1000,
+        min_speech_dbfs=settings.asr_min_speech_dbfs,
+        stock_phrase_vad_prob=settings.asr_stock_phrase_vad_prob)
     return WhisperEngine(path, name=spec.name, vocabulary=vocabulary, options=options)
 
 

@@ -4,11 +4,16 @@ The only module that touches onnxruntime. :class:`SpeechDetector` takes float
 samples in any chunk size and returns one speech probability per 512-sample
 window (32 ms), carrying the model state and the 64-sample context across calls
 exactly as faster-whisper's batch VAD does over a whole file.
+
+:func:`utterance_stats` (pure) summarises an utterance from those probabilities
+and its samples — how much of it the VAD called speech, and how loud that speech
+was — for the engines' gate against decoding noise and distant sound.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +21,7 @@ import numpy as np
 
 from server.asr.errors import EngineUnavailable
 
-__all__ = ["WINDOW", "SpeechDetector", "load_vad_session"]
+__all__ = ["WINDOW", "SpeechDetector", "UtteranceStats", "load_vad_session", "utterance_stats"]
 
 WINDOW = 512
 CONTEXT = 64
@@ -76,3 +81,29 @@ class SpeechDetector:
         out, self._h, self._c = self.session.run(
             None, {"input": batch, "h": self._h, "c": self._c})
         return [float(p) for p in np.asarray(out).reshape(-1)]
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceStats:
+    """What the VAD and the signal say about one utterance."""
+
+    speech_s: float  # seconds of windows at or above the VAD threshold
+    mean_prob: float  # mean speech probability over the utterance
+    level_dbfs: float  # RMS level of those speech windows (of all, if none), dBFS
+
+
+def utterance_stats(samples: np.ndarray, probs: np.ndarray, threshold: float = 0.5,
+                    rate: int = 16_000) -> UtteranceStats:
+    """``samples`` (float, full scale 1.0) and their per-window probabilities (window
+    ``i`` = ``samples[i*WINDOW:(i+1)*WINDOW]``; extra windows or samples are ignored)."""
+    n = min(len(probs), len(samples) // WINDOW)
+    if n == 0:
+        return UtteranceStats(0.0, 0.0, -120.0)
+    windows = np.asarray(samples[: n * WINDOW], dtype=np.float64).reshape(n, WINDOW)
+    p = np.asarray(probs[:n], dtype=np.float64)
+    speech = p >= threshold
+    chosen = windows[speech] if speech.any() else windows
+    rms = float(np.sqrt(np.mean(np.square(chosen))))
+    level = 20 * np.log10(rms) if rms > 1e-6 else -120.0
+    return UtteranceStats(round(int(speech.sum()) * WINDOW / rate, 3), round(float(p.mean()), 3),
+                          round(float(level), 1))

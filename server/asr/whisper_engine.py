@@ -28,6 +28,7 @@ substituted.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -42,11 +43,18 @@ from nlp.schema import Word
 from server.asr.audio import pcm_to_float
 from server.asr.engine import SAMPLE_RATE, Final, Partial, RecognitionEvent
 from server.asr.errors import EngineUnavailable, ModelNotInstalled
-from server.asr.silero import SpeechDetector, load_vad_session
+from server.asr.silero import (
+    WINDOW,
+    SpeechDetector,
+    UtteranceStats,
+    load_vad_session,
+    utterance_stats,
+)
 from server.asr.turns import TurnEnded, TurnSegmenter, TurnStarted
 from server.asr.vocabulary import TermMatcher, prompt_terms
 
-__all__ = ["WhisperEngine", "WhisperOptions", "WhisperRecognizer", "trim_trailing_loop"]
+__all__ = ["STOCK_PHRASES", "WhisperEngine", "WhisperOptions", "WhisperRecognizer",
+           "is_stock_phrase", "should_decode", "trim_trailing_loop"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +81,44 @@ class WhisperOptions:
     second_pass: bool = True  # re-decode finals whose words look like misheard terms
     no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0
+    # --- against text from silence and noise (Settings.asr_min_speech_ms, ...)
+    vad_threshold: float = 0.5  # a window at or above this is speech
+    min_speech_s: float = 0.3  # VAD-speech an utterance needs to be decoded
+    min_speech_dbfs: float = -42.0  # quieter speech is background, not decoded; -120 = off
+    stock_phrase_vad_prob: float = 0.85  # a stock phrase needs this mean VAD probability
+
+
+#: Whisper's training subtitles end in these; it writes them for silence and noise.
+STOCK_PHRASES = frozenset({
+    "thank you", "thank you very much", "thank you so much", "thanks", "thanks for watching",
+    "thank you for watching", "thanks for watching and see you next time",
+    "please subscribe", "subscribe", "bye", "bye bye", "goodbye", "you", "oh", "so",
+    "okay", "ok", "hmm", "huh", "uh", "um", "ah", "the end", "music", "applause",
+    "silence", "laughter", "subtitles by the amaraorg community", "i", "im sorry",
+})
+
+
+def _bare(text: str) -> str:
+    text = re.sub(r"[\[\](){}♪*]", " ", text.lower())
+    return " ".join(re.sub(r"[^a-z0-9 ]", "", text).split())
+
+
+def is_stock_phrase(text: str) -> bool:
+    """Is ``text`` nothing but Whisper's stock silence phrases ("Thank you. Thank you.",
+    "[Music]", "Thanks for watching!")?"""
+    bare = _bare(text)
+    if not bare:
+        return True
+    if bare in STOCK_PHRASES:
+        return True
+    sentences = [_bare(s) for s in re.split(r"[.!?,]+", text)]
+    sentences = [x for x in sentences if x]
+    return bool(sentences) and all(x in STOCK_PHRASES for x in sentences)
+
+
+def should_decode(stats: UtteranceStats, options: WhisperOptions) -> bool:
+    """The VAD gate before decoding: enough speech, loud enough to be in the room."""
+    return stats.speech_s >= options.min_speech_s and stats.level_dbfs >= options.min_speech_dbfs
 
 
 #: a tail of this many tokens or more that already stood earlier is a decoder restart
@@ -184,14 +230,17 @@ class WhisperEngine:
             kwargs.update(no_repeat_ngram_size=3, repetition_penalty=1.1)
         return self.model.model.generate(encoded, [prompt], **kwargs)[0]
 
-    def decode(self, audio: np.ndarray, *, with_words: bool,
-               min_window_s: float | None = None) -> tuple[str, list[Word]]:
-        """Text (and words, times relative to ``audio``) of one utterance; "" for non-speech."""
+    def decode(self, audio: np.ndarray, *, with_words: bool, min_window_s: float | None = None,
+               stats: UtteranceStats | None = None) -> tuple[str, list[Word]]:
+        """Text (and words, times relative to ``audio``) of one utterance; "" for non-speech.
+
+        ``stats`` (the VAD's view of the utterance) lets a stock silence phrase through
+        only when the VAD was confident it heard speech; without them it never does."""
         with self._lock:
             self._in_flight += 1
         started = time.monotonic()
         try:
-            return self._decode(audio, with_words, min_window_s)
+            return self._decode(audio, with_words, min_window_s, stats)
         finally:
             now = time.monotonic()
             with self._lock:
@@ -209,8 +258,8 @@ class WhisperEngine:
             busy = sum(d for _, d in self._recent) / (BUSY_WINDOW_S * self.options.workers)
             return self._in_flight < max(1, self.options.workers - 1) and busy < 0.5
 
-    def _decode(self, audio: np.ndarray, with_words: bool,
-                min_window_s: float | None) -> tuple[str, list[Word]]:
+    def _decode(self, audio: np.ndarray, with_words: bool, min_window_s: float | None,
+                stats: UtteranceStats | None) -> tuple[str, list[Word]]:
         from faster_whisper.transcribe import get_compression_ratio, merge_punctuations
 
         features = self.model.feature_extractor(audio)
@@ -256,6 +305,10 @@ class WhisperEngine:
         if (result.no_speech_prob > self.options.no_speech_threshold
                 and avg_logprob < self.options.logprob_threshold) or not text:
             return "", []
+        if is_stock_phrase(text) and (
+                stats is None or stats.mean_prob < self.options.stock_phrase_vad_prob):
+            log.debug("dropped stock phrase %r (%s)", text, stats)
+            return "", []
         if not with_words:
             return text, []
         alignment = self.model.find_alignment(self.tokenizer, [ids], encoded, content)[0]
@@ -279,7 +332,10 @@ class WhisperRecognizer:
                                    soft_max_s=opts.soft_max_segment_s)
         self._buffer = np.zeros(0, dtype=np.float32)
         self._buffer_start = 0  # sample index of _buffer[0]
+        self._probs: list[float] = []  # VAD probability per window since _probs_start
+        self._probs_start = 0  # window index of _probs[0]
         self._fed = 0  # samples accepted
+        self.gated = 0  # utterances the VAD gate kept from the decoder
         self._open_start: float | None = None
         self._partial_mark = 0.0  # VAD position of the last partial decode
 
@@ -288,10 +344,22 @@ class WhisperRecognizer:
         b = min(int(end_s * SAMPLE_RATE), self._fed)
         return self._buffer[a - self._buffer_start:b - self._buffer_start], a / SAMPLE_RATE
 
+    def _stats(self, start_s: float, end_s: float) -> UtteranceStats:
+        first = max(round(start_s * SAMPLE_RATE / WINDOW), self._probs_start)
+        last = min(round(end_s * SAMPLE_RATE / WINDOW), self._probs_start + len(self._probs))
+        probs = np.asarray(self._probs[first - self._probs_start:last - self._probs_start])
+        audio, _ = self._slice(first * WINDOW / SAMPLE_RATE, last * WINDOW / SAMPLE_RATE)
+        return utterance_stats(audio, probs, self.engine.options.vad_threshold)
+
     def _final(self, turn: TurnEnded) -> Final:
-        pad = self.engine.options.pad_s
-        audio, offset = self._slice(turn.start_s - pad, turn.end_s + pad)
-        text, words = self.engine.decode(audio, with_words=True)
+        opts = self.engine.options
+        stats = self._stats(turn.start_s, turn.end_s)
+        if not should_decode(stats, opts):
+            self.gated += 1
+            log.debug("not decoded: %.2f-%.2f s %s", turn.start_s, turn.end_s, stats)
+            return Final(turn.start_s, turn.end_s, "", ())
+        audio, offset = self._slice(turn.start_s - opts.pad_s, turn.end_s + opts.pad_s)
+        text, words = self.engine.decode(audio, with_words=True, stats=stats)
         shifted = tuple(Word(w.text, round(w.start_s + offset, 3), round(w.end_s + offset, 3),
                              w.confidence) for w in words)
         return Final(turn.start_s, turn.end_s, text, shifted)
@@ -316,6 +384,10 @@ class WhisperRecognizer:
         if cut > 0:
             self._buffer = self._buffer[cut:]
             self._buffer_start += cut
+        drop = self._buffer_start // WINDOW - self._probs_start
+        if drop > 0:
+            del self._probs[:drop]
+            self._probs_start += drop
 
     def _partial_due(self, call_s: float) -> bool:
         """Partials are best effort, finals never are. The gap between partials grows with
@@ -336,13 +408,18 @@ class WhisperRecognizer:
         self._fed += len(samples)
         events: list[RecognitionEvent] = []
         for prob in self.vad.process(samples):
+            self._probs.append(prob)
             events.extend(self._on_turns(self.turns.process(prob)))
         if self._partial_due(len(samples) / SAMPLE_RATE):
             now = self.turns.position_s
             assert self._open_start is not None
             self._partial_mark = now
             audio, _ = self._slice(self._open_start - self.engine.options.pad_s, now)
-            text, _ = self.engine.decode(audio, with_words=False, min_window_s=0.0)
+            stats = self._stats(self._open_start, now)
+            text = ""
+            if should_decode(stats, self.engine.options):
+                text, _ = self.engine.decode(audio, with_words=False, min_window_s=0.0,
+                                             stats=stats)
             if text:
                 events.append(Partial(self._open_start, text))
         self._trim()
@@ -353,6 +430,7 @@ class WhisperRecognizer:
         events: list[RecognitionEvent] = []
         if tail:
             for prob in self.vad.process(np.zeros(tail, dtype=np.float32)):
+                self._probs.append(prob)
                 events.extend(self._on_turns(self.turns.process(prob)))
         events.extend(self._on_turns(self.turns.flush()))
         return events

