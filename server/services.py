@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from server.asr.factory import build_stage
 from server.asr.stage import TranscriptionStage
@@ -20,6 +22,8 @@ from server.transcripts.live import LiveHub
 from server.transcripts.store import TranscriptStore
 
 __all__ = ["Services"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -52,6 +56,8 @@ class Services:
         transcription = stage if isinstance(stage, TranscriptionStage) else None
         if transcription is not None:
             transcription.attach(TranscriptStore(db), live, executor)
+            if from_settings and settings.asr_diarization:
+                _add_voices(transcription)
         handoff = Handoff(store, stage or LoggingStage(), executor)
         services = cls(settings, db, store, handoff, ConnectedDevices(), executor, live=live,
                        transcription=transcription)
@@ -83,3 +89,25 @@ class Services:
             self.drafting.close()
         self.executor.shutdown(wait=True)
         self.db.dispose()
+
+
+def _add_voices(transcription: TranscriptionStage) -> None:
+    """Diarize by voice when resemblyzer is installed; its encoder warms up in a thread of
+    its own now (about 20 s of CPU), so the first visit's finals do not wait for it."""
+    from server.asr import voiceprint
+
+    if not voiceprint.available():
+        log.warning("asr_diarization is on but resemblyzer is not installed: speaker roles "
+                    "from the words alone (pip install resemblyzer)")
+        return
+    voices = voiceprint.Resemblyzer()
+    transcription.voices = voices
+    threading.Thread(target=_warm_up, args=(voices,), name="voices-warm-up",
+                     daemon=True).start()
+
+
+def _warm_up(voices: Any) -> None:
+    try:
+        voices.warm_up()
+    except Exception:  # the first visit then loads it, and reports a failure itself
+        log.exception("warming up the voice encoder failed")

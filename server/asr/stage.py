@@ -8,6 +8,12 @@ Implements :class:`server.ingest.handoff.EncounterStage`. Per encounter:
     partial / final       published to live viewers; finals labelled (speaker hook)
                           and stored one by one; after each, the transcript so far
                           goes to the watcher (the drafting stage prepares the note)
+    voices (optional)     with a ``voices`` embedder, each final's audio is embedded in
+                          the ASR worker pool (split in two where the voice changes
+                          inside it) and clustered per encounter (server/asr/diarization);
+                          the speaker hook sees the cluster tags and its labels vote per
+                          cluster: each segment takes its voice's role (one voice heard:
+                          the hook's labels as they are)
     lagging               the room's backlog crossed ``behind_threshold_s`` (logged,
                           counted, persisted; nothing is dropped)
     transcript-complete   at the end of the audio: flush, final speaker labels,
@@ -30,14 +36,24 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar, cast
 
+import numpy as np
+
 from nlp.schema import Transcript, TranscriptSegment
+from server.asr.diarization import (
+    ClusterParams,
+    SpeakerClusters,
+    VoiceEmbedder,
+    find_change,
+    name_roles,
+    split_segment,
+)
 from server.asr.engine import BYTES_PER_SECOND, Final, Partial, RecognitionEvent, SpeechEngine
 from server.asr.errors import TranscriptionFailed
 from server.asr.monitor import RoomProgress, TranscriptionMonitor
-from server.asr.roles import SpeakerLabeler, unknown_speakers
+from server.asr.roles import SpeakerLabeler, tag_clusters, unknown_speakers
 from server.ingest.handoff import AudioChunk, EncounterInfo
 from server.transcripts.store import Progress
 
@@ -93,6 +109,7 @@ class StageLimits:
     max_batch_s: float = 2.0  # most audio handed to the engine in one call
     queue_s: float = 600.0  # audio read ahead of the engine before storage reads pause
     progress_every_s: float = 10.0  # persist progress after this much decoded audio
+    audio_kept_s: float = 120.0  # decoded audio kept for the voices of finals still to come
 
 
 class _AudioQueue:
@@ -133,6 +150,50 @@ class _AudioQueue:
             return b"".join(parts), ended
 
 
+class _AudioTail:
+    """The newest ``keep_bytes`` of decoded audio, sliced by seconds from the first frame."""
+
+    def __init__(self, keep_bytes: int) -> None:
+        self.keep = keep_bytes - keep_bytes % 2
+        self.buf = bytearray()
+        self.dropped = 0  # bytes before buf[0]
+
+    def append(self, pcm: bytes) -> None:
+        if self.keep <= 0:
+            self.dropped += len(pcm)
+            return
+        self.buf += pcm
+        excess = len(self.buf) - self.keep
+        if excess > 0:
+            del self.buf[:excess]
+            self.dropped += excess
+
+    def slice(self, start_s: float, end_s: float) -> bytes:
+        a = max(0, round(start_s * BYTES_PER_SECOND / 2) * 2 - self.dropped)
+        b = max(0, round(end_s * BYTES_PER_SECOND / 2) * 2 - self.dropped)
+        return bytes(self.buf[a:b])
+
+
+VoicedSegment = tuple[TranscriptSegment, "np.ndarray | None"]
+
+
+def voice_parts(voices: VoiceEmbedder, pcm: bytes, segment: TranscriptSegment,
+                params: ClusterParams) -> list[VoicedSegment]:
+    """A final's audio → the segment (or its two halves, where the voice changes inside
+    it) with its voice embedding. Blocking: runs in the ASR worker pool."""
+    windows = voices.windows(pcm, segment.start_s)
+    at = find_change(windows, params)
+    halves = split_segment(segment, at) if at is not None else None
+    if halves is None:
+        return [(segment, voices.embed(pcm))]
+    out: list[VoicedSegment] = []
+    for half in halves:
+        a = round((half.start_s - segment.start_s) * BYTES_PER_SECOND / 2) * 2
+        b = round((half.end_s - segment.start_s) * BYTES_PER_SECOND / 2) * 2
+        out.append((half, voices.embed(pcm[max(0, a):b])))
+    return out
+
+
 class TranscriptionStage:
     def __init__(self, engine: SpeechEngine, pool: Executor,
                  store: TranscriptSink | None = None, events: EventSink | None = None, *,
@@ -143,9 +204,12 @@ class TranscriptionStage:
                  limits: StageLimits | None = None,
                  monitor: TranscriptionMonitor | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 owns_pool: bool = False) -> None:
+                 owns_pool: bool = False,
+                 voices: VoiceEmbedder | None = None,
+                 clusters: ClusterParams | None = None) -> None:
         """``store``/``events``/``db_pool`` may come later from :meth:`attach` (the
-        server's Services own them); ``owns_pool``: :meth:`close` shuts ``pool`` down."""
+        server's Services own them); ``owns_pool``: :meth:`close` shuts ``pool`` down;
+        ``voices``: diarize by voice (None: roles from the words alone)."""
         self.engine = engine
         self.pool = pool
         self.db_pool = db_pool or pool
@@ -158,6 +222,8 @@ class TranscriptionStage:
         self.limits = limits or StageLimits()
         self.monitor = monitor or TranscriptionMonitor()
         self.clock = clock
+        self.voices = voices
+        self.clusters = clusters or ClusterParams()
 
     def attach(self, store: TranscriptSink, events: EventSink, db_pool: Executor) -> None:
         self._store, self._events, self.db_pool = store, events, db_pool
@@ -209,6 +275,7 @@ class TranscriptionStage:
             while not ended:
                 pcm, ended = await queue.take(int(self.limits.max_batch_s * BYTES_PER_SECOND))
                 if pcm:
+                    run.audio.append(pcm)
                     await run.feed(functools.partial(recognizer.accept, pcm), len(pcm))
             await reader  # surfaces a storage error from the feed
             await run.feed(recognizer.finish, 0)
@@ -251,6 +318,10 @@ class _Run:
         self.progress = progress
         self.segments: list[TranscriptSegment] = []
         self.saved_at_s = 0.0
+        keep_s = stage.limits.audio_kept_s if stage.voices is not None else 0.0
+        self.audio = _AudioTail(int(keep_s * BYTES_PER_SECOND))
+        self.clusters = SpeakerClusters(stage.clusters)
+        self.voice_failed = False
 
     def progress_record(self) -> Progress:
         p = self.progress
@@ -314,14 +385,51 @@ class _Run:
             return
         segment = TranscriptSegment(id=len(self.segments), start_s=event.start_s,
                                     end_s=event.end_s, text=event.text, words=event.words)
+        for part, embedding in await self._voiced(segment):
+            await self._final(part, embedding)
+        self._record_latency(event.end_s)
+
+    async def _voiced(self, segment: TranscriptSegment) -> list[VoicedSegment]:
+        """The segment (or its halves) with voice embeddings; no voices: no embedding. A
+        failing embedder is logged once and the visit goes on with text-only roles."""
+        stage = self.stage
+        if stage.voices is None or self.voice_failed:
+            return [(segment, None)]
+        pcm = self.audio.slice(segment.start_s, segment.end_s)
         t0 = stage.clock()
-        labels = await stage.label([*self.segments, segment])
+        try:
+            return await stage._in(stage.pool, voice_parts, stage.voices, pcm, segment,
+                                   stage.clusters)
+        except Exception:
+            self.voice_failed = True
+            log.exception("encounter %s: voice embedding failed; speaker roles from the "
+                          "words alone for the rest of the visit", self.eid)
+            return [(segment, None)]
+        finally:
+            self.progress.label_s += stage.clock() - t0
+
+    async def roles(self, segments: list[TranscriptSegment]) -> list[str]:
+        """The speaker hook's labels; with voices, the hook sees the clusters
+        (:func:`~server.asr.roles.tag_clusters`) and its labels are voted per cluster."""
+        stage = self.stage
+        if stage.voices is None:
+            return await stage.label(segments)
+        clusters = self.clusters.assignments([s.id for s in segments])
+        labels = await stage.label(tag_clusters(segments, clusters))
+        if len(labels) != len(segments):
+            return labels  # complete() reports it
+        return name_roles(labels, clusters, [s.end_s - s.start_s for s in segments])
+
+    async def _final(self, segment: TranscriptSegment, embedding: np.ndarray | None) -> None:
+        stage = self.stage
+        segment = replace(segment, id=len(self.segments))
+        self.clusters.add(segment.id, embedding, weight=segment.end_s - segment.start_s)
+        t0 = stage.clock()
+        labels = await self.roles([*self.segments, segment])
         self.progress.label_s += stage.clock() - t0
-        segment = TranscriptSegment(segment.id, segment.start_s, segment.end_s, segment.text,
-                                    labels[-1], segment.words)
+        segment = replace(segment, speaker=labels[-1])
         self.segments.append(segment)
         self.progress.finals += 1
-        self._record_latency(event.end_s)
         t0 = stage.clock()
         await stage._in(stage.db_pool, stage.store.add_segment, self.eid, segment,
                         self.progress_record())
@@ -342,7 +450,8 @@ class _Run:
 
     async def complete(self, feed_ended_at: float) -> None:
         stage = self.stage
-        labels = await stage.label(list(self.segments))
+        self.clusters.refine()
+        labels = await self.roles(list(self.segments))
         if len(labels) != len(self.segments):
             raise TranscriptionFailed(f"speaker labeler returned {len(labels)} labels for "
                                       f"{len(self.segments)} segments")

@@ -10,9 +10,12 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import pytest
 
 from nlp.schema import Transcript, TranscriptSegment
+from server.asr.diarization import Window
+from server.asr.engine import Final, RecognitionEvent
 from server.asr.errors import TranscriptionFailed
 from server.asr.stage import StageLimits, TranscriptionStage
 from server.db import Database
@@ -20,7 +23,7 @@ from server.ingest.handoff import AudioChunk, EncounterInfo
 from server.ingest.store import AudioStore, DeviceIdentity
 from server.transcripts.store import TranscriptStore
 from server.transcripts.tables import TranscriptionStatus
-from tests.asr.fakes import FakeEngine
+from tests.asr.fakes import FakeEngine, words
 from tests.support import enrol_device
 
 CHUNK = 3200  # 100 ms
@@ -237,3 +240,121 @@ async def test_a_storage_error_in_the_feed_fails_the_transcription(
         await asyncio.wait_for(stage.run(encounter, broken()), WAIT)
     stored = TranscriptStore(db).load(encounter.encounter_id)
     assert stored is not None and stored.status == TranscriptionStatus.FAILED and handed == []
+
+
+# --- diarization: voices (a fake embedder at the seam) decide who said what
+
+class FakeVoices:
+    """A voice per sample value: audio filled with value k sounds like voice k (a one-hot
+    vector); windows mix the voices by how much of the window each holds."""
+
+    def __init__(self) -> None:
+        self.embedded: list[float] = []  # seconds of audio embedded, per call
+
+    @staticmethod
+    def _vector(pcm: bytes) -> np.ndarray:
+        values = np.frombuffer(pcm, dtype="<i2")
+        return np.bincount(np.clip(values, 0, 7), minlength=8).astype(np.float64)
+
+    def embed(self, pcm16k: bytes) -> np.ndarray | None:
+        self.embedded.append(len(pcm16k) / 32000)
+        if len(pcm16k) < 16000:
+            return None
+        v = self._vector(pcm16k)
+        v[0] = 0.0  # silence has no voice
+        return v / np.linalg.norm(v) if v.any() else None
+
+    def windows(self, pcm16k: bytes, start_s: float) -> list[Window]:
+        out, step, width = [], 16000, 51200  # 0.5 s apart, 1.6 s long (in bytes)
+        for a in range(0, len(pcm16k) - width + 1, step):
+            v = self._vector(pcm16k[a:a + width])
+            v[0] = 0.0
+            if v.any():
+                out.append(Window(start_s + a / 32000, start_s + (a + width) / 32000,
+                                  v / np.linalg.norm(v)))
+        return out
+
+
+async def voiced_feed(spans: list[tuple[float, float, int]],
+                      seconds: float) -> AsyncIterator[AudioChunk]:
+    """Audio whose samples are the speaking voice's number (0 = silence)."""
+    for seq in range(int(seconds * 10)):
+        t = seq / 10 + 0.05
+        value = next((v for a, b, v in spans if a <= t < b), 0)
+        yield AudioChunk(seq, seq * 100_000, np.full(CHUNK // 2, value, "<i2").tobytes())
+
+
+async def test_voices_decide_the_stored_speakers_and_split_a_two_voice_segment(
+        db: Database, pool: ThreadPoolExecutor, encounter: EncounterInfo) -> None:
+    # voice 1 (the clinician) and voice 2 (the patient); the last final holds both
+    script: list[tuple[float, RecognitionEvent]] = [
+        (2.5, Final(0.0, 2.0, "good morning what brings you in",
+                    words("good morning what brings you in", 0.0, 2.0))),
+        (4.5, Final(2.2, 4.0, "my knee hurts", words("my knee hurts", 2.2, 4.0))),
+        (6.5, Final(4.2, 6.0, "let us get an x ray", words("let us get an x ray", 4.2, 6.0))),
+    ]
+    tail = words("does that sound ok", 6.2, 8.0) + words("yes that is fine thanks", 8.2, 10.0)
+    at_finish: list[RecognitionEvent] = [
+        Final(6.2, 10.0, "does that sound ok yes that is fine thanks", tail)]
+    spans = [(0.0, 2.0, 1), (2.2, 4.0, 2), (4.2, 6.0, 1), (6.2, 8.0, 1), (8.2, 10.0, 2)]
+
+    seen: list[list[str]] = []
+
+    def by_words(segments: Sequence[TranscriptSegment]) -> list[str]:
+        # a labeler that ignores the cluster tags it is shown, and is wrong about
+        # "let us get an x ray": the voices outvote it
+        seen.append([s.speaker for s in segments])
+        return ["doctor" if ("morning" in s.text or "sound" in s.text) else "patient"
+                for s in segments]
+
+    voices = FakeVoices()
+    engine, rec = FakeEngine(script, at_finish), Recorder()
+    stage, handed = make_stage(engine, pool, db, rec, labeler=by_words, voices=voices)
+    await asyncio.wait_for(stage.run(encounter, voiced_feed(spans, 10.5)), WAIT)
+
+    stored = TranscriptStore(db).load(encounter.encounter_id)
+    assert stored is not None
+    assert [(s.id, s.text, s.speaker) for s in stored.transcript().segments] == [
+        (0, "good morning what brings you in", "doctor"),
+        (1, "my knee hurts", "patient"),
+        (2, "let us get an x ray", "doctor"),  # text said patient; its voice is the doctor's
+        (3, "does that sound ok", "doctor"),
+        (4, "yes that is fine thanks", "patient"),
+    ]
+    assert handed == [stored.transcript()]
+    # the live finals carried the voted role as they came
+    finals = [d for t, d in rec.events if t == "final"]
+    assert [(f["id"], f["speaker"]) for f in finals] == [
+        (0, "doctor"), (1, "patient"), (2, "doctor"), (3, "doctor"), (4, "patient")]
+    assert [w["text"] for w in finals[4]["words"]] == ["yes", "that", "is", "fine", "thanks"]
+    assert finals[3]["end_s"] == finals[4]["start_s"] == pytest.approx(8.1)
+    # the labeler saw no tags while one voice was heard, then the clusters' tags
+    assert seen[0] == ["unknown"]
+    assert seen[-1] == ["spk0", "spk1", "spk0", "spk0", "spk1"]
+    # each final's own audio was embedded (the split one's halves separately)
+    assert voices.embedded == pytest.approx([2.0, 1.8, 1.8, 1.9, 1.9])
+
+
+async def test_without_voices_or_with_one_voice_the_text_labels_stand(
+        db: Database, pool: ThreadPoolExecutor, encounter: EncounterInfo) -> None:
+    def by_words(segments: Sequence[TranscriptSegment]) -> list[str]:
+        return ["doctor" if "morning" in s.text else "patient" for s in segments]
+
+    engine, rec = FakeEngine(), Recorder()
+    stage, handed = make_stage(engine, pool, db, rec, labeler=by_words, voices=FakeVoices())
+    one_voice = [(0.0, 4.0, 3)]
+    await asyncio.wait_for(stage.run(encounter, voiced_feed(one_voice, 3.5)), WAIT)
+    assert [s.speaker for s in handed[0].segments] == ["doctor", "patient"]
+
+
+async def test_a_failing_embedder_falls_back_to_text_roles(
+        db: Database, pool: ThreadPoolExecutor, encounter: EncounterInfo) -> None:
+    class Broken(FakeVoices):
+        def windows(self, pcm16k: bytes, start_s: float) -> list[Window]:
+            raise RuntimeError("no voice model")
+
+    engine, rec = FakeEngine(), Recorder()
+    stage, handed = make_stage(engine, pool, db, rec,
+                               labeler=lambda segs: ["other"] * len(segs), voices=Broken())
+    await asyncio.wait_for(stage.run(encounter, voiced_feed([(0, 4, 1)], 3.5)), WAIT)
+    assert [s.speaker for s in handed[0].segments] == ["other", "other"]
