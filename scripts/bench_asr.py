@@ -2,7 +2,7 @@
 """ASR benchmark: accuracy on drug/dose/order turns, speed, real-time capacity, latency.
 
     python scripts/bench_asr.py --json OUT.json [--data ../shared/data] [--turns 40]
-                                [--engines whisper,whisper-novocab,vosk,two-pass]
+                                [--engines whisper,whisper-base,whisper-novocab,vosk,two-pass]
                                 [--stream-seconds 45] [--max-rooms 16] [--visit-minutes 10]
                                 [--voices neural|espeak] [--condition clean|reverb|...|all]
 
@@ -459,9 +459,11 @@ def main(argv: list[str] | None = None) -> int:
             log(f"engine {name}")
             kind = "whisper" if name.startswith("whisper") else name
             vocabulary = [] if name == "whisper-novocab" else vocabulary_terms
+            # "whisper-base": the larger model (models/asr.toml), same vocabulary and options
+            model = {"asr_whisper_model": "whisper-base"} if name == "whisper-base" else {}
             try:
                 finals_only = build_engine(
-                    base.model_copy(update={"asr_partial_interval_s": 0}), kind,
+                    base.model_copy(update={"asr_partial_interval_s": 0, **model}), kind,
                     vocabulary=vocabulary)
             except ModelNotInstalled as err:
                 results[name] = {"available": False, "reason": str(err)}
@@ -481,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
             if name == "whisper-novocab":
                 results[name] = row
                 continue
-            live = build_engine(base.model_copy(update={"asr_workers": args.workers}), kind,
+            live = build_engine(base.model_copy(update={"asr_workers": args.workers, **model}),
+                                kind,
                                 vocabulary=vocabulary)
             _, seconds = decode_all(live, stream_pcm)
             row["rtf_with_partials"] = round(seconds / (len(stream_pcm) / BYTES_PER_SECOND), 4)
