@@ -74,7 +74,7 @@ from server.asr.scoring import normalize, word_errors  # noqa: E402
 from server.asr.stage import StageLimits, TranscriptionStage  # noqa: E402
 from server.asr.vocabulary import BUNDLED, load_vocabulary  # noqa: E402
 from server.ingest.handoff import AudioChunk, EncounterInfo  # noqa: E402
-from server.lab.room import CONDITIONS, apply_condition  # noqa: E402
+from server.lab.room import CONDITIONS, apply_condition, parse_conditions  # noqa: E402
 from server.lab.voices import VOICE_SETS, EspeakVoice, Voice, speak_cached, voice_set  # noqa: E402
 from server.settings import Settings  # noqa: E402
 
@@ -404,14 +404,12 @@ def ten_minute_visit(data: Path, minutes: float, voices: str = "neural") -> byte
 
 # ----------------------------------------------------------------------------- main
 
-def parse_conditions(text: str) -> list[str]:
-    names = list(CONDITIONS) if text == "all" else [c.strip() for c in text.split(",")
-                                                    if c.strip()]
-    unknown = [c for c in names if c not in CONDITIONS]
-    if unknown or not names:
-        raise SystemExit(f"bench_asr: unknown condition {unknown}; choose from "
-                         f"{', '.join(CONDITIONS)} (a comma list) or all")
-    return names
+
+def _conditions(text: str) -> list[str]:
+    try:
+        return parse_conditions(text)
+    except ValueError as err:
+        raise SystemExit(f"bench_asr: {err}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -429,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--condition", default="clean",
                    help=f"room condition: {', '.join(CONDITIONS)}, a comma list, or all")
     args = p.parse_args(argv)
-    conditions = parse_conditions(args.condition)
+    conditions = _conditions(args.condition)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

@@ -224,6 +224,15 @@ def find_roles_model(arg: str | None) -> Path:
     raise SystemExit("no role model: run `roomscribe models build` or pass --roles-model")
 
 
+def _conditions(text: str) -> list[str]:
+    from server.lab.room import parse_conditions
+
+    try:
+        return parse_conditions(text)
+    except ValueError as err:
+        raise SystemExit(f"eval_diarization: {err}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--aci", type=int, default=2)
@@ -240,10 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from nlp.roles import RoleLabeller
-    from server.lab.room import CONDITIONS, apply_condition
+    from server.lab.room import apply_condition
     from server.lab.voices import voice_set
 
-    conditions = list(CONDITIONS) if args.condition == "all" else args.condition.split(",")
+    conditions = _conditions(args.condition)
     params = ClusterParams(new_speaker=args.new_speaker, merge=args.merge, change=args.change)
     room = voice_set(args.voices)
     visits = (aci_visits(args.aci, room, args.max_seconds)

@@ -48,7 +48,7 @@ from server.lab.primock import (
     synthesize_consultation,
 )
 from server.lab.processes import Room, RoomLab
-from server.lab.room import CONDITIONS, apply_condition
+from server.lab.room import CONDITIONS, apply_condition, parse_conditions
 from server.lab.speech import write_wav
 from server.lab.voices import VOICE_SETS
 from server.review.document import document_from_draft
@@ -196,14 +196,12 @@ def summarize(results: list[dict[str, Any]], manual_only: bool) -> dict[str, Any
     return overall
 
 
-def parse_conditions(text: str) -> list[str]:
-    names = list(CONDITIONS) if text == "all" else [c.strip() for c in text.split(",")
-                                                    if c.strip()]
-    unknown = [c for c in names if c not in CONDITIONS]
-    if unknown or not names:
-        raise SystemExit(f"eval_primock: unknown condition {unknown}; choose from "
-                         f"{', '.join(CONDITIONS)} (a comma list) or all")
-    return names
+
+def _conditions(text: str) -> list[str]:
+    try:
+        return parse_conditions(text)
+    except ValueError as err:
+        raise SystemExit(f"eval_primock: {err}") from None
 
 
 def main() -> int:
@@ -221,7 +219,7 @@ def main() -> int:
     p.add_argument("--workdir", type=Path, default=ROOT / "var" / "eval_primock")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
-    conditions = ["clean"] if args.manual_only else parse_conditions(args.condition)
+    conditions = ["clean"] if args.manual_only else _conditions(args.condition)
     from rouge_score import rouge_scorer
 
     from nlp.encoder import set_inference_threads

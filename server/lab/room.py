@@ -32,6 +32,7 @@ __all__ = [
     "apply_condition",
     "mix_at_snr",
     "noise",
+    "parse_conditions",
     "reverb",
 ]
 
@@ -206,3 +207,14 @@ def apply_condition(pcm: bytes, name: str, seed: int = 0) -> bytes:
                          for i, kind in enumerate(condition.noises))
         pcm = mix_at_snr(pcm, _pcm(np.asarray(background)), condition.snr_db)
     return pcm
+
+
+def parse_conditions(text: str) -> list[str]:
+    """``--condition`` of the benchmarks: one name, a comma list, or ``all``."""
+    names = list(CONDITIONS) if text == "all" else [c.strip() for c in text.split(",")
+                                                    if c.strip()]
+    unknown = [c for c in names if c not in CONDITIONS]
+    if unknown or not names:
+        raise ValueError(f"unknown condition {unknown}; choose from "
+                         f"{', '.join(CONDITIONS)} (a comma list) or all")
+    return names

@@ -123,3 +123,14 @@ def test_conditions_keep_length_and_get_noisier() -> None:
     level = {name: np.sqrt(np.mean(_samples(pcm)[silence] ** 2)) for name, pcm in out.items()}
     assert level["clean"] == 0.0
     assert level["reverb"] < level["reverb+20dB"] < level["reverb+10dB"]
+
+
+def test_parse_conditions_names_lists_and_all() -> None:
+    import pytest
+
+    from server.lab.room import CONDITIONS, parse_conditions
+
+    assert parse_conditions("all") == list(CONDITIONS)
+    assert parse_conditions("clean, reverb+20dB") == ["clean", "reverb+20dB"]
+    with pytest.raises(ValueError, match="bogus"):
+        parse_conditions("clean,bogus")
