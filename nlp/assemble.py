@@ -25,10 +25,12 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from nlp.dialogue import TranscriptSentence, tidy
 from nlp.errors import InputError
+from nlp.faithful import problems, unsupported_words
 from nlp.features import content_words
 from nlp.notestyle import (
     ADDED_WORDS,
@@ -39,6 +41,7 @@ from nlp.notestyle import (
     question_answer,
 )
 from nlp.orders import sentence_evidence
+from nlp.rewrite import Person, patient_person, rewrite
 from nlp.schema import (
     DraftNote,
     NoteSection,
@@ -49,8 +52,13 @@ from nlp.schema import (
     Transcript,
 )
 
-__all__ = ["MIN_CONTENT_WORDS", "TEMPLATES", "assemble", "load_template",
-           "unsupported_sentences"]
+__all__ = ["MIN_CONTENT_WORDS", "STYLES", "TEMPLATES", "RewriteCounts", "assemble",
+           "load_template", "unsupported_sentences"]
+
+#: ``concise``: note-style rewriting, hedges dropped, a sentence that repeats an earlier
+#: one in its section left out; ``detailed``: the same rewriting, every sentence kept;
+#: ``verbatim``: the spoken sentences, tidied (the extractive draft).
+STYLES = ("concise", "detailed", "verbatim")
 
 MIN_CONTENT_WORDS = 2
 #: dictation commands to the scribe software ("hey dragon, show me the x-ray")
@@ -107,22 +115,87 @@ def _evidence_sentence(text: str, sources: Sequence[TranscriptSentence]) -> Note
     return NoteSentence(text=text, evidence=tuple(sentence_evidence([s]) for s in sources))
 
 
+@dataclass
+class RewriteCounts:
+    """What happened to the note sentences of one or more drafts (for evaluation)."""
+
+    rewritten: int = 0  # written in note style and passed the faithfulness check
+    fell_back: int = 0  # a rewrite failed the check; the spoken form was kept
+    as_spoken: int = 0  # no safe rewrite; kept as spoken (tidied)
+    repeats: int = 0  # left out: repeats an earlier sentence of its section
+    quoted: int = 0  # of those kept as spoken, the patient's first-person words in quotes
+
+    @property
+    def fallback_rate(self) -> float:
+        tried = self.rewritten + self.fell_back
+        return self.fell_back / tried if tried else 0.0
+
+
+def _note_sentence(spoken: str, speaker: str, person: Person, style: str,
+                   counts: RewriteCounts) -> str:
+    text = clean(spoken)
+    if speaker == Speaker.PATIENT:
+        extractive = patient_statement(text) or finish(text)
+    else:
+        extractive = clinician_statement(text) or finish(text)
+    if problems(extractive, spoken) or unsupported_words(extractive, spoken) - ADDED_WORDS:
+        extractive = finish(tidy(spoken))  # the tidying lost a fact: the words as said
+    if style == "verbatim":
+        counts.as_spoken += 1
+        return extractive
+    written = rewrite(spoken, speaker, person)
+    if written is not None and not (problems(written, spoken)
+                                    or unsupported_words(written, spoken)):
+        counts.rewritten += 1
+        return written
+    if written is None:
+        counts.as_spoken += 1
+    else:
+        counts.fell_back += 1
+    if speaker == Speaker.PATIENT and _FIRST_PERSON.search(extractive):
+        counts.quoted += 1  # the patient's own words, marked as theirs
+        return f'The patient states, "{extractive}"'
+    return extractive
+
+
+_REPEAT = 0.8
+_FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|myself)\b", re.I)
+
+
+def _repeats(words: set[str], earlier: Sequence[set[str]]) -> bool:
+    """Most of ``words`` were already said by one earlier sentence of the section."""
+    return bool(words) and any(len(words & e) >= _REPEAT * len(words) for e in earlier)
+
+
 def assemble(transcript: Transcript, sentences: Sequence[TranscriptSentence],
              labels: Sequence[str], speakers: Sequence[str], orders: Sequence[OrderIntent],
-             template: str = "soap", model_versions: dict[str, str] | None = None
-             ) -> DraftNote:
-    """Lay out the draft. ``labels`` and ``speakers`` hold one value per sentence."""
+             template: str = "soap", model_versions: dict[str, str] | None = None,
+             style: str = "concise", counts: RewriteCounts | None = None) -> DraftNote:
+    """Lay out the draft. ``labels`` and ``speakers`` hold one value per sentence;
+    ``style`` is one of ``STYLES``; ``counts``, when given, is added to."""
+    if style not in STYLES:
+        raise InputError(f"unknown note style {style!r}: use one of {list(STYLES)}")
     name, layout = load_template(template)
+    counts = counts if counts is not None else RewriteCounts()
+    person = patient_person(s.text for s, sp in zip(sentences, speakers, strict=True)
+                            if sp == Speaker.DOCTOR)
     order_sources = {(e.segment_ids, e.quote) for o in orders for e in o.evidence}
     by_section: dict[str, list[NoteSentence]] = {k: [] for k, _ in layout}
+    said: dict[str, list[set[str]]] = {k: [] for k, _ in layout}
     seen: set[str] = set()
     used_answer: set[int] = set()
 
     def put(section: str, sentence: NoteSentence) -> None:
         key = sentence.text.lower()
-        if section in by_section and key not in seen:
-            seen.add(key)
-            by_section[section].append(sentence)
+        if section not in by_section or key in seen:
+            return
+        words = content_words(sentence.text)
+        if style == "concise" and _repeats(words, said[section]):
+            counts.repeats += 1
+            return
+        seen.add(key)
+        said[section].append(words)
+        by_section[section].append(sentence)
 
     for i, s in enumerate(sentences):
         if i in used_answer:
@@ -146,11 +219,8 @@ def assemble(transcript: Transcript, sentences: Sequence[TranscriptSentence],
             continue
         if (_VOICE_COMMAND.search(text) and len(text.split()) < 12) or _ACK.match(text):
             continue
-        if speaker == Speaker.PATIENT:
-            text = patient_statement(text) or finish(text)
-        else:
-            text = clinician_statement(text) or finish(text)
-        put(label, _evidence_sentence(text, [s]))
+        put(label, _evidence_sentence(_note_sentence(s.text, speaker, person, style, counts),
+                                      [s]))
     sections = tuple(NoteSection(key=k, title=t, sentences=tuple(by_section[k]))
                      for k, t in layout)
     return DraftNote(encounter_id=transcript.encounter_id, template=name, sections=sections,
@@ -163,32 +233,35 @@ _WORD = re.compile(r"[a-z0-9]+")
 def unsupported_sentences(draft: DraftNote, transcript: Transcript) -> int:
     """Draft sentences and orders not backed by the transcript: no evidence, evidence
     pointing at segments that do not exist or whose words it does not quote, or (for
-    note sentences) words that are neither in the quoted evidence nor a rewrite's words."""
+    note sentences) a failed faithfulness check (``nlp.faithful.problems``: numbers,
+    units, drug names, laterality, negation) or words that are neither spoken in the
+    evidence (in some form) nor words a rewrite may add."""
     segments = {s.id: s for s in transcript.segments}
 
     def words(text: str) -> set[str]:
         return set(_WORD.findall(tidy(text).lower()))
 
-    def grounded(evidence: Sequence[object]) -> set[str] | None:
+    def grounded(evidence: Sequence[object]) -> str | None:
         if not evidence:
             return None
-        spoken: set[str] = set()
+        quotes: list[str] = []
         for ev in evidence:
             ids = getattr(ev, "segment_ids", ())
             if not ids or any(i not in segments for i in ids):
                 return None
             source = words(" ".join(segments[i].text for i in ids))
-            quote = words(getattr(ev, "quote", ""))
-            if not quote or not quote <= source:
+            quote = getattr(ev, "quote", "")
+            if not words(quote) or not words(quote) <= source:
                 return None
-            spoken |= quote
-        return spoken
+            quotes.append(quote)
+        return " ".join(quotes)
 
     bad = 0
     for section in draft.sections:
         for sentence in section.sentences:
             spoken = grounded(sentence.evidence)
-            if spoken is None or not words(sentence.text) <= spoken | ADDED_WORDS:
+            if (spoken is None or problems(sentence.text, spoken)
+                    or unsupported_words(sentence.text, spoken) - ADDED_WORDS):
                 bad += 1
     for order in draft.orders:
         if grounded(order.evidence) is None:

@@ -1,6 +1,7 @@
 """``roomscribe nlp``: draft a note from a dialogue or a transcript.
 
-    roomscribe nlp draft FILE [--format json|text] [--template soap|aci|FILE.toml] [--models DIR]
+    roomscribe nlp draft FILE [--format json|text] [--template soap|aci|FILE.toml]
+                              [--style concise|detailed|verbatim] [--models DIR]
     roomscribe nlp orders FILE [--format json|mediqa-oe] [--models DIR]
 
 FILE is an ACI-BENCH style dialogue (one turn a line, ``[doctor]`` /
@@ -23,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from nlp.assemble import STYLES
 from nlp.errors import NlpError
 from nlp.schema import DraftNote, Evidence, OrderIntent
 
@@ -63,6 +65,9 @@ def main(argv: Sequence[str], settings: object = None) -> int:
     draft.add_argument("file", type=Path)
     draft.add_argument("--format", choices=["json", "text"], default="text")
     draft.add_argument("--template", default="soap", help="soap | aci | a TOML template file")
+    draft.add_argument("--style", choices=STYLES, default="concise",
+                       help="concise (note phrasing, repeats left out; the default), detailed "
+                            "(note phrasing, every sentence) or verbatim (spoken sentences)")
     draft.add_argument("--models", type=Path, default=None,
                        help="models directory (default: settings.models_dir or models/)")
     orders = sub.add_parser("orders", help="only the orders of a dialogue or transcript")
@@ -85,7 +90,7 @@ def main(argv: Sequence[str], settings: object = None) -> int:
                              else [o.to_dict() for o in found], indent=2))
             return 0
         writer = DraftWriter.load(models, template=args.template)
-        note = writer.draft(transcript)
+        note = writer.draft(transcript, style=args.style)
     except NlpError as err:
         print(f"roomscribe: {err}", file=sys.stderr)
         return 1

@@ -30,7 +30,7 @@ ADDED_WORDS = frozenset({"patient", "reports", "denies", "endorses", "has", "is"
 _FILLERS = re.compile(
     r"\b(?:um+|uh+|uh-huh|mm-hmm|hmm+|er|ah|you know|i mean|kind of|sort of)\b,?\s*", re.I)
 _LEADING = re.compile(
-    r"^(?:(?:so|okay|ok|alright|all right|well|and|now|yeah|yes|right|oh|but|great|good|"
+    r"^(?:(?:so|okay|ok|alright|all right|well|and|now|yeah|yes|right(?=[,.])|oh|but|great|good|"
     r"perfect|got it)\b[,.]?\s+)+", re.I)
 _STUTTER = re.compile(r"\b(\w+(?:'\w+)?)(?:,?\s+\1\b)+", re.I)
 

@@ -105,8 +105,11 @@ def test_real_models_orders_and_evidence(real_models: Path) -> None:
         assert transcript.segments[o.evidence[0].segment_ids[0]].speaker == "doctor"
     assert unsupported_sentences(note, transcript) == 0
     text = note.text()
-    assert "Patient reports a cough for two weeks" in text
+    assert "The patient has had a cough for 2 weeks." in text
+    assert "We will switch the patient from ibuprofen to meloxicam 15 mg daily." in text
     assert "good morning" not in text.lower() and "sounds good" not in text.lower()
+    verbatim = DraftWriter.load(real_models).draft(transcript, style="verbatim").text()
+    assert "Patient reports a cough for two weeks" in verbatim
 
 
 def test_real_models_label_speakers_from_diarization_clusters(real_models: Path) -> None:
