@@ -22,6 +22,7 @@ from nlp.assemble import STYLES, RewriteCounts, assemble, load_template
 from nlp.dialogue import TranscriptSentence, transcript_sentences
 from nlp.errors import InputError, ModelsMissing
 from nlp.features import position_features, section_input, section_position
+from nlp.instructions import patient_instructions
 from nlp.orders import Classify, extract_orders
 from nlp.roles import RoleLabeller
 from nlp.schema import DraftNote, OrderIntent, SectionKey, Speaker, Transcript, TranscriptSegment
@@ -168,9 +169,11 @@ class DraftWriter:
         labels = self.section_labels(sentences, style)
         speakers = [s.speaker for s in sentences]
         orders = self._orders(transcript, sentences)
-        return assemble(repaired, sentences, labels, speakers, orders,
+        note = assemble(repaired, sentences, labels, speakers, orders,
                         template or self.template, self.versions,
                         style=style, counts=counts)
+        return replace(note, instructions=patient_instructions(sentences, labels, speakers,
+                                                               orders))
 
 
 _default: dict[Path, RoleLabeller] = {}

@@ -5,7 +5,8 @@ them without torch. JSON in and out with ``to_dict()`` / ``from_dict()``.
 
     Transcript ─< TranscriptSegment ─< Word          (made by server/asr)
     DraftNote  ─< NoteSection ─< NoteSentence ─< Evidence   (made by nlp/)
-              └< OrderIntent ─< Evidence                 (reviewed in server/review)
+              ├< OrderIntent ─< Evidence                 (reviewed in server/review)
+              └< PatientInstruction ─< Evidence          (the after-visit summary)
 
 Evidence points back to the transcript: the segment ids and the time span, so
 a reviewer can jump to the words and play the audio they came from.
@@ -20,11 +21,13 @@ from typing import Any, Self
 __all__ = [
     "DraftNote",
     "Evidence",
+    "InstructionKind",
     "NoteSection",
     "NoteSentence",
     "OrderIntent",
     "OrderKind",
     "OrderStatus",
+    "PatientInstruction",
     "SectionKey",
     "Speaker",
     "Transcript",
@@ -204,6 +207,40 @@ class OrderIntent:
                                             for e in d.get("evidence", ())))
 
 
+class InstructionKind(StrEnum):
+    """What a patient instruction asks for, in the order the after-visit summary lists them."""
+
+    MEDICATION = "medication"
+    TEST = "test"
+    REFERRAL = "referral"
+    OTHER = "other"
+    FOLLOW_UP = "follow_up"
+    WARNING = "warning"  # a red flag: when to call or go to the emergency room
+
+
+@dataclass(frozen=True, slots=True)
+class PatientInstruction:
+    """One line of the after-visit summary, in plain words addressed to the patient."""
+
+    kind: str  # an InstructionKind value
+    text: str  # "Start lisinopril 10 mg once a day."
+    #: the caution carried over from an uncertain order ("" when nothing stands out)
+    verify: str = ""
+    evidence: tuple[Evidence, ...] = ()
+    #: the order it was written from, as ``kind:name`` ("medication:lisinopril"; "" for a
+    #: red flag or advice): a reviewer who rejects the order drops the line with it
+    order: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Self:
+        return cls(kind=str(d["kind"]), text=str(d["text"]), verify=str(d.get("verify", "")),
+                   evidence=tuple(Evidence.from_dict(e) for e in d.get("evidence", ())),
+                   order=str(d.get("order", "")))
+
+
 @dataclass(frozen=True, slots=True)
 class DraftNote:
     """What the NLP stage hands to the review queue."""
@@ -213,6 +250,8 @@ class DraftNote:
     sections: tuple[NoteSection, ...]
     orders: tuple[OrderIntent, ...] = ()
     model_versions: dict[str, str] = field(default_factory=dict)
+    #: the after-visit summary (``nlp.instructions``); drafts from before it have none
+    instructions: tuple[PatientInstruction, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -224,7 +263,9 @@ class DraftNote:
                    sections=tuple(NoteSection.from_dict(s) for s in d["sections"]),
                    orders=tuple(OrderIntent.from_dict(o) for o in d.get("orders", ())),
                    model_versions={str(k): str(v)
-                                   for k, v in d.get("model_versions", {}).items()})
+                                   for k, v in d.get("model_versions", {}).items()},
+                   instructions=tuple(PatientInstruction.from_dict(i)
+                                      for i in d.get("instructions", ())))
 
     def text(self) -> str:
         """The note as plain text, headings and sentences."""

@@ -5,11 +5,19 @@ A document is plain JSON built from the NLP stage's ``DraftNote``::
     {"template": "soap", "model_versions": {...},
      "sections": [{"key", "title", "text", "sentences": [{"text", "evidence": [...]}]}],
      "orders":   [{"id": "o1", "kind", "name", "status", "dose", ..., "evidence": [...],
-                   "decision": "pending" | "accepted" | "rejected" | "modified"}]}
+                   "decision": "pending" | "accepted" | "rejected" | "modified"}],
+     "instructions": [{"id": "i1", "kind", "text", "verify", "evidence": [...],
+                       "order": "o1" | ""}]}
+
+``instructions`` is the patient's after-visit summary (``nlp.instructions``);
+documents stored before it existed have no such key and read as an empty list.
+An instruction written from an order names it (``order``): while that order is
+rejected the line is not part of the signed note or its export.
 
 Edits are pure functions from one document to the next. When a reviewer
 rewrites a section, each new sentence keeps the evidence of the draft sentence
-it still resembles, so the jump to the transcript survives light editing.
+it still resembles, so the jump to the transcript survives light editing. An
+edited instruction keeps its evidence; one a reviewer adds has none.
 """
 
 from __future__ import annotations
@@ -17,18 +25,29 @@ from __future__ import annotations
 import copy
 import difflib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nlp.schema import DraftNote, OrderIntent, OrderKind, OrderStatus
+from nlp.schema import (
+    DraftNote,
+    InstructionKind,
+    OrderIntent,
+    OrderKind,
+    OrderStatus,
+    PatientInstruction,
+)
 from server.review.errors import InvalidInput
 
 __all__ = [
+    "INSTRUCTION_FIELDS",
     "ORDER_FIELDS",
+    "InstructionChange",
     "OrderChange",
     "apply_edit",
     "document_from_draft",
     "document_text",
+    "instructions_of",
     "undecided_orders",
 ]
 
@@ -37,6 +56,9 @@ DECISIONS = ("pending", "accepted", "rejected", "modified")
 ORDER_FIELDS = ("kind", "name", "status", "dose", "unit", "route", "frequency", "duration",
                 "body_site", "laterality", "specialty", "interval", "spoken", "description",
                 "reason", "code_system", "code", "verify")
+#: The fields of a patient instruction a reviewer may change.
+INSTRUCTION_FIELDS = ("kind", "text", "verify")
+INSTRUCTION_TEXT_MAX = 1000
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _SIMILAR = 0.6
 
@@ -50,6 +72,16 @@ class OrderChange:
     fields: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class InstructionChange:
+    """``id`` of an instruction to change (or, with ``remove``, to take out), or ``None``
+    to add a new one (then ``kind`` and ``text`` are needed)."""
+
+    id: str | None
+    fields: dict[str, str] = field(default_factory=dict)
+    remove: bool = False
+
+
 def document_from_draft(draft: DraftNote) -> dict[str, Any]:
     sections = []
     for s in draft.sections:
@@ -61,8 +93,21 @@ def document_from_draft(draft: DraftNote) -> dict[str, Any]:
                           for n in s.sentences],
         })
     orders = [_order(o, f"o{i}") for i, o in enumerate(draft.orders, start=1)]
+    order_ids = {f"{o.kind}:{o.name}": d["id"] for o, d in zip(draft.orders, orders, strict=True)}
+    instructions = [_instruction(n, f"i{i}", order_ids.get(n.order, ""))
+                    for i, n in enumerate(draft.instructions, start=1)]
     return {"template": draft.template, "model_versions": dict(draft.model_versions),
-            "sections": sections, "orders": orders}
+            "sections": sections, "orders": orders, "instructions": instructions}
+
+
+def instructions_of(doc: dict[str, Any], signed: bool = False) -> list[dict[str, Any]]:
+    """The document's patient instructions (none in a document stored before them);
+    ``signed``: without those whose order was rejected."""
+    items = list(doc.get("instructions") or [])
+    if signed:
+        rejected = {o["id"] for o in doc["orders"] if o["decision"] == "rejected"}
+        items = [i for i in items if i.get("order", "") not in rejected]
+    return items
 
 
 def _evidence(e: Any) -> dict[str, Any]:
@@ -74,6 +119,11 @@ def _order(o: OrderIntent, oid: str) -> dict[str, Any]:
     d = {k: getattr(o, k) for k in ORDER_FIELDS}
     d.update(id=oid, decision="pending", evidence=[_evidence(e) for e in o.evidence])
     return d
+
+
+def _instruction(n: PatientInstruction, iid: str, order_id: str) -> dict[str, Any]:
+    return {"id": iid, "kind": n.kind, "text": n.text, "verify": n.verify,
+            "evidence": [_evidence(e) for e in n.evidence], "order": order_id}
 
 
 def _split(text: str) -> list[str]:
@@ -107,8 +157,54 @@ def _check_order_fields(fields: dict[str, str]) -> None:
             raise InvalidInput(f"order field {k} must be text of at most 500 characters")
 
 
-def apply_edit(doc: dict[str, Any], sections: dict[str, str],
-               orders: list[OrderChange]) -> dict[str, Any]:
+def _check_instruction_fields(fields: dict[str, str], new: bool) -> dict[str, str]:
+    unknown = set(fields) - set(INSTRUCTION_FIELDS)
+    if unknown:
+        raise InvalidInput(f"unknown instruction field(s): {', '.join(sorted(unknown))}")
+    for k, v in fields.items():
+        if not isinstance(v, str):
+            raise InvalidInput(f"instruction field {k} must be text")
+    kinds = [k.value for k in InstructionKind]
+    if "kind" in fields and fields["kind"] not in kinds:
+        raise InvalidInput(f"instruction kind must be one of {', '.join(kinds)}")
+    clean = {k: " ".join(v.split()) for k, v in fields.items()}
+    if new and (not clean.get("text") or not clean.get("kind")):
+        raise InvalidInput("a new instruction needs a kind and a text")
+    if "text" in clean and not clean["text"]:
+        raise InvalidInput("an instruction's text cannot be empty: remove the instruction "
+                           "instead")
+    if len(clean.get("text", "")) > INSTRUCTION_TEXT_MAX or len(clean.get("verify", "")) > 500:
+        raise InvalidInput(f"an instruction is at most {INSTRUCTION_TEXT_MAX:,} characters")
+    return clean
+
+
+def _apply_instructions(new: dict[str, Any], changes: Sequence[InstructionChange]) -> None:
+    """Add, change and remove patient instructions in ``new`` (a copy) in the given order."""
+    items = instructions_of(new)
+    ids = {i["id"] for i in items}  # one removed in this edit is not handed out again
+    for change in changes:
+        if change.id is None:
+            if change.remove:
+                raise InvalidInput("only an instruction that exists can be removed")
+            fields = _check_instruction_fields(change.fields, new=True)
+            taken = [int(i[1:]) for i in ids if re.fullmatch(r"i\d+", i)]
+            ids.add(iid := f"i{max(taken, default=0) + 1}")
+            items.append({"id": iid, "kind": fields["kind"],
+                          "text": fields["text"], "verify": fields.get("verify", ""),
+                          "evidence": [], "order": ""})
+            continue
+        found = next((i for i in items if i["id"] == change.id), None)
+        if found is None:
+            raise InvalidInput(f"the note has no instruction {change.id!r}")
+        if change.remove:
+            items.remove(found)
+            continue
+        found.update(_check_instruction_fields(change.fields, new=False))
+    new["instructions"] = items
+
+
+def apply_edit(doc: dict[str, Any], sections: dict[str, str], orders: list[OrderChange],
+               instructions: Sequence[InstructionChange] = ()) -> dict[str, Any]:
     """The document after a reviewer's edit; ``doc`` itself is not changed."""
     new = copy.deepcopy(doc)
     by_key = {s["key"]: s for s in new["sections"]}
@@ -144,6 +240,8 @@ def apply_edit(doc: dict[str, Any], sections: dict[str, str],
         if changed and decision in ("pending", "accepted"):
             decision = "modified"
         order["decision"] = decision
+    if instructions:
+        _apply_instructions(new, instructions)
     return new
 
 
@@ -160,10 +258,15 @@ def _order_line(o: dict[str, Any]) -> str:
 
 
 def document_text(doc: dict[str, Any], decided_only: bool = False) -> str:
-    """The note as text: headings, section text, then the orders (accepted ones when signed)."""
+    """The note as text: headings, section text, the orders (accepted ones when signed),
+    then the patient instructions."""
     parts = [f"{s['title']}\n{s['text']}" for s in doc["sections"] if s["text"].strip()]
     orders = [o for o in doc["orders"]
               if not decided_only or o["decision"] in ("accepted", "modified")]
     if orders:
         parts.append("ORDERS\n" + "\n".join(_order_line(o) for o in orders))
+    instructions = instructions_of(doc, signed=decided_only)
+    if instructions:
+        parts.append("PATIENT INSTRUCTIONS\n" + "\n".join(f"- {i['text']}"
+                                                          for i in instructions))
     return "\n\n".join(parts)

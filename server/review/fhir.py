@@ -5,7 +5,9 @@ note; ``final`` when signed, ``amended`` after an amendment) with one section
 per note section, the signing ``Practitioner``, and a *draft*
 ``MedicationRequest`` (medication orders) or ``ServiceRequest`` (labs, imaging,
 referrals, procedures, follow-ups) for each accepted or modified order, which
-the Composition's "Orders" section references. Built as plain JSON, then
+the Composition's "Orders" section references, and the patient's after-visit
+summary as a "Patient instructions" section (LOINC 69730-0, a narrative list).
+Built as plain JSON, then
 validated by parsing it with the ``fhir.resources`` models (FHIR 4.3.0, R4B,
 the current release of the R4 line), so a malformed export never leaves.
 
@@ -27,6 +29,7 @@ from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 
+from server.review.document import instructions_of
 from server.review.errors import InvalidInput
 
 __all__ = ["ENCOUNTER_SYSTEM", "FHIR_VERSION", "build_bundle", "bundle_digest", "write_outbox"]
@@ -34,6 +37,8 @@ __all__ = ["ENCOUNTER_SYSTEM", "FHIR_VERSION", "build_bundle", "bundle_digest", 
 FHIR_VERSION = "4.3.0"
 ENCOUNTER_SYSTEM = "urn:roomscribe:encounter"
 _LOINC = "http://loinc.org"
+#: LOINC 69730-0 "Instructions": the after-visit summary's section
+INSTRUCTIONS_CODE = ("69730-0", "Instructions")
 _SNOMED = "http://snomed.info/sct"
 _NS = uuid.UUID("6f1c9a52-3f3e-4a8e-9d1f-8d3a2b7c5e10")
 
@@ -70,6 +75,12 @@ def _urn(*parts: object) -> str:
 def _narrative(*paragraphs: str) -> dict[str, str]:
     body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs if p) or "<p>(empty)</p>"
     return {"status": "generated", "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{body}</div>'}
+
+
+def _list_narrative(items: list[str]) -> dict[str, str]:
+    body = "".join(f"<li>{html.escape(i)}</li>" for i in items)
+    return {"status": "generated",
+            "div": f'<div xmlns="http://www.w3.org/1999/xhtml"><ul>{body}</ul></div>'}
 
 
 def _join(*parts: str) -> str:
@@ -155,6 +166,13 @@ def build_bundle(*, item_id: str, encounter_id: str, version: int, document: dic
     if order_refs:
         sections.append({"title": "Orders", "text": _narrative(
             *[r["display"] for r in order_refs]), "entry": order_refs})
+    instructions = [i["text"] for i in instructions_of(document, signed=True)
+                    if i.get("text", "").strip()]
+    if instructions:
+        code, display = INSTRUCTIONS_CODE
+        sections.append({"title": "Patient instructions", "text": _list_narrative(instructions),
+                         "code": {"coding": [{"system": _LOINC, "code": code,
+                                              "display": display}]}})
     if not sections:
         raise InvalidInput("the note is empty: nothing to sign")
 

@@ -12,6 +12,7 @@ from server.review.document import DECISIONS
 
 __all__ = [
     "AuditPublic",
+    "InstructionChangeIn",
     "ItemPublic",
     "LoginRequest",
     "LoginResponse",
@@ -200,12 +201,22 @@ class OrderChangeIn(BaseModel):
     fields: dict[str, str] = {}
 
 
+class InstructionChangeIn(BaseModel):
+    """A patient instruction to change (``id``), remove (``id`` and ``remove``), or add
+    (no ``id``; ``fields`` then need ``kind`` and ``text``)."""
+
+    id: str | None = Field(None, max_length=32)
+    fields: dict[str, str] = {}
+    remove: bool = False
+
+
 class NoteEdit(BaseModel):
     """One save. ``base_version`` is the version the edit started from (or send If-Match)."""
 
     base_version: int = Field(ge=1)
     sections: dict[str, str] = {}
     orders: list[OrderChangeIn] = []
+    instructions: list[InstructionChangeIn] = Field([], max_length=200)
 
 
 class ReturnRequest(BaseModel):
@@ -240,3 +251,4 @@ class RoomStatusPublic(BaseModel):
     device_name: str
     state: str  # listening | idle | offline | muted | not-enrolled | revoked | no-device
     last_seen_at: datetime | None
+

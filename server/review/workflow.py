@@ -15,7 +15,7 @@ Edits carry the version they were based on; a stale one is refused with
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -30,7 +30,13 @@ from server.review.access import item_for
 from server.review.audit import AuditAction, record
 from server.review.auth import Principal
 from server.review.diffing import compare
-from server.review.document import OrderChange, apply_edit, document_text, undecided_orders
+from server.review.document import (
+    InstructionChange,
+    OrderChange,
+    apply_edit,
+    document_text,
+    undecided_orders,
+)
 from server.review.errors import Conflict, InvalidInput, VersionConflict
 from server.review.lifecycle import FINAL_STATES, Action, ItemFacts, ReviewState, decide
 from server.review.live import ItemChange
@@ -142,7 +148,8 @@ def act(s: Session, who: Principal, item_id: str, action: Action, now: datetime,
 
 
 def edit(s: Session, who: Principal, item_id: str, base_version: int,
-         sections: dict[str, str], orders: list[OrderChange], now: datetime) -> Result:
+         sections: dict[str, str], orders: list[OrderChange], now: datetime,
+         instructions: Sequence[InstructionChange] = ()) -> Result:
     """Save an edit as a new version (an amendment once signed)."""
 
     def attempt() -> Result:
@@ -156,7 +163,7 @@ def edit(s: Session, who: Principal, item_id: str, base_version: int,
                 f"after the version {base_version} you edited; nothing was overwritten",
                 current_version=item.version, your_version=base_version,
                 saved_by=latest.author_name)
-        document = apply_edit(latest.document, sections, orders)
+        document = apply_edit(latest.document, sections, orders, instructions)
         item.claimed_by, item.lease_expires_at = out.claimed_by, out.lease_expires_at
         item.state, item.updated_at = out.state.value, now
         if document == latest.document:
@@ -171,6 +178,10 @@ def edit(s: Session, who: Principal, item_id: str, base_version: int,
         changed = [k for k in sections if k in {x["key"] for x in latest.document["sections"]}]
         detail = f"v{item.version}: sections {','.join(changed) or '-'}; " + ", ".join(
             f"{o.id or 'new'} {o.decision}" for o in orders)
+        if instructions:
+            detail += "; instructions " + ", ".join(
+                "new added" if i.id is None else f"{i.id} {'removed' if i.remove else 'edited'}"
+                for i in instructions)
         record(s, who, AuditAction.AMEND if action is Action.AMEND else AuditAction.EDIT, item,
                detail, now=now)
         export = None

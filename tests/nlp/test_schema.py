@@ -8,6 +8,7 @@ from nlp.schema import (
     NoteSection,
     NoteSentence,
     OrderIntent,
+    PatientInstruction,
     Transcript,
     TranscriptSegment,
     Word,
@@ -29,6 +30,12 @@ def test_draft_round_trips_and_renders_text() -> None:
         (OrderIntent("medication", "lisinopril", dose="10", unit="mg", frequency="once a day",
                      evidence=(ev,)),),
         {"sections": "test"},
+        (PatientInstruction("medication", "Start lisinopril 10 mg once a day.", evidence=(ev,)),
+         PatientInstruction("test", "Get a blood test: CBC.", verify="unsure it heard 'cbc'")),
     )
     assert DraftNote.from_dict(json.loads(json.dumps(draft.to_dict()))) == draft
     assert draft.text() == "PLAN\nStart lisinopril 10 mg daily."
+    # a draft stored before the after-visit summary existed still loads
+    old = draft.to_dict()
+    del old["instructions"]
+    assert DraftNote.from_dict(old).instructions == ()

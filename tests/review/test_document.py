@@ -6,10 +6,12 @@ import pytest
 
 from server.review.diffing import compare, word_edit_distance, words
 from server.review.document import (
+    InstructionChange,
     OrderChange,
     apply_edit,
     document_from_draft,
     document_text,
+    instructions_of,
     undecided_orders,
 )
 from server.review.errors import InvalidInput
@@ -90,3 +92,77 @@ def test_compare_reports_distance_rate_and_diff() -> None:
     assert "-Start lisinopril 10 mg daily." in diff.unified
     assert "+Start lisinopril 20 mg daily." in diff.unified
     assert compare("same text", "same text").edit_distance == 0
+
+
+def test_document_holds_the_patient_instructions_with_evidence_and_their_orders(
+        doc: dict) -> None:
+    assert [(i["id"], i["kind"], i["order"]) for i in doc["instructions"]] == [
+        ("i1", "medication", "o1"), ("i2", "test", "o2"), ("i3", "referral", "o3")]
+    assert doc["instructions"][0]["text"] == "Start lisinopril 10 mg once a day."
+    assert doc["instructions"][0]["evidence"][0]["segment_ids"] == [3]
+    assert doc["instructions"][1]["verify"].startswith("the recogniser was unsure")
+
+
+def test_instructions_are_edited_added_and_removed(doc: dict) -> None:
+    new = apply_edit(doc, {}, [], [
+        InstructionChange("i1", {"text": "Start lisinopril 20 mg  once a day."}),
+        InstructionChange("i2", {"verify": ""}),  # checked against the audio
+        InstructionChange("i3", remove=True),
+        InstructionChange(None, {"kind": "warning",
+                                 "text": "Call us if the chest tightness comes at rest."}),
+    ])
+    assert [(i["id"], i["kind"], i["text"]) for i in new["instructions"]] == [
+        ("i1", "medication", "Start lisinopril 20 mg once a day."),
+        ("i2", "test", "Get a blood test: complete blood count (CBC)."),
+        ("i4", "warning", "Call us if the chest tightness comes at rest.")]
+    assert new["instructions"][0]["evidence"] == doc["instructions"][0]["evidence"]
+    assert new["instructions"][1]["verify"] == "" and new["instructions"][2]["evidence"] == []
+    assert len(doc["instructions"]) == 3  # the old version is untouched
+    # a later addition never reuses an id still in the list
+    again = apply_edit(new, {}, [], [InstructionChange(None, {"kind": "other",
+                                                             "text": "Rest."})])
+    assert [i["id"] for i in again["instructions"]] == ["i1", "i2", "i4", "i5"]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (InstructionChange("i9", {"text": "x"}), "no instruction 'i9'"),
+    (InstructionChange("i9", remove=True), "no instruction 'i9'"),
+    (InstructionChange(None, remove=True), "only an instruction that exists"),
+    (InstructionChange("i1", {"dose": "20"}), "unknown instruction field"),
+    (InstructionChange("i1", {"kind": "magic"}), "instruction kind must be one of"),
+    (InstructionChange("i1", {"text": "   "}), "remove the instruction instead"),
+    (InstructionChange(None, {"kind": "warning"}), "needs a kind and a text"),
+    (InstructionChange(None, {"text": "Rest."}), "needs a kind and a text"),
+    (InstructionChange("i1", {"text": "x" * 1001}), "at most 1,000 characters"),
+])
+def test_bad_instruction_edits_are_refused_clearly(doc: dict, change: InstructionChange,
+                                                   message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        apply_edit(doc, {}, [], [change])
+
+
+def test_documents_stored_before_instructions_still_edit_and_render(doc: dict) -> None:
+    old = {k: v for k, v in doc.items() if k != "instructions"}
+    assert instructions_of(old) == []
+    unchanged = apply_edit(old, {}, [OrderChange("o1", "pending")])
+    assert unchanged == old  # no empty list appears: a no-op save stays a no-op
+    assert "PATIENT INSTRUCTIONS" not in document_text(old)
+    added = apply_edit(old, {}, [], [InstructionChange(None, {"kind": "follow_up",
+                                                              "text": "Come back in 2 weeks."})])
+    assert [i["id"] for i in added["instructions"]] == ["i1"]
+
+
+def test_signed_text_and_diff_show_instruction_changes(doc: dict) -> None:
+    assert document_text(doc).endswith("PATIENT INSTRUCTIONS\n"
+                                       "- Start lisinopril 10 mg once a day.\n"
+                                       "- Get a blood test: complete blood count (CBC).\n"
+                                       "- See cardiology (referral).")
+    signed = apply_edit(doc, {}, [OrderChange("o1", "accepted"), OrderChange("o2", "accepted"),
+                                  OrderChange("o3", "rejected")],
+                        [InstructionChange("i1", {"text": "Start lisinopril 20 mg once a day."})])
+    text = document_text(signed, decided_only=True)
+    assert "See cardiology" not in text  # its order was rejected
+    diff = compare(document_text(doc), text)
+    assert "-- Start lisinopril 10 mg once a day." in diff.unified
+    assert "+- Start lisinopril 20 mg once a day." in diff.unified
+    assert "-- See cardiology (referral)." in diff.unified

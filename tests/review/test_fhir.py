@@ -11,7 +11,12 @@ from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
 
 from server.review import fhir
-from server.review.document import OrderChange, apply_edit, document_from_draft
+from server.review.document import (
+    InstructionChange,
+    OrderChange,
+    apply_edit,
+    document_from_draft,
+)
 from server.review.errors import InvalidInput
 from tests.review.world import make_draft
 
@@ -46,11 +51,11 @@ def test_bundle_validates_and_holds_note_and_accepted_orders() -> None:
     assert comp["encounter"]["identifier"]["value"] == "enc-9"
     titles = [s["title"] for s in comp["section"]]
     assert titles == ["CHIEF COMPLAINT", "HISTORY OF PRESENT ILLNESS", "ASSESSMENT", "PLAN",
-                      "Orders"]
+                      "Orders", "Patient instructions"]
     assert comp["section"][1]["code"]["coding"][0]["code"] == "10164-2"
     assert "chest tightness" in comp["section"][1]["text"]["div"]
     urls = {e["fullUrl"] for e in bundle["entry"]}
-    assert {r["reference"] for r in comp["section"][-1]["entry"]} <= urls
+    assert {r["reference"] for r in comp["section"][-2]["entry"]} <= urls
     med = bundle["entry"][2]["resource"]
     assert (med["status"], med["intent"]) == ("draft", "order")
     assert med["medicationCodeableConcept"]["text"] == "lisinopril"
@@ -113,3 +118,38 @@ def test_medication_code_and_reasons_travel() -> None:
         {"system": "https://go.drugbank.com/drugs", "code": "DB00722"}]
     assert med["reasonCode"] == [{"text": "high blood pressure"}]
     assert lab["reasonCode"] == [{"text": "fatigue"}]
+
+
+def _instructions_section(document: dict) -> dict | None:
+    bundle = fhir.build_bundle(item_id="i", encounter_id="e", version=1, document=document,
+                               signer_id=1, signer_name="Dr North", signed_at=SIGNED_AT)
+    Bundle.model_validate(bundle)
+    sections = bundle["entry"][0]["resource"]["section"]
+    return next((s for s in sections if s["title"] == "Patient instructions"), None)
+
+
+def test_patient_instructions_are_a_loinc_section_of_escaped_narrative() -> None:
+    doc = apply_edit(_decided(), {}, [], [
+        InstructionChange("i1", {"text": "Start lisinopril 10 mg once a day <b>& rest</b>."}),
+        InstructionChange(None, {"kind": "warning",
+                                 "text": "Call us if you have chest pain."})])
+    section = _instructions_section(doc)
+    assert section is not None
+    assert section["code"]["coding"] == [
+        {"system": "http://loinc.org", "code": "69730-0", "display": "Instructions"}]
+    div = section["text"]["div"]
+    assert div.startswith('<div xmlns="http://www.w3.org/1999/xhtml"><ul><li>')
+    assert "<li>Start lisinopril 10 mg once a day &lt;b&gt;&amp; rest&lt;/b&gt;.</li>" in div
+    assert "<li>Get a blood test: complete blood count (CBC).</li>" in div
+    assert "<li>Call us if you have chest pain.</li>" in div
+    # o3 (the cardiology referral) was rejected: its line does not reach the patient
+    assert "cardiology" not in div
+
+
+def test_no_instructions_no_section_and_old_documents_still_export() -> None:
+    doc = _decided()
+    removed = apply_edit(doc, {}, [], [InstructionChange(i["id"], remove=True)
+                                       for i in doc["instructions"]])
+    assert _instructions_section(removed) is None
+    old = {k: v for k, v in doc.items() if k != "instructions"}  # stored before the summary
+    assert _instructions_section(old) is None

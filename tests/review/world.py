@@ -18,6 +18,7 @@ from nlp.schema import (
     NoteSection,
     NoteSentence,
     OrderIntent,
+    PatientInstruction,
     Transcript,
     TranscriptSegment,
 )
@@ -106,7 +107,16 @@ def make_draft(encounter_id: str) -> DraftNote:
                     evidence=ev(4)),
         OrderIntent("referral", "cardiology", specialty="cardiology", evidence=ev(4)),
     )
-    return DraftNote(encounter_id, "soap", sections, orders, {"nlp": "test-1"})
+    instructions = (
+        PatientInstruction("medication", "Start lisinopril 10 mg once a day.", evidence=ev(3),
+                           order="medication:lisinopril"),
+        PatientInstruction("test", "Get a blood test: complete blood count (CBC).",
+                           verify="the recogniser was unsure it heard 'cbc' (p=0.41)",
+                           evidence=ev(4), order="lab:cbc"),
+        PatientInstruction("referral", "See cardiology (referral).", evidence=ev(4),
+                           order="referral:cardiology"),
+    )
+    return DraftNote(encounter_id, "soap", sections, orders, {"nlp": "test-1"}, instructions)
 
 
 def add_encounter(db: Database, room_id: str, seconds: float = 0.0,

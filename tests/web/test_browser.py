@@ -23,7 +23,7 @@ from websockets.sync.client import connect as ws_connect
 from protocol import Hello, Status, encode_event, parse_event
 from server.review.models import ReviewItem
 from server.settings import Settings
-from tests.review.world import PASSWORD, World, add_encounter
+from tests.review.world import PASSWORD, UserClient, World, add_encounter
 from tests.support import ServerThread, enrol_device
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -168,3 +168,87 @@ def _login_any(browser: Browser, base: str, username: str) -> Page:
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url("**/admin/rooms")
     return page
+
+
+def _claimed(browser: Browser, server: ServerThread, item: str) -> Page:
+    partner = _login(browser, server.http_url, "alice")
+    partner.goto(f"/items/{item}")
+    partner.get_by_role("button", name="Claim").click()
+    expect(partner.locator("#state-badge")).to_have_text("claimed")
+    return partner
+
+
+def test_partner_edits_removes_and_adds_patient_instructions(
+        browser: Browser, server: ServerThread, world: World, tmp_path: Path) -> None:
+    _, item = add_encounter(world.db, "exam-1", seconds=10)
+    partner = _claimed(browser, server, item)
+    panel = partner.get_by_role("region", name="Patient instructions")
+    rows = panel.locator("fieldset[data-instruction]")
+    expect(rows.locator("legend")).to_have_text(["Medication", "Test", "Referral"])
+    i1, i2 = rows.nth(0), rows.nth(1)
+    expect(i2.locator(".verify")).to_contain_text("unsure it heard 'cbc'")
+    # the evidence chip plays what was said and marks it in the transcript
+    i1.get_by_role("button", name="▶ said at 6.0 s").click()
+    expect(partner.locator("#seg-3")).to_have_class("seg speaker-doctor hit")
+    assert "audio.wav?start=5.75&end=8.05" in partner.eval_on_selector("#player", "a => a.src")
+
+    i1.get_by_label("Instruction text").fill("Take lisinopril 20 mg once a day,  in the morning.")
+    i2.get_by_role("button", name="Remove").press("Enter")  # keyboard works
+    expect(i2.get_by_role("button", name="Remove")).to_have_attribute("aria-pressed", "true")
+    expect(i2.locator(".removed-note")).to_be_visible()
+    add = panel.get_by_role("group", name="Add instruction")
+    add.get_by_label("Kind").select_option(label="When to get help")
+    add.get_by_label("Text").fill("Call 911 if the <b>chest pain</b> lasts over 5 minutes.")
+    add.get_by_label("Text").press("Enter")
+    expect(rows).to_have_count(4)
+    expect(rows.nth(3).locator("legend")).to_have_text("When to get help")
+    expect(add.get_by_label("Text")).to_have_value("")
+
+    with partner.expect_request(lambda r: r.method == "PUT") as sent:
+        partner.get_by_role("button", name="Save", exact=True).click()
+    expect(partner.locator("#toast")).to_have_text("Saved as version 2")
+    new_text = "Call 911 if the <b>chest pain</b> lasts over 5 minutes."
+    assert sent.value.post_data_json["instructions"] == [  # only what changed
+        {"id": "i1", "fields": {"text": "Take lisinopril 20 mg once a day,  in the morning."}},
+        {"id": "i2", "remove": True},
+        {"id": None, "fields": {"kind": "warning", "text": new_text}}]
+    # the page shows what the server stored: i2 gone, the new line is i4, spaces squeezed
+    expect(rows).to_have_count(3)
+    expect(rows.nth(2)).to_have_attribute("data-instruction", "i4")
+    expect(i1.get_by_label("Instruction text")).to_have_value(
+        "Take lisinopril 20 mg once a day, in the morning.")
+    _shot(partner, tmp_path, "instructions-partner")
+
+    partner.reload()
+    expect(rows.locator("legend")).to_have_text(["Medication", "Referral", "When to get help"])
+    assert [r.get_attribute("data-instruction") for r in rows.all()] == ["i1", "i3", "i4"]
+    assert [r.input_value() for r in rows.get_by_label("Instruction text").all()] == [
+        "Take lisinopril 20 mg once a day, in the morning.", "See cardiology (referral).",
+        new_text]
+    stored = UserClient(server.http_url, "alice").get(f"/api/v1/review/items/{item}").json()
+    assert [(n["id"], n["kind"], n["text"]) for n in stored["document"]["instructions"]] == [
+        ("i1", "medication", "Take lisinopril 20 mg once a day, in the morning."),
+        ("i3", "referral", "See cardiology (referral)."), ("i4", "warning", new_text)]
+
+
+def test_instruction_of_a_rejected_order_is_shown_left_out(
+        browser: Browser, server: ServerThread, world: World) -> None:
+    _, item = add_encounter(world.db, "exam-1", seconds=10)
+    partner = _claimed(browser, server, item)
+    referral = partner.locator('fieldset[data-instruction="i3"]')
+    note = referral.get_by_text("Left out: its order is rejected")
+    expect(note).to_be_hidden()
+    # rejecting the cardiology referral (o3) leaves its line out at once, and no other
+    partner.locator('fieldset[data-order="o3"]').get_by_label("Reject").check()
+    expect(note).to_be_visible()
+    expect(referral).to_have_class("instruction left-out")
+    expect(partner.locator("fieldset.instruction.left-out")).to_have_count(1)
+    partner.get_by_role("button", name="Save", exact=True).click()
+    expect(partner.locator("#toast")).to_have_text("Saved as version 2")
+    partner.reload()  # rendered from the stored decision
+    expect(note).to_be_visible()
+    assert referral.get_by_label("Instruction text").evaluate(
+        "t => getComputedStyle(t).textDecorationLine") == "line-through"
+    partner.locator('fieldset[data-order="o3"]').get_by_label("Accept").check()
+    expect(note).to_be_hidden()
+    expect(partner.locator("fieldset.instruction.left-out")).to_have_count(0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from tests.review.world import PASSWORD, UserClient, World, add_encounter
@@ -53,3 +55,47 @@ def test_queue_page_rows_and_admin_pages(server: ServerThread, world: World) -> 
     audit = admin.get("/admin/audit", params={"action": "claim"}).text
     assert "alice" in audit and item[:8] in audit
     assert "Exam 2" in admin.get("/admin/rooms/rows").text
+
+
+def _instruction_rows(page: str) -> dict[str, str]:
+    """Each patient instruction's rendered fieldset, by id."""
+    pattern = r'<fieldset class="instruction[^"]*" data-instruction="(i\d+)".*?</fieldset>'
+    return {m[1]: m[0] for m in re.finditer(pattern, page, re.S)}
+
+
+def test_item_page_lists_patient_instructions_escaped(server: ServerThread, world: World) -> None:
+    _, item = add_encounter(world.db, "exam-1")
+    alice = UserClient(server.http_url, "alice")
+    alice.post(f"/api/v1/review/items/{item}/claim")
+    said = 'Call 911 if the <b>chest pain</b> & "tightness" last <script>alert(1)</script>'
+    r = alice.put(f"/api/v1/review/items/{item}/note", json={
+        "base_version": 1, "orders": [{"id": "o3", "decision": "rejected"}],
+        "instructions": [{"id": None, "fields": {"kind": "warning", "text": said}}]})
+    assert r.status_code == 200, r.text
+
+    page = alice.get(f"/items/{item}").text
+    assert '<h2 id="instructions-h">Patient instructions</h2>' in page
+    assert "<script>alert(1)</script>" not in page and "<b>chest pain</b>" not in page
+    rows = _instruction_rows(page)
+    assert list(rows) == ["i1", "i2", "i3", "i4"]
+    labels = [re.search(r'<legend class="kind-label">(.*?)</legend>', c)[1] for c in rows.values()]
+    assert labels == ["Medication", "Test", "Referral", "When to get help"]
+    assert ("Call 911 if the &lt;b&gt;chest pain&lt;/b&gt; &amp; &#34;tightness&#34; last "
+            "&lt;script&gt;alert(1)&lt;/script&gt;</textarea>") in rows["i4"]
+    assert "Verify against the audio: the recogniser was unsure it heard &#39;cbc&#39;" \
+        in rows["i2"]
+    assert 'class="ev" data-start="6.0" data-end="7.8" data-segments="3"' in rows["i1"]
+    assert 'class="ev"' not in rows["i4"]  # added by hand: no evidence
+    # the referral's order is rejected: its line is shown as left out; the others are not
+    assert 'class="instruction left-out"' in rows["i3"]
+    assert '<p class="left-out-note" >Left out' in rows["i3"]
+    assert all('<p class="left-out-note" hidden>' in rows[i] for i in ("i1", "i2", "i4"))
+    assert all('class="remove"' in c and "readonly" not in c for c in rows.values())
+    assert 'id="add-instruction"' in page
+
+    # bob (same pool, not holding the claim) reads the same lines and cannot change them
+    page = UserClient(server.http_url, "bob").get(f"/items/{item}").text
+    rows = _instruction_rows(page)
+    assert list(rows) == ["i1", "i2", "i3", "i4"]
+    assert all("readonly" in c and 'class="remove"' not in c for c in rows.values())
+    assert 'id="add-instruction"' not in page and "<script>alert(1)</script>" not in page

@@ -21,7 +21,7 @@ from server.review.access import item_for
 from server.review.audit import AuditAction, record
 from server.review.auth import Principal
 from server.review.deps import CurrentUser
-from server.review.document import OrderChange
+from server.review.document import InstructionChange, OrderChange
 from server.review.errors import InvalidInput, NotFound
 from server.review.lifecycle import Action, ReviewState, allowed_actions
 from server.review.live import hub_of
@@ -118,12 +118,14 @@ def _base_version(body: NoteEdit, if_match: str | None) -> int:
 def save_note(item_id: str, body: NoteEdit, session: SessionDep, services: ServicesDep,
               who: CurrentUser, response: Response,
               if_match: Annotated[str | None, Header()] = None) -> ItemPublic:
-    """Save an edit (sections' text, orders' accept / reject / modify) as a new version.
+    """Save an edit (sections' text, orders' accept / reject / modify, patient instructions
+    changed / added / removed) as a new version.
 
     Signed notes: the same call makes an amendment (new version, new FHIR export)."""
     changes = [OrderChange(o.id, o.decision, o.fields) for o in body.orders]
+    instructions = [InstructionChange(i.id, i.fields, i.remove) for i in body.instructions]
     result = workflow.edit(session, who, item_id, _base_version(body, if_match),
-                           body.sections, changes, utcnow())
+                           body.sections, changes, utcnow(), instructions=instructions)
     publish(session, services, result)
     response.headers["ETag"] = f'"{result.item.version}"'
     return item_public(session, who, result.item)

@@ -95,7 +95,84 @@ function collectEdit(root) {
       orders.push({id: fs.dataset.order, decision, fields});
     }
   });
-  return {sections, orders};
+  const instructions = [];
+  root.querySelectorAll("fieldset[data-instruction]").forEach((fs) => {
+    const id = fs.dataset.instruction || null;
+    const text = fs.querySelector("textarea");
+    const kind = fs.querySelector("select[data-instruction-kind]");
+    if (isRemoved(fs)) { if (id) instructions.push({id, remove: true}); return; }
+    if (!id) { instructions.push({id, fields: {kind: kind.value, text: text.value}}); return; }
+    const fields = {};
+    if (text.value !== text.defaultValue) fields.text = text.value;
+    if (kind && kind.value !== fs.dataset.kind) fields.kind = kind.value;
+    if (Object.keys(fields).length) instructions.push({id, fields});
+  });
+  return {sections, orders, instructions};
+}
+
+const isRemoved = (fs) => fs.querySelector("button.remove")?.getAttribute("aria-pressed") === "true";
+
+// An instruction whose order is rejected (as picked on the page now) is not signed.
+function markLeftOut(root) {
+  const rejected = new Set([...root.querySelectorAll("fieldset[data-order]")]
+    .filter((fs) => fs.querySelector("input[type=radio]:checked")?.value === "rejected")
+    .map((fs) => fs.dataset.order));
+  root.querySelectorAll("fieldset[data-instruction]").forEach((fs) => {
+    const out = rejected.has(fs.dataset.orderRef);
+    fs.classList.toggle("left-out", out);
+    fs.querySelector(".left-out-note").hidden = !out;
+  });
+}
+
+function kindLabel(kind) {
+  const option = document.querySelector(`#new-instruction-kind option[value="${CSS.escape(kind)}"]`);
+  return option ? option.textContent : kind;
+}
+
+// The instruction rows after a save: removed ones go, added ones get their ids.
+function syncInstructions(root, saved) {
+  const rows = [...root.querySelectorAll("fieldset[data-instruction]")];
+  const known = new Set(rows.map((fs) => fs.dataset.instruction).filter(Boolean));
+  const added = saved.filter((n) => !known.has(n.id));
+  rows.filter((fs) => !fs.dataset.instruction).forEach((fs, i) => {
+    fs.dataset.instruction = added[i] ? added[i].id : "";
+  });
+  const byId = new Map(saved.map((n) => [n.id, n]));
+  rows.forEach((fs) => {
+    const n = byId.get(fs.dataset.instruction);
+    if (!n) { fs.remove(); return; }
+    const text = fs.querySelector("textarea");
+    text.defaultValue = n.text;
+    text.value = n.text;
+    fs.dataset.kind = n.kind;
+    const kind = fs.querySelector("select[data-instruction-kind]");
+    if (kind) kind.value = n.kind;
+    fs.querySelector(".kind-label").textContent = kindLabel(n.kind);
+  });
+}
+
+function toggleRemove(fs) {
+  if (!fs.dataset.instruction) { fs.remove(); return; }  // added and not saved yet
+  const removed = !isRemoved(fs);
+  fs.querySelector("button.remove").setAttribute("aria-pressed", String(removed));
+  fs.classList.toggle("removed", removed);
+  fs.querySelector(".removed-note").hidden = !removed;
+}
+
+function addInstruction(root) {
+  const text = document.getElementById("new-instruction-text");
+  const kind = document.getElementById("new-instruction-kind");
+  if (!text.value.trim()) { toast("Type the instruction's text first", "bad"); text.focus(); return; }
+  const fs = document.getElementById("instruction-template").content.firstElementChild.cloneNode(true);
+  fs.dataset.kind = kind.value;
+  fs.querySelector("select[data-instruction-kind]").value = kind.value;
+  fs.querySelector(".kind-label").textContent = kindLabel(kind.value);
+  fs.querySelector("textarea").value = text.value.trim();
+  document.getElementById("instructions").append(fs);
+  document.getElementById("no-instructions")?.remove();
+  text.value = "";
+  fs.querySelector("textarea").focus();
+  root.dispatchEvent(new Event("input"));  // unsaved now
 }
 
 // After a save the page shows what the server stored, and later edits diff against it.
@@ -114,6 +191,8 @@ function markSaved(root, item) {
     const badge = fs.querySelector("legend .badge");
     if (badge) badge.textContent = order.decision;
   }
+  syncInstructions(root, item.document.instructions || []);
+  markLeftOut(root);
 }
 
 function initItem() {
@@ -125,6 +204,21 @@ function initItem() {
   let dirty = false;
   const form = document.getElementById("note");
   form.addEventListener("input", () => { dirty = true; });
+  form.addEventListener("change", (e) => {
+    if (e.target.matches("select[data-instruction-kind]")) {
+      e.target.closest("fieldset").querySelector(".kind-label").textContent = kindLabel(e.target.value);
+    }
+    markLeftOut(form);
+  });
+  form.addEventListener("click", (e) => {
+    const remove = e.target.closest("fieldset[data-instruction] button.remove");
+    if (remove) { toggleRemove(remove.closest("fieldset")); dirty = true; }
+  });
+  const addButton = document.getElementById("add-instruction");
+  if (addButton) addButton.addEventListener("click", () => addInstruction(form));
+  document.getElementById("new-instruction-text")?.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") { e.preventDefault(); addInstruction(form); }
+  });
 
   const player = document.getElementById("player");
   document.querySelectorAll("button.ev").forEach((b) => b.addEventListener("click", () => {
