@@ -203,8 +203,9 @@ class DraftingStage:
         started = time.monotonic()
         await self.stop_preparing(encounter.encounter_id)
         try:
+            note = await self.services.run_db(self._note_settings, encounter.room_id)
             draft = await asyncio.wrap_future(
-                self._worker.submit(DRAFT, self._draft, encounter, transcript))
+                self._worker.submit(DRAFT, self._draft, encounter, transcript, note))
             item = await submit_draft(self.services, encounter.encounter_id, draft, transcript)
         except Exception:
             log.exception("encounter %s: drafting failed; the transcript is stored",
@@ -216,8 +217,28 @@ class DraftingStage:
                  sum(1 for s in draft.sections if s.sentences), len(draft.orders),
                  self.latency_s[encounter.encounter_id])
 
-    def _draft(self, encounter: EncounterInfo, transcript: Transcript) -> DraftNote:
-        draft = self.writer().draft(transcript)
+    def _note_settings(self, room_id: str) -> tuple[str, str]:
+        """(template source, style) of the room's clinic (``server.review.notesettings``);
+        a template that has gone missing since it was chosen falls back to SOAP, logged."""
+        from server.models import Room
+        from server.review.errors import InvalidInput
+        from server.review.notesettings import NoteSettings, note_settings, template_source
+
+        with self.services.db.session() as s:
+            room = s.get(Room, room_id)
+            note = note_settings(s, room.clinic_id) if room is not None else NoteSettings()
+        try:
+            return template_source(note.template, self.services.settings.note_templates), \
+                note.style
+        except InvalidInput as err:
+            log.warning("room %s: note template %r unusable (%s); drafting with soap",
+                        room_id, note.template, err)
+            return "soap", note.style
+
+    def _draft(self, encounter: EncounterInfo, transcript: Transcript,
+               note: tuple[str, str] = ("soap", "concise")) -> DraftNote:
+        template, style = note
+        draft = self.writer().draft(transcript, template=template, style=style)
         return replace(draft, encounter_id=encounter.encounter_id)
 
     def close(self) -> None:

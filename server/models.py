@@ -44,6 +44,13 @@ class Clinic(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # how its drafts are written (server/review/notesettings.py): a built-in template
+    # ("soap", "aci") or a TOML template's name in Settings.note_templates_dir, and a style
+    # ("concise", "detailed", "verbatim"; nlp.assemble.STYLES)
+    note_template: Mapped[str] = mapped_column(String(64), default="soap",
+                                               server_default="soap")
+    note_style: Mapped[str] = mapped_column(String(16), default="concise",
+                                            server_default="concise")
 
 
 class Room(Base):

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     #: CPU threads for the NLP models' inference; they share the cores with speech
     #: recognition, which keeps the rooms in real time.
     nlp_threads: int = Field(1, ge=1, le=64)
+    #: Where a clinic's own note templates live (``<name>.toml``, ``[[section]] key =
+    #: ... title = ...``); a clinic picks one by name (PUT
+    #: /api/v1/admin/clinics/{clinic}/note-settings). Empty = data_dir/templates.
+    note_templates_dir: Path | None = None
 
     # --- transcription (server/asr, server/modelstore, server/transcripts)
     #: Model manifests (*.toml) and fetched/built model files.
@@ -114,6 +118,10 @@ class Settings(BaseSettings):
     @property
     def fhir_outbox(self) -> Path:
         return self.fhir_outbox_dir or self.data_dir / "fhir-outbox"
+
+    @property
+    def note_templates(self) -> Path:
+        return self.note_templates_dir or self.data_dir / "templates"
 
     @property
     def secure_cookies(self) -> bool:

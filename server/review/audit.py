@@ -36,6 +36,7 @@ class AuditAction(StrEnum):
     LOGIN = "login"
     LOGIN_FAILED = "login_failed"
     LOGOUT = "logout"
+    NOTE_SETTINGS = "note_settings"  # a clinic's note template or style changed
 
 
 def record(s: Session, who: Principal | None, action: AuditAction, item: ReviewItem | None = None,

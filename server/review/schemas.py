@@ -252,3 +252,15 @@ class RoomStatusPublic(BaseModel):
     state: str  # listening | idle | offline | muted | not-enrolled | revoked | no-device
     last_seen_at: datetime | None
 
+
+class NoteSettingsPublic(BaseModel):
+    clinic_id: str
+    template: str  # soap | aci | the name of a TOML template in the templates folder
+    style: str  # concise | detailed | verbatim
+    templates: list[str]  # what can be chosen
+    styles: list[str]
+
+
+class NoteSettingsUpdate(BaseModel):
+    template: str | None = Field(None, min_length=1, max_length=64)
+    style: str | None = Field(None, min_length=1, max_length=16)

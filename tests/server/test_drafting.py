@@ -135,3 +135,46 @@ async def test_preparations_of_many_visits_take_turns_within_their_share() -> No
             assert start - end >= 0.09
     finally:
         stage.close()
+
+
+class RecordingWriter:
+    """Drafts nothing; records the template and style each draft asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str]] = []
+
+    def draft(self, transcript: Transcript, template: str | None = None,
+              style: str | None = None) -> object:
+        from nlp.schema import DraftNote
+
+        self.asked.append((template or "", style or ""))
+        return DraftNote(transcript.encounter_id, "x", ())
+
+
+def test_each_clinic_drafts_with_its_own_template_and_style(settings, db) -> None:  # type: ignore[no-untyped-def]
+    from server import registry
+    from server.review.notesettings import set_note_settings
+
+    with db.session() as s:
+        for clinic, room in (("North", "n-1"), ("South", "s-1")):
+            registry.create_clinic(s, clinic)
+            registry.create_room(s, clinic.lower(), room, room)
+        settings.note_templates.mkdir(parents=True, exist_ok=True)
+        (settings.note_templates / "ortho.toml").write_text(
+            '[[section]]\nkey = "plan"\ntitle = "PLAN"\n')
+        set_note_settings(s, "north", templates_dir=settings.note_templates,
+                          template="ortho", style="detailed")
+    services = Services.build(settings.model_copy(update={"drafting": False}))
+    writer = RecordingWriter()
+    stage = DraftingStage(services, Path("unused"), writer=cast(DraftWriter, writer))
+    try:
+        for room in ("n-1", "s-1", "no-such-room"):
+            note = stage._note_settings(room)
+            stage._draft(EncounterInfo("enc", "dev", room, 0), transcript(1), note)
+        assert writer.asked == [(str(settings.note_templates / "ortho.toml"), "detailed"),
+                                ("soap", "concise"), ("soap", "concise")]
+        (settings.note_templates / "ortho.toml").unlink()  # gone since it was chosen
+        assert stage._note_settings("n-1") == ("soap", "detailed")
+    finally:
+        stage.close()
+        asyncio.run(services.aclose())

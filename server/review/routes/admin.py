@@ -14,13 +14,15 @@ from sqlalchemy import select
 
 from server.deps import ServicesDep, SessionDep
 from server.models import Clinic, Device, Room
-from server.review import audit, directory
+from server.review import audit, directory, notesettings
 from server.review.deps import Operator, OperatorDep
 from server.review.errors import NotFound
 from server.review.models import AuditEvent, Membership, Pool, PoolMember, RoutingRule, User
 from server.review.schemas import (
     AuditPublic,
     MembershipCreate,
+    NoteSettingsPublic,
+    NoteSettingsUpdate,
     PoolCreate,
     PoolMemberCreate,
     PoolPublic,
@@ -132,6 +134,39 @@ def list_rules(session: SessionDep, op: OperatorDep) -> list[RoutingRule]:
     if op.clinics is not None:
         stmt = stmt.where(RoutingRule.clinic_id.in_(op.clinics))
     return list(session.scalars(stmt))
+
+
+def _note_settings_public(session: SessionDep, services: ServicesDep,
+                          clinic_id: str) -> NoteSettingsPublic:
+    from nlp.assemble import STYLES, TEMPLATES
+
+    note = notesettings.note_settings(session, clinic_id)
+    own = sorted(p.stem for p in services.settings.note_templates.glob("*.toml"))
+    return NoteSettingsPublic(clinic_id=clinic_id, template=note.template, style=note.style,
+                              templates=[*TEMPLATES, *own], styles=list(STYLES))
+
+
+@router.get("/clinics/{clinic_id}/note-settings", response_model=NoteSettingsPublic)
+def get_note_settings(clinic_id: str, session: SessionDep, services: ServicesDep,
+                      op: OperatorDep) -> NoteSettingsPublic:
+    """The clinic's note template and style, and the choices."""
+    if op.clinics is not None and clinic_id not in op.clinics:
+        raise NotFound(f"no clinic {clinic_id!r}")
+    if session.get(Clinic, clinic_id) is None:
+        raise NotFound(f"no clinic {clinic_id!r}")
+    return _note_settings_public(session, services, clinic_id)
+
+
+@router.put("/clinics/{clinic_id}/note-settings", response_model=NoteSettingsPublic)
+def put_note_settings(clinic_id: str, body: NoteSettingsUpdate, session: SessionDep,
+                      services: ServicesDep, op: OperatorDep) -> NoteSettingsPublic:
+    """Choose the template and/or style of the clinic's drafts from now on (audited)."""
+    notesettings.set_note_settings(session, clinic_id,
+                                   templates_dir=services.settings.note_templates,
+                                   template=body.template, style=body.style,
+                                   who=op.principal, actor=op.name, clinics=op.clinics)
+    session.commit()
+    return _note_settings_public(session, services, clinic_id)
 
 
 @router.post("/room-physicians", status_code=201)
