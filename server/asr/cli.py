@@ -2,12 +2,17 @@
 
     roomscribe transcribe FILE.wav [--engine auto|vosk|whisper|two-pass]
                                    [--vocabulary FILE|none] [--events]
+                                   [--diarize | --no-diarize]
 
 The file (16 kHz mono 16-bit) is cut into 100 ms chunks and fed to the
 :class:`~server.asr.stage.TranscriptionStage` exactly as stored device frames
 are; the transcript is printed as JSON (segments with times, text, words).
 ``--events`` also writes the live events (partial/final/...) to stderr, one
-JSON object a line.
+JSON object a line. Speaker roles as in the live pipeline: with diarization
+(``--diarize``, the default when ``asr_diarization`` is on and resemblyzer is
+installed) each voice is a cluster and the role model (``models/nlp/roles``)
+names the clusters; without it, roles come from the words alone; without the
+role model, every segment's speaker stays ``unknown``.
 """
 
 from __future__ import annotations
@@ -97,6 +102,32 @@ async def transcribe_pcm(stage: TranscriptionStage, pcm: bytes, name: str) -> Tr
     return result[0]
 
 
+def _speaker_hooks(settings: Settings, diarize: bool) -> tuple[Any, Any]:
+    """(labeler, voices) for the stage: the role model when built, the voice encoder
+    when asked for and installed; a clear note on stderr for what is missing."""
+    from server.asr import voiceprint
+    from server.asr.roles import unknown_speakers
+
+    voices = None
+    if diarize:
+        if voiceprint.available():
+            voices = voiceprint.Resemblyzer()
+        else:
+            print("roomscribe transcribe: resemblyzer is not installed; no diarization",
+                  file=sys.stderr)
+    roles = settings.models_dir / "nlp" / "roles" / "meta.json"
+    if not roles.is_file():
+        print(f"roomscribe transcribe: no role model in {roles.parent} (roomscribe models "
+              "build): speakers stay unknown", file=sys.stderr)
+        return unknown_speakers, voices
+    from nlp.pipeline import label_speakers
+
+    async def label(segments: Sequence[TranscriptSegment]) -> list[str]:
+        return label_speakers(list(segments), settings.models_dir)
+
+    return label, voices
+
+
 def main(argv: list[str], settings: Settings) -> int:
     p = argparse.ArgumentParser(prog="roomscribe transcribe",
                                 description="transcribe a 16 kHz mono WAV file to JSON")
@@ -105,6 +136,10 @@ def main(argv: list[str], settings: Settings) -> int:
                    help=f"default: settings (now {settings.asr_engine})")
     p.add_argument("--vocabulary", help="term file, or 'none' (default: settings / bundled)")
     p.add_argument("--events", action="store_true", help="live events to stderr as JSON lines")
+    p.add_argument("--diarize", action=argparse.BooleanOptionalAction,
+                   default=settings.asr_diarization,
+                   help=f"speakers from the voice (default: settings, now "
+                        f"{settings.asr_diarization})")
     args = p.parse_args(argv)
     engine_name = args.engine or settings.asr_engine
     if engine_name == "none":
@@ -114,9 +149,11 @@ def main(argv: list[str], settings: Settings) -> int:
         vocabulary = resolve_vocabulary(args.vocabulary if args.vocabulary is not None
                                         else settings.asr_vocabulary)
         engine = build_engine(settings, engine_name, vocabulary=vocabulary)
+        labeler, voices = _speaker_hooks(settings, args.diarize)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr") as pool:
             stage = TranscriptionStage(engine, pool, MemoryTranscripts(),
-                                       _PrintEvents(args.events))
+                                       _PrintEvents(args.events), labeler=labeler,
+                                       voices=voices)
             transcript = asyncio.run(transcribe_pcm(stage, pcm, args.wav.stem))
     except (AsrError, ValueError) as err:
         print(f"roomscribe transcribe: {err}", file=sys.stderr)

@@ -11,7 +11,7 @@ import pytest
 from server.asr.cli import main
 from server.lab.speech import Turn
 from server.settings import Settings
-from tests.asr.speech import needs_espeak, synthesize
+from tests.asr.speech import needs_espeak, needs_neural, synthesize
 
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 
@@ -74,3 +74,40 @@ def test_transcribes_a_wav_file_to_json(tmp_path: Path, cli_settings: Settings,
     events = [json.loads(line)["type"] for line in captured.err.splitlines()]
     assert events[0] == "transcription-start" and events[-1] == "transcript-complete"
     assert "final" in events
+
+
+@needs_neural
+def test_speakers_come_from_the_voice_and_the_role_model(
+        tmp_path: Path, cli_settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("faster_whisper")
+    pytest.importorskip("resemblyzer")
+    if not (REPO_MODELS / "nlp" / "roles" / "meta.json").is_file():
+        pytest.skip("no role model (roomscribe models build)")
+    turns = [Turn("doctor", "Good morning. What brings you in today?"),
+             Turn("patient", "I have had a bad cough for about two weeks now."),
+             Turn("doctor", "Are you bringing anything up when you cough?"),
+             Turn("patient", "Yes, some yellow phlegm, mostly in the mornings."),
+             Turn("doctor", "I am going to order a chest x-ray and start you on an inhaler.")]
+    pcm, _ = synthesize(turns, tmp_path / "visit.wav")
+    with wave.open(str(tmp_path / "visit.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(pcm)
+    assert main([str(tmp_path / "visit.wav"), "--engine", "whisper", "--diarize"],
+                cli_settings) == 0
+    segments = json.loads(capsys.readouterr().out)["segments"]
+    said = {s["speaker"]: " ".join(x["text"] for x in segments if x["speaker"] == s["speaker"])
+            for s in segments}
+    assert set(said) == {"doctor", "patient"}
+    assert "x-ray" in said["doctor"].lower() and "mornings" in said["patient"].lower()
+    # without diarization and without the role model, nobody is named
+    asr_only = tmp_path / "models"  # the speech models' manifest, no NLP models
+    asr_only.mkdir()
+    (asr_only / "asr.toml").write_text((REPO_MODELS / "asr.toml").read_text())
+    no_models = Settings(data_dir=tmp_path / "var", models_dir=asr_only, asr_engine="none")
+    assert main([str(tmp_path / "visit.wav"), "--engine", "whisper", "--no-diarize"],
+                no_models) == 0
+    captured = capsys.readouterr()
+    assert {s["speaker"] for s in json.loads(captured.out)["segments"]} == {"unknown"}
+    assert "no role model" in captured.err
