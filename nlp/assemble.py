@@ -62,7 +62,8 @@ STYLES = ("concise", "detailed", "verbatim")
 
 MIN_CONTENT_WORDS = 2
 #: dictation commands to the scribe software ("hey dragon, show me the x-ray")
-_VOICE_COMMAND = re.compile(r"\b(?:hey,? dragon|dragon,)", re.I)
+_VOICE_COMMAND = re.compile(r"\b(?:hey,? dragon|dragon,)|^(?:show me|pull up|"
+                            r"let's (?:look at|pull up)|let me (?:see|look at|pull up))\b", re.I)
 #: acknowledgements and courtesies that carry nothing for the note
 _ACK = re.compile(
     r"^(?:that )?(?:sounds? (?:good|great|fine|like a plan)|thanks?(?: you)?(?: so much)?|"

@@ -28,7 +28,7 @@ ADDED_WORDS = frozenset({"patient", "reports", "denies", "endorses", "has", "is"
                          "does", "not", "been", "the", "a", "smokes", "drinks", "states"})
 
 _FILLERS = re.compile(
-    r"\b(?:um+|uh+|uh-huh|mm-hmm|hmm+|er|ah|you know|i mean|kind of|sort of)\b,?\s*", re.I)
+    r"\b(?:um+|uh+|uh-huh|mm-hmm|hmm+|er|ah|(?<!let )you know|i mean|kind of|sort of)\b,?\s*", re.I)
 _LEADING = re.compile(
     r"^(?:(?:so|okay|ok|alright|all right|well|and|now|yeah|yes|right(?=[,.])|oh|but|great|good|"
     r"perfect|got it)\b[,.]?\s+)+", re.I)

@@ -193,6 +193,10 @@ def _medication_details(tokens: Sequence[str], end: int, limit: int) -> dict[str
     window = tokens[end:min(end + 12, limit)]
     text = " ".join(window)
     details: dict[str, str] = {}
+    # "increase the lisinopril from 10 mg to 20 mg": the new dose is the one after "to"
+    change = re.match(r"from \d+(?:\.\d+)?(?: ?(?:mg|mcg|g|ml|\w+))? to (?=\d)", text)
+    if change:
+        window = text[change.end():].split(" ")
     for j, w in enumerate(window[:4]):
         m = re.fullmatch(r"(\d+(?:\.\d+)?)(mg|mcg|g|ml)?", w)
         if m:

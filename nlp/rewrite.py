@@ -90,9 +90,9 @@ _SPOKEN = [
     (re.compile(r"\b(\w+) n't\b", re.I), r"\1n't"),
 ]
 _HEDGES = re.compile(
-    r"\b(?:you know|i mean|i guess|basically|actually|just|really|certainly|definitely|"
+    r"\b(?:(?<!let )you know|i mean|i guess|basically|actually|just|really|certainly|definitely|"
     r"honestly|obviously|like i said|as i said|at this point in time|"
-    r"a little bit of|a little bit)\b,?\s*", re.I)
+    r"a little bit of|a little bit)\b,?\s*|^(?:hey,?\s+)?dragon,?\s+", re.I)
 _UNITS = [
     (re.compile(r"\bmilligrams?\b", re.I), "mg"),
     (re.compile(r"\bmicrograms?\b", re.I), "mcg"),
@@ -121,7 +121,9 @@ def normalise_spoken(text: str) -> str:
 
 # --- person shift ---------------------------------------------------------------
 
-_TOKEN = re.compile(r"[A-Za-z]+(?:'[a-z]+)?|\d+(?:[.,/:]\d+)*%?|[^\sA-Za-z\d]")
+#: words (hyphenated, with digits: "x-ray", "a1c", "62-year-old", "3rd"), numbers, marks
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z\d]*(?:-[A-Za-z\d]+)*(?:'[a-z]+)?"
+                    r"|\d+(?:[.,/:]\d+)*(?:%|st|nd|rd|th)?(?:-[A-Za-z\d]+)*|[^\sA-Za-z\d]")
 _CLAUSE_START = _words(
     "and but so that if when because since which as while until where then or , ; : "
     "whether though although once")
@@ -129,6 +131,13 @@ _ADVERBS = _words(
     "also still usually never always only often sometimes occasionally even already "
     "normally generally typically recently mostly now then probably")
 _MODALS = _words("can could will would should may might must did had was")
+#: after "you" these make it the subject ("I think you have", "so you were")
+_AUXILIARIES = _words("am are 're have 've had 'd do did don't didn't can could will 'll would "
+                      "should may might must were was haven't aren't weren't can't won't "
+                      "wouldn't shouldn't couldn't")
+#: "let you know", "see you back": "you" stays the object before a verb
+_CAUSATIVE = _words("let make makes made help have has had see get got watch hear want need "
+                    "like")
 #: first/second-person verb forms → third person singular (after the subject)
 _AGREE = {"am": "is", "'m": "is", "are": "is", "'re": "is", "were": "was", "have": "has",
           "'ve": "has", "do": "does", "don't": "does not", "haven't": "has not",
@@ -162,6 +171,7 @@ def _tokens(text: str) -> list[str]:
 
 def _detokenise(tokens: Sequence[str]) -> str:
     text = " ".join(tokens)
+    text = re.sub(r"\s+-(?=[\s.,;:!?]|$)", "", text)  # a word cut off at the end: "did something-"
     text = re.sub(r"\s+([.,?!;:%])", r"\1", text)
     return re.sub(r"\s+('(?:s|d|ll|ve|re|m))\b", r"\1", text)
 
@@ -169,6 +179,8 @@ def _detokenise(tokens: Sequence[str]) -> str:
 def _agree(tokens: list[str], i: int, plural: bool = False) -> None:
     """Make the verb after the subject at ``tokens[i]`` third person singular (or, with
     ``plural``, agree with "they")."""
+    if i and tokens[i - 1].lower() in _AUXILIARIES | _MODALS | {"does"}:
+        return  # "did you strain" → "did he strain": the auxiliary carries the person
     j = i + 1
     while j < len(tokens) and tokens[j].lower() in _ADVERBS:
         j += 1
@@ -190,6 +202,15 @@ def _agree(tokens: list[str], i: int, plural: bool = False) -> None:
             tokens[j] = third
 
 
+def _subject_you(tokens: Sequence[str], i: int) -> bool:
+    """Whether the "you" at ``tokens[i]`` (not at a clause start) is a subject: a verb
+    follows it and no verb of letting or seeing comes before it."""
+    nxt = tokens[i + 1].lower() if i + 1 < len(tokens) else ""
+    if not nxt or tokens[i - 1].lower() in _CAUSATIVE:
+        return False
+    return nxt in _AUXILIARIES or _third_person(nxt) is not None
+
+
 def _shift(tokens: list[str], first: frozenset[str], person: Person) -> list[str] | None:
     """Replace the speaker-side person words (``first``: "i" family for a patient,
     "you" family for a clinician) with ``person``. ``None`` when a word of the other
@@ -203,7 +224,8 @@ def _shift(tokens: list[str], first: frozenset[str], person: Person) -> list[str
         prev = out[i - 1].lower() if i else ","
         named = person is PATIENT and any(t in (person.subject, "they") for t in out[:i])
         if low == subj:
-            if subj == "you" and prev not in _CLAUSE_START and i > 0:
+            if subj == "you" and prev not in _CLAUSE_START and i > 0 \
+                    and not _subject_you(out, i):
                 out[i] = "them" if named else person.object
                 continue
             # "the patient thinks they twisted it", not "… thinks the patient twisted it"

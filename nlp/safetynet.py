@@ -175,6 +175,16 @@ def _untagged(text: str) -> str:
     return " ".join(_HESITATE.sub(" ", _TAG.sub("", text.strip())).split())
 
 
+_NOT_A_SYMPTOM = _listed("if when you your you're have has had are is get got notice noticed any "
+                         "feel start starts started do experience see develop the a an it that "
+                         "this these those anything something any more")
+
+
+def _said_what(condition: str) -> bool:
+    """The condition names something ("if you have" cut off by the recogniser does not)."""
+    return any(w not in _NOT_A_SYMPTOM for w in re.findall(r"[a-z']+", condition.lower()))
+
+
 def red_flag(text: str) -> str | None:
     """The plain form of a safety-net sentence, the cleaned sentence when no safe
     rewrite exists, or ``None`` when the sentence is no red flag."""
@@ -188,7 +198,7 @@ def red_flag(text: str) -> str | None:
             if found is None:
                 continue
             line, condition = found
-            if _COURTESY.search(condition):
+            if _COURTESY.search(condition) or not _said_what(condition):
                 return None
             return line or finish(text)
     return None

@@ -128,3 +128,11 @@ def test_concise_says_a_fact_once_and_detailed_keeps_every_sentence() -> None:
 def test_an_unknown_style_is_refused() -> None:
     with pytest.raises(InputError, match="unknown note style"):
         draft(style="poetic")
+
+
+def test_dictation_to_the_record_system_is_no_note_sentence() -> None:
+    visit = """[doctor] hey dragon , show me the chest x-ray .
+[doctor] show me the blood pressure readings .
+[doctor] your chest x-ray shows no pneumonia ."""
+    _, note = draft(visit=visit, labels=dict.fromkeys(range(3), "results"))
+    assert by_key(note)["results"] == ["The patient's chest x-ray shows no pneumonia."]

@@ -178,6 +178,7 @@ def test_red_flags_move_the_condition_after_the_action(said: str, plain: str) ->
     "let's see if the medicine helps and come back in two weeks.",
     "if it's not better, we'll get an mri.",
     "call me if you get a chance?",
+    "i want you to call me if you have.",  # the symptom cut off: nothing to watch for
 ])
 def test_courtesy_and_conditional_plans_are_no_red_flags(said: str) -> None:
     assert red_flag(said) is None

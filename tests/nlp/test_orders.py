@@ -19,6 +19,11 @@ def test_start_a_medication_with_dose_and_frequency() -> None:
     assert (o.dose, o.unit, o.frequency) == ("10", "mg", "once a day")
 
 
+def test_a_dose_change_takes_the_new_dose() -> None:
+    [o] = orders("[doctor] i'd like to increase the lisinopril from 10 mg to 20 mg a day .")
+    assert (o.name, o.status, o.dose, o.unit) == ("lisinopril", "change", "20", "mg")
+
+
 def test_imaging_lab_referral_follow_up() -> None:
     [xray] = orders("[doctor] i'm going to order a chest x-ray .")
     assert (xray.kind, xray.name, xray.body_site) == ("imaging", "chest x-ray", "chest")

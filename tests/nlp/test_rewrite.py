@@ -24,6 +24,22 @@ def test_clinician_you_becomes_the_patient_and_intentions_read_as_a_plan() -> No
     assert rewrite("your lungs are clear .", "doctor", PATIENT) == "The patient's lungs are clear."
 
 
+def test_you_after_a_verb_of_thinking_is_the_subject_and_after_let_the_object() -> None:
+    assert rewrite("i think you have a lumbar strain from the lifting .", "doctor", HE) == \
+        "I think he has a lumbar strain from the lifting."
+    assert rewrite("i want to let you know that you are doing well .", "doctor", SHE) == \
+        "We will let her know that she is doing well."
+    assert rewrite("we can prescribe you some meloxicam .", "doctor", HE) == \
+        "We can prescribe him some meloxicam."
+    assert rewrite("hey dragon , sharon is a 48 year old female here for finger pain .",
+                   "doctor", SHE) == "Sharon is a 48 year old female here for finger pain."
+
+
+def test_an_unnamed_patient_is_they_after_the_first_mention() -> None:
+    assert rewrite("i think i twisted it when i was running .", "patient", PATIENT) == \
+        "The patient thinks they twisted it when they were running."
+
+
 def test_no_rewrite_when_someone_is_still_addressed_or_it_is_a_question() -> None:
     assert rewrite("i feel like you told me that last time .", "patient", HE) is None
     assert rewrite("do you have any chest pain ?", "doctor", HE) is None
@@ -54,6 +70,9 @@ def test_faithfulness_flags_changed_numbers_drugs_sides_and_negation() -> None:
     assert problems("No fever.", "i have a fever") == ["negation added"]
     assert problems("Pain for 3 weeks.", "pain for three days") == \
         ["durations not said: ['week']"]
+    # "right" that is no side: "right away", "right on the inside", "all right"
+    assert problems("Call right away.", "call all right away") == []
+    assert problems("On the inside of her knee.", "right on the inside of my knee") == []
 
 
 def test_unsupported_words_allow_inflections_digits_and_pronouns_only() -> None:
