@@ -25,7 +25,20 @@ Metrics (each documented in the JSON under "about"):
   GPT-4 51.76, copying the transcript 32.84); ``transcript_copy`` is that
   baseline computed here.
 * unsupported_sentences — draft sentences and orders without a transcript span
-  backing them (``nlp.assemble.unsupported_sentences``), over all drafts.
+  backing them or failing the faithfulness check (numbers, units, drug names,
+  laterality, negation: ``nlp.assemble.unsupported_sentences``), over all drafts.
+* The rewriter (``nlp.rewrite``, style ``concise``, the default): ``rouge_<split>`` is
+  the rewritten note; ``rouge_<split>_verbatim`` the extractive one (the spoken
+  sentences, tidied) beside it; ``rewrite_counts`` (rewritten, fell back after a
+  failed faithfulness check, kept as spoken, repeats left out) and
+  ``rewrite_fallback_rate``; ``first_person_patient_sentences``: note sentences
+  from the patient's words still in the first person; ``note_length_ratio_<split>``:
+  words in the draft / words in the reference note (mean over visits);
+  ``draft_cpu_seconds_mean``: CPU seconds per ACI-BENCH visit (process time).
+* mts_section_text_rouge1_<split> — MEDIQA-Sum 2023 task B style: each MTS-Dialog
+  snippet (its header given) → the section text, every sentence of the snippet
+  through the same rewriter; ``..._verbatim`` the spoken sentences. Anchor: the
+  best MEDIQA-Sum 2023 task B system, ROUGE-1 0.43 on that challenge's test set.
 """
 
 from __future__ import annotations
@@ -33,6 +46,7 @@ from __future__ import annotations
 import argparse
 import copy as shallow
 import json
+import re
 import sys
 import time
 from collections import defaultdict
@@ -44,13 +58,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nlp import corpora
-from nlp.assemble import unsupported_sentences
+from nlp.assemble import RewriteCounts, assemble, unsupported_sentences
 from nlp.datasets import aci_section_examples, primock_eval_split
-from nlp.dialogue import parse_dialogue
+from nlp.dialogue import parse_dialogue, transcript_sentences
 from nlp.features import mts_input, position_features
 from nlp.labels import MTS_TO_SECTION, SECTIONS, score_section
 from nlp.orders import normalise_name
-from nlp.schema import DraftNote, OrderIntent, TranscriptSegment
+from nlp.schema import DraftNote, OrderIntent, Speaker, Transcript, TranscriptSegment
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLD = ROOT / "nlp" / "data" / "orders_gold_aci_valid.jsonl"
@@ -188,6 +202,50 @@ def rouge(pairs: list[tuple[str, str]]) -> dict[str, float]:
     return {k: round(100 * float(np.mean(v)), 2) for k, v in acc.items()}
 
 
+_FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|myself)\b", re.I)
+
+
+def first_person_patient_sentences(draft: DraftNote, transcript: Transcript) -> int:
+    """Note sentences resting on the patient's words alone that still say I/my/me
+    (a quotation, "states: \"...\"", does not count)."""
+    speaker = {s.id: s.speaker for s in transcript.segments}
+    n = 0
+    for section in draft.sections:
+        for sentence in section.sentences:
+            ids = [i for e in sentence.evidence for i in e.segment_ids]
+            text = re.sub(r'"[^"]*"', "", sentence.text)
+            if ids and all(speaker.get(i) == Speaker.PATIENT for i in ids) \
+                    and _FIRST_PERSON.search(text):
+                n += 1
+    return n
+
+
+def note_text(draft: DraftNote) -> str:
+    return "\n".join(f"{s.title}\n" + "\n".join(x.text for x in s.sentences)
+                     for s in draft.sections if s.sentences)
+
+
+def eval_mts_section_text(writer: object, data: Path, limit: int | None) -> dict[str, object]:
+    """Snippet → section text (the header given): every sentence of the snippet in
+    the header's section, through the rewriter, against MTS-Dialog's section text."""
+    out: dict[str, object] = {}
+    for split in ("valid", "test1"):
+        by_style: dict[str, list[tuple[str, str]]] = {"concise": [], "verbatim": []}
+        for snippet in corpora.read_mts(data, split)[:limit]:
+            transcript = writer._repaired(parse_dialogue(snippet.dialogue))  # type: ignore[attr-defined]
+            sentences = transcript_sentences(transcript)
+            section = MTS_TO_SECTION[snippet.header]
+            for style, pairs in by_style.items():
+                draft = assemble(transcript, sentences, [section] * len(sentences),
+                                 [x.speaker for x in sentences], [], "aci", style=style)
+                pairs.append((" ".join(x.text for s in draft.sections for x in s.sentences),
+                              snippet.section_text))
+        for style, pairs in by_style.items():
+            suffix = "" if style == "concise" else "_verbatim"
+            out[f"mts_section_text_rouge1_{split}{suffix}"] = rouge(pairs)["rouge1"]
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--json", type=Path, required=True)
@@ -212,27 +270,42 @@ def main() -> int:
     if not args.orders_only:
         result.update(eval_roles(writer._roles, args.data, args.limit))
         print(f"eval: roles done ({time.monotonic() - t0:.0f} s)", file=sys.stderr)
+    if not args.orders_only:
+        result.update(eval_mts_section_text(writer, args.data, args.limit))
+        print(f"eval: MTS-Dialog section text done ({time.monotonic() - t0:.0f} s)",
+              file=sys.stderr)
     unsupported = 0
     sentences = 0
+    first_person = 0
+    counts = RewriteCounts()
     draft_seconds: list[float] = []
+    draft_cpu: list[float] = []
     for split in ("valid",) if args.orders_only else ("valid", "test1", "test2"):
         pairs: list[tuple[str, str]] = []
+        verbatim: list[tuple[str, str]] = []
         copy: list[tuple[str, str]] = []
+        lengths: list[float] = []
         drafts = {}
         for v in corpora.read_aci(args.data, split)[:args.limit]:
             transcript = parse_dialogue(v.dialogue, v.encounter_id)
-            t = time.monotonic()
-            draft = writer.draft(transcript)
+            t, cpu = time.monotonic(), time.process_time()
+            draft = writer.draft(transcript, counts=counts)
             draft_seconds.append(time.monotonic() - t)
+            draft_cpu.append(time.process_time() - cpu)
             drafts[v.encounter_id] = draft
             unsupported += unsupported_sentences(draft, transcript)
+            first_person += first_person_patient_sentences(draft, writer._repaired(transcript))
             sentences += sum(len(s.sentences) for s in draft.sections)
-            text = "\n".join(f"{s.title}\n" + "\n".join(x.text for x in s.sentences)
-                             for s in draft.sections if s.sentences)
-            pairs.append((text, v.note))
+            pairs.append((note_text(draft), v.note))
+            lengths.append(len(note_text(draft).split()) / max(1, len(v.note.split())))
+            if not args.orders_only:
+                verbatim.append((note_text(writer.draft(transcript, style="verbatim")), v.note))
             copy.append(("\n".join(s.text for s in transcript.segments), v.note))
         scores = rouge(pairs)
         result[f"rouge_{split}"] = scores
+        if verbatim:
+            result[f"rouge_{split}_verbatim"] = rouge(verbatim)
+        result[f"note_length_ratio_{split}"] = round(float(np.mean(lengths)), 3)
         result[f"transcript_copy_rouge_{split}"] = rouge(copy)
         if split == "test1":
             result.update(scores)
@@ -245,7 +318,11 @@ def main() -> int:
               file=sys.stderr)
     result["unsupported_sentences"] = unsupported
     result["draft_sentences"] = sentences
+    result["first_person_patient_sentences"] = first_person
+    result["rewrite_counts"] = dict(vars(counts))
+    result["rewrite_fallback_rate"] = round(counts.fallback_rate, 4)
     result["draft_seconds_mean"] = round(float(np.mean(draft_seconds)), 2)
+    result["draft_cpu_seconds_mean"] = round(float(np.mean(draft_cpu)), 2)
     result["eval_seconds"] = round(time.monotonic() - t0)
     result["limit"] = args.limit
     build = args.models / "nlp" / "build.json"
