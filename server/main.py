@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from server import __version__
 from server.ingest.handoff import EncounterStage
 from server.migrate import upgrade
+from server.nostore import NoStore
 from server.review import routes as review_routes
 from server.routes import device_ws, encounters, registry
 from server.services import Services
@@ -39,6 +40,7 @@ def create_app(settings: Settings, stage: EncounterStage | None = None) -> FastA
             await services.aclose()
 
     app = FastAPI(title="RoomScribe", version=__version__, lifespan=lifespan)
+    app.add_middleware(NoStore)  # no PHI in a browser cache
     app.include_router(device_ws.router)
     app.include_router(registry.router)
     app.include_router(encounters.router)

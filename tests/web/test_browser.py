@@ -252,3 +252,38 @@ def test_instruction_of_a_rejected_order_is_shown_left_out(
     partner.locator('fieldset[data-order="o3"]').get_by_label("Accept").check()
     expect(note).to_be_hidden()
     expect(partner.locator("fieldset.instruction.left-out")).to_have_count(0)
+
+
+def test_after_log_out_back_shows_no_phi(browser: Browser, server: ServerThread,
+                                         world: World) -> None:
+    _, item = add_encounter(world.db, "exam-1")
+    page = _login(browser, server.http_url, "alice")
+    page.goto(f"/items/{item}")
+    said = page.locator("aside.transcript li").first.inner_text()
+    assert said.strip()
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url("**/login")
+    page.go_back()  # a shared workstation: the next person presses Back
+    page.wait_for_load_state()
+    assert "/login" in page.url
+    assert said not in page.content()
+
+
+def test_an_ended_session_is_said_and_the_page_is_not_replaced(
+        browser: Browser, server: ServerThread, world: World) -> None:
+    _, item = add_encounter(world.db, "exam-1")
+    page = _login(browser, server.http_url, "alice")
+    rows = page.locator("#queue-rows")
+    expect(rows).to_contain_text("Exam 1")
+    expect(page.locator("#live-status")).to_have_text("● live")
+    # the session ends behind the page's back (another tab logged out, or it expired)
+    csrf = page.locator('meta[name="csrf-token"]').get_attribute("content") or ""
+    assert page.request.post("/api/v1/auth/logout", headers={"X-CSRF-Token": csrf}).ok
+    # someone else's change makes the queue refresh itself
+    bob = UserClient(server.http_url, "bob")
+    assert bob.post(f"/api/v1/review/items/{item}/claim").status_code == 200
+    ended = page.locator("#session-ended")
+    expect(ended).to_be_visible()
+    assert ended.locator("a").get_attribute("href") == "/login?next=%2Fqueue"
+    expect(rows).to_contain_text("Exam 1")  # the rows stay; no login form pasted in
+    assert page.locator("#queue-rows form").count() == 0

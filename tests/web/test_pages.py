@@ -99,3 +99,22 @@ def test_item_page_lists_patient_instructions_escaped(server: ServerThread, worl
     assert list(rows) == ["i1", "i2", "i3", "i4"]
     assert all("readonly" in c and 'class="remove"' not in c for c in rows.values())
     assert 'id="add-instruction"' not in page and "<script>alert(1)</script>" not in page
+
+
+def test_no_page_or_answer_with_phi_may_be_cached(server: ServerThread, world: World) -> None:
+    _, item = add_encounter(world.db, "exam-1")
+    alice = UserClient(server.http_url, "alice")
+    for url in ("/queue", "/queue/rows", f"/items/{item}", "/login",
+                f"/api/v1/review/items/{item}", f"/api/v1/review/items/{item}/transcript",
+                f"/api/v1/review/items/{item}/versions", "/api/v1/review/queue",
+                f"/api/v1/review/items/{item}/audio.wav"):
+        r = alice.get(url)
+        assert r.headers.get("cache-control") == "no-store", (url, r.status_code)
+        assert r.headers.get("pragma") == "no-cache"
+    # the same for refusals and after logging out: the login redirect is not cached either
+    alice.post("/api/v1/auth/logout")
+    r = alice.get(f"/items/{item}", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["cache-control"] == "no-store"
+    assert alice.get(f"/api/v1/review/items/{item}").headers["cache-control"] == "no-store"
+    # the script and style sheet carry nothing about a patient: the browser may keep them
+    assert "no-store" not in alice.get("/static/app.js").headers.get("cache-control", "")

@@ -12,7 +12,28 @@ async function api(method, url, body) {
   });
   let data = null;
   try { data = await res.json(); } catch (_) { /* empty body */ }
+  if (res.status === 401 && !url.startsWith("/api/v1/auth/")) sessionEnded();
   return {ok: res.ok, status: res.status, data};
+}
+
+// The session ended (expired, logged out elsewhere, revoked): say so and offer to log in
+// again, coming back here; what is on the page (typed text included) is left alone.
+function sessionEnded() {
+  const el = document.getElementById("session-ended");
+  if (!el || !el.hidden) return;
+  el.querySelector("a").href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+  el.hidden = false;
+}
+
+// A polled fragment: its HTML, or null when the session has ended (the server then
+// answers with the login page, which must never be pasted into the page).
+async function fragment(url) {
+  const res = await fetch(url, {credentials: "same-origin"});
+  if (res.status === 401 || (res.redirected && new URL(res.url).pathname === "/login")) {
+    sessionEnded();
+    return null;
+  }
+  return res.ok ? res.text() : null;
 }
 
 function toast(text, kind) {
@@ -44,7 +65,12 @@ function live(onChange) {
       const msg = JSON.parse(ev.data);
       if (msg.type === "item-changed" || msg.type === "resync") onChange(msg);
     };
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
+      if (ev.code === 4401) {  // the session is gone: no point reconnecting
+        if (status) { status.textContent = "○ logged out"; status.className = "live off"; }
+        sessionEnded();
+        return;
+      }
       if (status) { status.textContent = "○ reconnecting"; status.className = "live off"; }
       setTimeout(connect, delay);
       delay = Math.min(delay * 2, 30000);
@@ -58,8 +84,8 @@ function initQueue() {
   const rows = document.getElementById("queue-rows");
   if (!rows) return;
   const refresh = async () => {
-    const res = await fetch("/queue/rows" + location.search, {credentials: "same-origin"});
-    if (res.ok) rows.innerHTML = await res.text();
+    const html = await fragment("/queue/rows" + location.search);
+    if (html !== null) rows.innerHTML = html;
   };
   document.querySelectorAll("#queue-filters select, #queue-filters input").forEach(
     (el) => el.addEventListener("change", () => document.getElementById("queue-filters").submit()));
@@ -71,8 +97,8 @@ function initRooms() {
   const rows = document.getElementById("rooms-rows");
   if (!rows) return;
   setInterval(async () => {
-    const res = await fetch(rows.dataset.poll, {credentials: "same-origin"});
-    if (res.ok) rows.innerHTML = await res.text();
+    const html = await fragment(rows.dataset.poll);
+    if (html !== null) rows.innerHTML = html;
   }, 5000);
 }
 
@@ -291,7 +317,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const logout = document.getElementById("logout");
   if (logout) logout.addEventListener("click", async () => {
     await api("POST", "/api/v1/auth/logout");
-    location.href = "/login";
+    location.replace("/login");  // Back then asks the server again (no-store): no PHI
   });
   initQueue();
   initRooms();
