@@ -287,3 +287,17 @@ def test_an_ended_session_is_said_and_the_page_is_not_replaced(
     assert ended.locator("a").get_attribute("href") == "/login?next=%2Fqueue"
     expect(rows).to_contain_text("Exam 1")  # the rows stay; no login form pasted in
     assert page.locator("#queue-rows form").count() == 0
+
+
+def test_a_double_clicked_save_is_one_version_and_no_conflict(
+        browser: Browser, server: ServerThread, world: World) -> None:
+    _, item = add_encounter(world.db, "exam-1")
+    partner = _claimed(browser, server, item)
+    section = partner.locator("textarea[data-section]").first
+    section.fill(section.input_value() + " Reviewed by the partner.")
+    partner.locator("#save").dblclick()
+    expect(partner.locator("#toast")).to_contain_text("Saved as version 2")
+    expect(partner.locator("#banner")).to_be_hidden()
+    versions = UserClient(server.http_url, "alice").get(
+        f"/api/v1/review/items/{item}/versions").json()
+    assert [v["number"] for v in versions] == [1, 2]

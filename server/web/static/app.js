@@ -25,6 +25,18 @@ function sessionEnded() {
   el.hidden = false;
 }
 
+// Run one request from a button with the button disabled meanwhile (a second click does
+// nothing while the first is on its way).
+async function whileDisabled(button, run) {
+  if (button.disabled) return;
+  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
+  try { await run(); } finally {
+    button.disabled = false;
+    button.removeAttribute("aria-busy");
+  }
+}
+
 // A polled fragment: its HTML, or null when the session has ended (the server then
 // answers with the login page, which must never be pasted into the page).
 async function fragment(url) {
@@ -259,7 +271,15 @@ function initItem() {
     player.play().catch(() => {});
   }));
 
+  // One save at a time: a second click while one runs waits for it (a double-click is
+  // one version, never a conflict with itself).
+  let saving = null;
   async function save() {
+    if (!saving) saving = saveNow().finally(() => { saving = null; });
+    return saving;
+  }
+
+  async function saveNow() {
     const edit = collectEdit(form);
     const res = await api("PUT", `${base}/note`, {base_version: version, ...edit});
     if (res.ok) {
@@ -280,10 +300,12 @@ function initItem() {
   }
 
   const saveButton = document.getElementById("save");
-  if (saveButton) saveButton.addEventListener("click", save);
+  if (saveButton) saveButton.addEventListener("click", () => whileDisabled(saveButton, save));
 
-  document.querySelectorAll("button[data-action]").forEach((b) => b.addEventListener("click", async () => {
-    const action = b.dataset.action;
+  document.querySelectorAll("button[data-action]").forEach((b) => b.addEventListener("click",
+    () => whileDisabled(b, () => act(b.dataset.action))));
+
+  async function act(action) {
     let body;
     if (action === "return") {
       const comment = prompt("What should the partner change?");
@@ -300,7 +322,7 @@ function initItem() {
     } else {
       toast((res.data && res.data.detail) || `${action} failed (${res.status})`, "bad");
     }
-  }));
+  }
 
   window.addEventListener("beforeunload", (e) => { if (dirty) { e.preventDefault(); } });
 
