@@ -30,7 +30,7 @@ from pathlib import Path
 
 from nlp.dialogue import TranscriptSentence, tidy
 from nlp.errors import InputError
-from nlp.faithful import problems, unsupported_words
+from nlp.faithful import passes
 from nlp.features import content_words
 from nlp.notestyle import (
     ADDED_WORDS,
@@ -41,7 +41,7 @@ from nlp.notestyle import (
     question_answer,
 )
 from nlp.orders import sentence_evidence
-from nlp.rewrite import Person, patient_person, rewrite
+from nlp.rewrite import FIRST_PERSON, Person, patient_person, rewrite
 from nlp.schema import (
     DraftNote,
     NoteSection,
@@ -132,35 +132,38 @@ class RewriteCounts:
         return self.fell_back / tried if tried else 0.0
 
 
-def _note_sentence(spoken: str, speaker: str, person: Person, style: str,
-                   counts: RewriteCounts) -> str:
+def _extractive(spoken: str, speaker: str) -> str:
+    """The spoken sentence tidied into note style, or as said if tidying lost a fact."""
     text = clean(spoken)
     if speaker == Speaker.PATIENT:
         extractive = patient_statement(text) or finish(text)
     else:
         extractive = clinician_statement(text) or finish(text)
-    if problems(extractive, spoken) or unsupported_words(extractive, spoken) - ADDED_WORDS:
-        extractive = finish(tidy(spoken))  # the tidying lost a fact: the words as said
-    if style == "verbatim":
-        counts.as_spoken += 1
-        return extractive
-    written = rewrite(spoken, speaker, person)
-    if written is not None and not (problems(written, spoken)
-                                    or unsupported_words(written, spoken)):
-        counts.rewritten += 1
-        return written
+    return extractive if passes(extractive, spoken, ADDED_WORDS) else finish(tidy(spoken))
+
+
+def _note_sentence(spoken: str, speaker: str, person: Person, style: str,
+                   counts: RewriteCounts) -> str:
+    written = None
+    if style != "verbatim":
+        written = rewrite(spoken, speaker, person)
+        if written is not None and passes(written, spoken):
+            counts.rewritten += 1
+            return written
     if written is None:
         counts.as_spoken += 1
     else:
         counts.fell_back += 1
-    if speaker == Speaker.PATIENT and _FIRST_PERSON.search(extractive):
+    extractive = _extractive(spoken, speaker)
+    if style == "verbatim":
+        return extractive
+    if speaker == Speaker.PATIENT and FIRST_PERSON.search(extractive):
         counts.quoted += 1  # the patient's own words, marked as theirs
         return f'The patient states, "{extractive}"'
     return extractive
 
 
 _REPEAT = 0.8
-_FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|myself)\b", re.I)
 
 
 def _repeats(words: set[str], earlier: Sequence[set[str]]) -> bool:
@@ -261,8 +264,7 @@ def unsupported_sentences(draft: DraftNote, transcript: Transcript) -> int:
     for section in draft.sections:
         for sentence in section.sentences:
             spoken = grounded(sentence.evidence)
-            if (spoken is None or problems(sentence.text, spoken)
-                    or unsupported_words(sentence.text, spoken) - ADDED_WORDS):
+            if spoken is None or not passes(sentence.text, spoken, ADDED_WORDS):
                 bad += 1
     for order in draft.orders:
         if grounded(order.evidence) is None:

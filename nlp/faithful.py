@@ -27,7 +27,7 @@ from functools import lru_cache
 from nlp.drugs import find_drugs
 from nlp.rewrite import ADDED_WORDS, normalise_spoken
 
-__all__ = ["Facts", "facts", "problems", "unsaid", "unsupported_words"]
+__all__ = ["Facts", "facts", "passes", "problems", "unsaid", "unsupported_words"]
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+(?:\.\d+)?")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -65,13 +65,14 @@ class Facts:
     drug_names: frozenset[str] = frozenset()  # the drug names as said
 
 
-def _words(text: str) -> list[str]:
-    spoken = re.sub(r"(?<=\d),(?=\d{3})", "", normalise_spoken(text).lower())  # 1,000
-    return _WORD.findall(spoken)
+def _words(text: str, normalised: str | None = None) -> list[str]:
+    spoken = normalise_spoken(text) if normalised is None else normalised
+    return _WORD.findall(re.sub(r"(?<=\d),(?=\d{3})", "", spoken.lower()))  # 1,000
 
 
 def facts(text: str) -> Facts:
-    words = _words(text)
+    normalised = normalise_spoken(text)
+    words = _words(text, normalised)
     numbers = frozenset(_NUMBER.findall(" ".join(words))) | (
         {"1"} if _ONE_SPAN.search(text.lower()) else set())
     units = frozenset(_UNITS[w] for w in words if w in _UNITS)
@@ -82,7 +83,7 @@ def facts(text: str) -> Facts:
     sides = frozenset(_SIDES[w] for w in _WORD.findall(_NOT_A_SIDE.sub(" ", plain))
                       if w in _SIDES)
     return Facts(numbers, units, durations, drugs, sides,
-                 bool(_NEGATION.search(normalise_spoken(text))),
+                 bool(_NEGATION.search(normalised)),
                  frozenset(" ".join(words[i:j]) for i, j, _ in found))
 
 
@@ -103,6 +104,12 @@ def problems(sentence: str, evidence: str) -> list[str]:
     if out.negated != src.negated:
         found.append("negation added" if out.negated else "negation dropped")
     return found
+
+
+def passes(sentence: str, evidence: str, allowed: frozenset[str] = frozenset()) -> bool:
+    """``sentence`` may stand for ``evidence``: no ``problems`` and no unsupported word
+    (``allowed``: more words that may be added, beside the rewriter's)."""
+    return not problems(sentence, evidence) and not unsupported_words(sentence, evidence) - allowed
 
 
 def unsaid(text: str, evidence: list[str]) -> list[str]:

@@ -36,7 +36,8 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-__all__ = ["ADDED_WORDS", "Person", "normalise_spoken", "patient_person", "rewrite"]
+__all__ = ["ADDED_WORDS", "FIRST_PERSON", "Person", "normalise_spoken", "patient_person",
+           "rewrite"]
 
 
 @dataclass(frozen=True)
@@ -256,7 +257,9 @@ _INTENT = [
     (re.compile(r"^(?:i want|i'd like|i would like) you to ", re.I), "you should "),
     (re.compile(r"^(?:i|we) recommend (?:that )?you ", re.I), "you should "),
 ]
-_DOCTOR_I = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|myself)\b", re.I)
+#: the speaker's own person: in a patient's rewritten sentence it can only be the
+#: clinician's "I"; in a note sentence, words not yet put in the third person
+FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|myself)\b", re.I)
 
 
 def rewrite(sentence: str, speaker: str, person: Person = PATIENT) -> str | None:
@@ -290,6 +293,6 @@ def rewrite(sentence: str, speaker: str, person: Person = PATIENT) -> str | None
     if shifted is None:
         return None
     out = _detokenise(shifted)
-    if _STILL_ADDRESSED.search(out) or (speaker == "patient" and _DOCTOR_I.search(out)):
+    if _STILL_ADDRESSED.search(out) or (speaker == "patient" and FIRST_PERSON.search(out)):
         return None
     return finish(out)

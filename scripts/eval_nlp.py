@@ -64,6 +64,7 @@ from nlp.dialogue import parse_dialogue, transcript_sentences
 from nlp.features import mts_input, position_features
 from nlp.labels import MTS_TO_SECTION, SECTIONS, score_section
 from nlp.orders import normalise_name
+from nlp.rewrite import FIRST_PERSON
 from nlp.schema import DraftNote, OrderIntent, Speaker, Transcript, TranscriptSegment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,9 +203,6 @@ def rouge(pairs: list[tuple[str, str]]) -> dict[str, float]:
     return {k: round(100 * float(np.mean(v)), 2) for k, v in acc.items()}
 
 
-_FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|myself)\b", re.I)
-
-
 def first_person_patient_sentences(draft: DraftNote, transcript: Transcript) -> int:
     """Note sentences resting on the patient's words alone that still say I/my/me
     (a quotation, "states: \"...\"", does not count)."""
@@ -215,7 +213,7 @@ def first_person_patient_sentences(draft: DraftNote, transcript: Transcript) -> 
             ids = [i for e in sentence.evidence for i in e.segment_ids]
             text = re.sub(r'"[^"]*"', "", sentence.text)
             if ids and all(speaker.get(i) == Speaker.PATIENT for i in ids) \
-                    and _FIRST_PERSON.search(text):
+                    and FIRST_PERSON.search(text):
                 n += 1
     return n
 

