@@ -19,6 +19,7 @@ is DrugBank's (its MeSH ids, kept on the concept, are often a drug class).
 
 from __future__ import annotations
 
+import bisect
 import functools
 import gc
 import re
@@ -26,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DRUGBANK_SYSTEM", "DrugConcept", "drug_concept", "find_drugs"]
+__all__ = ["DRUGBANK_SYSTEM", "DrugConcept", "drug_concept", "drug_names", "find_drugs"]
 
 DRUGBANK_SYSTEM = "https://go.drugbank.com/drugs"
 
@@ -125,3 +126,23 @@ def find_drugs(tokens: Sequence[str]) -> list[tuple[int, int, DrugConcept]]:
                 out.append((i, i + n, concept))
                 taken.update(range(i, i + n))
     return sorted(out, key=lambda hit: hit[0])
+
+
+@functools.cache
+def _sorted_names() -> tuple[str, ...]:
+    return tuple(sorted(n for n in _finder().drug_variant_to_canonical if _WORD.match(n)))
+
+
+def drug_names(prefix: str, limit: int = 10) -> list[str]:
+    """Drug names (brand and generic) that begin with ``prefix``, shortest first: the
+    suggestions of an order editor. Empty for fewer than 2 letters."""
+    prefix = " ".join(prefix.lower().split())
+    if len(prefix) < 2:
+        return []
+    names = _sorted_names()
+    hits: list[str] = []
+    for name in names[bisect.bisect_left(names, prefix):]:
+        if not name.startswith(prefix):
+            break
+        hits.append(name)
+    return sorted(hits, key=lambda n: (len(n), n))[:limit]

@@ -110,7 +110,8 @@ def main() -> int:
             workflow.act(s, alice, item, Action.SEND, utcnow())
             s.commit()
             t3 = time.perf_counter()
-            workflow.act(s, doc, item, Action.SIGN, utcnow())
+            workflow.act(s, doc, item, Action.SIGN, utcnow(), attest=True,
+                         acknowledged=["no-patient"])
             s.commit()
             t4 = time.perf_counter()
         claim_ms.append((t1 - t0) * 1000)

@@ -51,6 +51,8 @@ class Clinic(Base):
                                                server_default="soap")
     note_style: Mapped[str] = mapped_column(String(16), default="concise",
                                             server_default="concise")
+    # IANA time zone of its schedule, e.g. "America/Chicago" (server/review/schedule.py)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
 
 class Room(Base):

@@ -90,7 +90,11 @@ def test_a_spoken_visit_becomes_a_signed_note_with_orders(lab: RoomLab, tmp_path
 
     # Physician: sign; the note leaves the queue and leaves as FHIR.
     physician = team["physician"]["token"]
-    signed = lab.post(f"/api/v1/review/items/{item_id}/sign", {}, physician)
+    review = lab.api(f"/api/v1/review/items/{item_id}/sign-review", token=physician)
+    acknowledge = [c["id"] for c in review["checks"]
+                   if c["severity"] == "blocker" and c["acknowledgeable"]]
+    signed = lab.post(f"/api/v1/review/items/{item_id}/sign",
+                      {"attest": True, "acknowledged": acknowledge}, physician)
     assert signed["state"] == "signed" and signed["version"] == edited["version"]
     queue = lab.api("/api/v1/review/queue", token=physician)
     assert item_id not in {e["item_id"] for e in queue}

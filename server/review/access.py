@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 
 from server.review.auth import Principal
 from server.review.errors import Forbidden, NotFound
-from server.review.lifecycle import Actor, Role
+from server.review.lifecycle import Actor, ItemFacts, ReviewState, Role
 from server.review.models import PoolMember, ReviewItem
 
-__all__ = ["item_for", "partner_pools", "visible", "visible_clause"]
+__all__ = ["facts_of", "item_for", "partner_pools", "visible", "visible_clause"]
 
 
 def partner_pools(s: Session, user_id: int) -> set[str]:
@@ -63,10 +63,16 @@ def item_for(s: Session, who: Principal, item_id: str, *, lock: bool = False,
     item = s.scalars(stmt).one_or_none()
     role = who.role_in(item.clinic_id) if item is not None else None
     if item is None or role is None:
-        raise NotFound(f"no review item {item_id}")
+        raise NotFound("this note does not exist, or it is not shared with you")
     if role is Role.ADMIN:
         raise Forbidden("admins have no access to notes or transcripts")
     pools = partner_pools(s, who.user_id) if role is Role.PARTNER else set()
     if not visible(who, item, pools):
-        raise NotFound(f"no review item {item_id}")
+        raise NotFound("this note does not exist, or it is not shared with you")
     return item, Actor(who.user_id, role)
+
+
+def facts_of(item: ReviewItem) -> ItemFacts:
+    """What the lifecycle needs to know of ``item``."""
+    return ItemFacts(ReviewState(item.state), item.physician_id, item.claimed_by,
+                     item.lease_expires_at)

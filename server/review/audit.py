@@ -37,6 +37,9 @@ class AuditAction(StrEnum):
     LOGIN_FAILED = "login_failed"
     LOGOUT = "logout"
     NOTE_SETTINGS = "note_settings"  # a clinic's note template or style changed
+    PATIENT = "patient"  # a reviewer set the patient of an item
+    VIEW_SCHEDULE = "view_schedule"  # a reviewer looked at a room's appointments
+    SCHEDULE = "schedule"  # a schedule imported, or a clinic's time zone changed
 
 
 def record(s: Session, who: Principal | None, action: AuditAction, item: ReviewItem | None = None,

@@ -12,6 +12,7 @@
                                [--template soap|aci]
     roomscribe review room-physician ROOM USERNAME
     roomscribe review draft import ENCOUNTER_ID DRAFT.json [--transcript T.json]
+    roomscribe review schedule-import FILE.csv --clinic ID   (appointments; see schedule.py)
     roomscribe review queue --as USERNAME [--all]
     roomscribe review audit [--clinic ID] [--action A] [--item ID] [--limit N]
     roomscribe review outbox flush                    (write FHIR exports missing from the outbox)
@@ -35,7 +36,7 @@ from nlp.schema import DraftNote, Transcript
 from server.db import Database
 from server.migrate import upgrade
 from server.models import utcnow
-from server.review import audit, directory, fhir
+from server.review import audit, directory, fhir, schedule
 from server.review.auth import create_user_token, load_principal
 from server.review.errors import ReviewError
 from server.review.intake import receive_draft
@@ -106,6 +107,11 @@ def _parser() -> argparse.ArgumentParser:
     dimport.add_argument("encounter_id")
     dimport.add_argument("draft", type=Path)
     dimport.add_argument("--transcript", type=Path)
+
+    sched = sub.add_parser("schedule-import",
+                           help="import the clinic's appointments from a CSV file")
+    sched.add_argument("file", type=Path)
+    sched.add_argument("--clinic", required=True)
 
     queue = sub.add_parser("queue")
     queue.add_argument("--as", dest="as_user", required=True)
@@ -190,12 +196,18 @@ def _run(args: argparse.Namespace, s: Session, settings: Settings) -> Any:
                           if args.transcript else None)
             item = receive_draft(s, args.encounter_id, draft, transcript)
             return {"item_id": item.id, "pool_id": item.pool_id, "state": item.state}
+        case ("schedule-import", _):
+            counts = schedule.import_schedule(s, args.clinic,
+                                              args.file.read_text(encoding="utf-8-sig"),
+                                              actor="cli")
+            return {"clinic_id": args.clinic, "imported": counts.imported,
+                    "updated": counts.updated, "unchanged": counts.unchanged}
         case ("queue", _):
             who = load_principal(s, directory.get_user(s, args.as_user), "cli")
             states = set(ReviewState) if args.all else None
             return [{"item_id": e.item_id, "room": e.room_id, "pool": e.pool_id,
                      "state": e.state, "claimed_by": e.claimed_by, "due_at": e.due_at,
-                     "overdue": e.overdue}
+                     "overdue": e.overdue, "patient": e.patient_name, "mrn": e.patient_mrn}
                     for e in list_queue(s, who, utcnow(), states=states)]
         case ("audit", _):
             return [{"at": e.at, "actor": e.actor, "action": e.action, "clinic": e.clinic_id,
@@ -222,7 +234,12 @@ def main(argv: list[str], settings: Settings) -> int:
         with db.session() as s:
             result = _run(args, s, settings)
     except ReviewError as err:
-        print(f"roomscribe review: {err.message}", file=sys.stderr)
+        problems = err.extra.get("problems") or []
+        print("roomscribe review: " + (f"refused, nothing was changed ({len(problems)} "
+                                       "problems):" if problems else err.message),
+              file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
         return 1
     except (OSError, ValueError, KeyError) as err:
         print(f"roomscribe review: {err}", file=sys.stderr)

@@ -2,7 +2,9 @@
 
 The edit distance (insertions + deletions + substitutions of words, Levenshtein)
 is the burden left to humans; divided by the draft's word count it is the
-draft's word error rate against the signed note. Pure functions.
+draft's word error rate against the signed note. :func:`word_runs` shows a
+change as the reader sees it: runs of kept, inserted and deleted words. Pure
+functions.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import difflib
 import re
 from dataclasses import dataclass
 
-__all__ = ["NoteDiff", "compare", "word_edit_distance", "words"]
+__all__ = ["DiffRun", "NoteDiff", "compare", "word_edit_distance", "word_runs", "words"]
 
 _WORD = re.compile(r"\w+(?:[-'.]\w+)*|[^\w\s]")
 
@@ -52,3 +54,35 @@ def compare(draft_text: str, signed_text: str) -> NoteDiff:
     unified = "\n".join(difflib.unified_diff(draft_text.splitlines(), signed_text.splitlines(),
                                              "ai-draft", "signed", lineterm=""))
     return NoteDiff(word_edit_distance(a, b), len(a), len(b), unified)
+
+
+@dataclass(frozen=True, slots=True)
+class DiffRun:
+    """A stretch of words that were kept (``equal``), added (``insert``) or taken out
+    (``delete``); ``text`` is the words joined by single spaces."""
+
+    op: str
+    text: str
+
+
+def word_runs(before: str, after: str) -> list[DiffRun]:
+    """``before`` → ``after`` as runs over whitespace-separated words (case and
+    punctuation count); a replaced stretch is its deletion, then its insertion."""
+    a, b = before.split(), after.split()
+    runs: list[DiffRun] = []
+
+    def add(op: str, tokens: list[str]) -> None:
+        if not tokens:
+            return
+        if runs and runs[-1].op == op:
+            runs[-1] = DiffRun(op, f"{runs[-1].text} {' '.join(tokens)}")
+        else:
+            runs.append(DiffRun(op, " ".join(tokens)))
+
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            add("equal", a[i1:i2])
+        else:
+            add("delete", a[i1:i2])
+            add("insert", b[j1:j2])
+    return runs

@@ -16,8 +16,19 @@ rejected the line is not part of the signed note or its export.
 
 Edits are pure functions from one document to the next. When a reviewer
 rewrites a section, each new sentence keeps the evidence of the draft sentence
-it still resembles, so the jump to the transcript survives light editing. An
-edited instruction keeps its evidence; one a reviewer adds has none.
+it still resembles, so the jump to the transcript survives light editing, and
+says who wrote it::
+
+    {"text", "evidence"}                                  as the AI drafted it
+    {"text", "evidence", "origin": "edited", "edited_by", "ai_text"}
+                                      a human changed it; ``ai_text`` is the AI's sentence
+    {"text", "evidence": [], "origin": "added", "edited_by"}   a human wrote it
+
+An edited instruction keeps its evidence; one a reviewer adds has none. An
+order a reviewer adds carries ``added_by`` and no evidence; only such an order
+can be removed again (an AI-drafted one is rejected instead, so it stays on
+record). ``quantity`` and ``refills`` (the amount to dispense, repeats allowed)
+came after the first documents were stored: a missing one reads as ``""``.
 """
 
 from __future__ import annotations
@@ -44,6 +55,7 @@ __all__ = [
     "ORDER_FIELDS",
     "InstructionChange",
     "OrderChange",
+    "added_by_reviewer",
     "apply_edit",
     "document_from_draft",
     "document_text",
@@ -55,7 +67,7 @@ DECISIONS = ("pending", "accepted", "rejected", "modified")
 #: The fields of an order a reviewer may change (besides its decision).
 ORDER_FIELDS = ("kind", "name", "status", "dose", "unit", "route", "frequency", "duration",
                 "body_site", "laterality", "specialty", "interval", "spoken", "description",
-                "reason", "code_system", "code", "verify")
+                "reason", "code_system", "code", "verify", "quantity", "refills")
 #: The fields of a patient instruction a reviewer may change.
 INSTRUCTION_FIELDS = ("kind", "text", "verify")
 INSTRUCTION_TEXT_MAX = 1000
@@ -65,11 +77,13 @@ _SIMILAR = 0.6
 
 @dataclass(frozen=True)
 class OrderChange:
-    """``id`` of an existing order, or ``None`` to add a new one (then it is accepted)."""
+    """``id`` of an existing order, or ``None`` to add a new one (then it is accepted);
+    ``remove`` takes out an order a reviewer added."""
 
     id: str | None
     decision: str = "pending"
     fields: dict[str, str] = field(default_factory=dict)
+    remove: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,7 +130,7 @@ def _evidence(e: Any) -> dict[str, Any]:
 
 
 def _order(o: OrderIntent, oid: str) -> dict[str, Any]:
-    d = {k: getattr(o, k) for k in ORDER_FIELDS}
+    d = {k: getattr(o, k, "") for k in ORDER_FIELDS}
     d.update(id=oid, decision="pending", evidence=[_evidence(e) for e in o.evidence])
     return d
 
@@ -130,16 +144,33 @@ def _split(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE.split(text.strip()) if s.strip()]
 
 
-def _realign(old_sentences: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
-    """New sentences, each with the evidence of the most similar old sentence (if any)."""
+def _normal(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _realign(old_sentences: list[dict[str, Any]], text: str,
+             author: str) -> list[dict[str, Any]]:
+    """New sentences: one the same as an old one stays as it was; one like an old one
+    keeps its evidence and the AI text it replaced; the rest are ``author``'s own."""
     out = []
     for sentence in _split(text):
+        same = next((old for old in old_sentences
+                     if _normal(old["text"]) == _normal(sentence)), None)
+        if same is not None:
+            out.append(copy.deepcopy(same))
+            continue
         best, best_ratio = None, _SIMILAR
         for old in old_sentences:
             ratio = difflib.SequenceMatcher(None, old["text"].lower(), sentence.lower()).ratio()
             if ratio >= best_ratio:
                 best, best_ratio = old, ratio
-        out.append({"text": sentence, "evidence": copy.deepcopy(best["evidence"]) if best else []})
+        if best is None or best.get("origin") == "added":  # no AI source to keep
+            out.append({"text": sentence, "evidence": [], "origin": "added",
+                        "edited_by": author})
+            continue
+        ai_text = best["ai_text"] if best.get("origin") == "edited" else best["text"]
+        out.append({"text": sentence, "evidence": copy.deepcopy(best["evidence"]),
+                    "origin": "edited", "edited_by": author, "ai_text": ai_text})
     return out
 
 
@@ -155,6 +186,19 @@ def _check_order_fields(fields: dict[str, str]) -> None:
     for k, v in fields.items():
         if not isinstance(v, str) or len(v) > 500:
             raise InvalidInput(f"order field {k} must be text of at most 500 characters")
+    for k in ("quantity", "refills"):
+        value = fields.get(k, "").strip()
+        if value and not _is_count(value, whole=k == "refills"):
+            kind = "a whole number" if k == "refills" else "a number"
+            raise InvalidInput(f"an order's {k} must be {kind} of 0 or more, not {value!r}")
+
+
+def _is_count(value: str, whole: bool) -> bool:
+    try:
+        number = float(value)
+    except ValueError:
+        return False
+    return number >= 0 and number != float("inf") and (not whole or number.is_integer())
 
 
 def _check_instruction_fields(fields: dict[str, str], new: bool) -> dict[str, str]:
@@ -203,9 +247,54 @@ def _apply_instructions(new: dict[str, Any], changes: Sequence[InstructionChange
     new["instructions"] = items
 
 
-def apply_edit(doc: dict[str, Any], sections: dict[str, str], orders: list[OrderChange],
-               instructions: Sequence[InstructionChange] = ()) -> dict[str, Any]:
-    """The document after a reviewer's edit; ``doc`` itself is not changed."""
+def added_by_reviewer(order: dict[str, Any]) -> bool:
+    """Whether a reviewer added ``order`` (the AI's orders rest on evidence)."""
+    return bool(order.get("added_by")) or not order.get("evidence")
+
+
+def _apply_orders(new: dict[str, Any], changes: Sequence[OrderChange], author: str) -> None:
+    """Decide, change, add and remove orders in ``new`` (a copy) in the given order."""
+    by_id = {o["id"]: o for o in new["orders"]}
+    ids = set(by_id)  # one removed in this edit is not handed out again
+    for change in changes:
+        if change.decision not in DECISIONS:
+            raise InvalidInput(f"order decision must be one of {', '.join(DECISIONS)}")
+        if change.remove:
+            if change.id is None or change.id not in by_id:
+                raise InvalidInput("only an order that exists can be removed")
+            if not added_by_reviewer(by_id[change.id]):
+                raise InvalidInput(f"{change.id} cannot be removed; reject it instead: an "
+                                   "AI-drafted order stays on record")
+            new["orders"].remove(by_id.pop(change.id))
+            continue
+        _check_order_fields(change.fields)
+        if change.id is None:
+            if not change.fields.get("name", "").strip() or not change.fields.get("kind"):
+                raise InvalidInput("a new order needs a kind and a name")
+            taken = [int(i[1:]) for i in ids if re.fullmatch(r"o\d+", i)]
+            ids.add(oid := f"o{max(taken, default=0) + 1}")
+            order: dict[str, Any] = {k: "" for k in ORDER_FIELDS} | {"status": "new"}
+            order.update(change.fields)
+            order.update(id=oid, evidence=[], added_by=author,
+                         decision="rejected" if change.decision == "rejected" else "accepted")
+            new["orders"].append(order)
+            by_id[oid] = order
+            continue
+        if change.id not in by_id:
+            raise InvalidInput(f"the note has no order {change.id!r}")
+        order = by_id[change.id]
+        changed = {k: v for k, v in change.fields.items() if order.get(k, "") != v}
+        order.update(changed)
+        decision = change.decision
+        if changed and decision in ("pending", "accepted"):
+            decision = "modified"
+        order["decision"] = decision
+
+
+def apply_edit(doc: dict[str, Any], sections: dict[str, str], orders: Sequence[OrderChange],
+               instructions: Sequence[InstructionChange] = (), *,
+               author: str = "") -> dict[str, Any]:
+    """The document after ``author``'s edit; ``doc`` itself is not changed."""
     new = copy.deepcopy(doc)
     by_key = {s["key"]: s for s in new["sections"]}
     for key, text in sections.items():
@@ -215,31 +304,9 @@ def apply_edit(doc: dict[str, Any], sections: dict[str, str], orders: list[Order
             raise InvalidInput(f"section {key} is too long (50,000 characters at most)")
         section = by_key[key]
         if text.strip() != section["text"].strip():
-            section["sentences"] = _realign(section["sentences"], text)
+            section["sentences"] = _realign(section["sentences"], text, author)
             section["text"] = text.strip()
-    by_id = {o["id"]: o for o in new["orders"]}
-    for change in orders:
-        if change.decision not in DECISIONS:
-            raise InvalidInput(f"order decision must be one of {', '.join(DECISIONS)}")
-        _check_order_fields(change.fields)
-        if change.id is None:
-            if not change.fields.get("name", "").strip() or not change.fields.get("kind"):
-                raise InvalidInput("a new order needs a kind and a name")
-            order: dict[str, Any] = {k: "" for k in ORDER_FIELDS} | {"status": "new"}
-            order.update(change.fields)
-            order.update(id=f"o{len(new['orders']) + 1}", evidence=[],
-                         decision="rejected" if change.decision == "rejected" else "accepted")
-            new["orders"].append(order)
-            continue
-        if change.id not in by_id:
-            raise InvalidInput(f"the note has no order {change.id!r}")
-        order = by_id[change.id]
-        changed = {k: v for k, v in change.fields.items() if order.get(k) != v}
-        order.update(changed)
-        decision = change.decision
-        if changed and decision in ("pending", "accepted"):
-            decision = "modified"
-        order["decision"] = decision
+    _apply_orders(new, orders, author)
     if instructions:
         _apply_instructions(new, instructions)
     return new

@@ -5,6 +5,7 @@
     ├── Forbidden               403  wrong role, or another clinic's / pool's data
     ├── NotFound                404  no such item, user, pool (or not visible to you)
     ├── InvalidInput            422  a malformed edit, an unknown order, an empty comment
+    │   └── SignBlocked              sign checks still open (``checks``, ``blocking``)
     └── Conflict                409
         ├── IllegalTransition   the lifecycle refuses this action in this state
         │   └── ClaimHeld       someone else holds the claim
@@ -26,6 +27,7 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "ReviewError",
+    "SignBlocked",
     "VersionConflict",
 ]
 
@@ -61,6 +63,13 @@ class NotFound(ReviewError):
 class InvalidInput(ReviewError):
     status = 422
     code = "invalid-input"
+
+
+class SignBlocked(InvalidInput):
+    """The note fails sign checks not acknowledged: ``checks`` lists every check (as
+    dicts), ``blocking`` the ids still in the way."""
+
+    code = "sign-blocked"
 
 
 class Conflict(ReviewError):

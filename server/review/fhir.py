@@ -11,9 +11,13 @@ Built as plain JSON, then
 validated by parsing it with the ``fhir.resources`` models (FHIR 4.3.0, R4B,
 the current release of the R4 line), so a malformed export never leaves.
 
-The patient's identity lives in the clinic's scheduling system, not here: the
-subject is a reference by display and the encounter a reference by identifier
-(``urn:roomscribe:encounter``), for the EHR interface to resolve.
+When the visit's patient is known (``patient=``: from the schedule or set by a
+reviewer) the Bundle holds a ``Patient`` (the MRN as an ``MR`` identifier in
+the clinic's system ``urn:roomscribe:mrn:<clinic>``, name, birth date) that
+every resource's ``subject`` references; without one the subject is a
+reference by display. The encounter is a reference by identifier
+(``urn:roomscribe:encounter``), for the EHR interface to resolve. A medication
+order with a ``quantity`` or ``refills`` gets a ``dispenseRequest``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ import html
 import json
 import os
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +38,8 @@ from fhir.resources.R4B.bundle import Bundle
 from server.review.document import instructions_of
 from server.review.errors import InvalidInput
 
-__all__ = ["ENCOUNTER_SYSTEM", "FHIR_VERSION", "build_bundle", "bundle_digest", "write_outbox"]
+__all__ = ["ENCOUNTER_SYSTEM", "FHIR_VERSION", "MRN_SYSTEM", "build_bundle", "bundle_digest",
+           "patient_resource", "write_outbox"]
 
 FHIR_VERSION = "4.3.0"
 ENCOUNTER_SYSTEM = "urn:roomscribe:encounter"
@@ -41,6 +48,9 @@ _LOINC = "http://loinc.org"
 INSTRUCTIONS_CODE = ("69730-0", "Instructions")
 _SNOMED = "http://snomed.info/sct"
 _NS = uuid.UUID("6f1c9a52-3f3e-4a8e-9d1f-8d3a2b7c5e10")
+#: A patient's MRN is an identifier in its clinic's system: ``urn:roomscribe:mrn:<clinic id>``.
+MRN_SYSTEM = "urn:roomscribe:mrn:"
+_V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 
 #: Note sections → LOINC section codes.
 SECTION_CODES: dict[str, tuple[str, str]] = {
@@ -87,6 +97,62 @@ def _join(*parts: str) -> str:
     return " ".join(p.strip() for p in parts if p and p.strip())
 
 
+def _human_name(text: str) -> dict[str, Any]:
+    """"Maria Lopez" or "Lopez, Maria": the full text, family and given names."""
+    name: dict[str, Any] = {"text": text}
+    family, comma, given = text.partition(",")
+    if not comma:
+        given, _, family = text.rpartition(" ")
+    if family.strip():
+        name["family"] = family.strip()
+    if given.split():
+        name["given"] = given.split()
+    return name
+
+
+def patient_resource(patient: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``Patient`` for ``patient`` (keys name, dob, mrn, clinic_id; empty ones left out)."""
+    res: dict[str, Any] = {"resourceType": "Patient"}
+    if patient.get("mrn"):
+        res["identifier"] = [{
+            "use": "usual",
+            "type": {"coding": [{"system": _V2_0203, "code": "MR",
+                                 "display": "Medical record number"}]},
+            "system": f"{MRN_SYSTEM}{patient.get('clinic_id', '')}",
+            "value": patient["mrn"]}]
+    if str(patient.get("name", "")).strip():
+        res["name"] = [_human_name(str(patient["name"]).strip())]
+    if patient.get("dob"):
+        res["birthDate"] = patient["dob"]
+    return res
+
+
+def _dispense(order: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``dispenseRequest`` from the order's ``quantity`` and ``refills``, and notes for any
+    that are not numbers (kept as written rather than lost)."""
+    dispense: dict[str, Any] = {}
+    notes = []
+    quantity = str(order.get("quantity") or "").strip()
+    if quantity:
+        try:
+            value = Decimal(quantity)
+            if not value.is_finite() or value <= 0:
+                raise InvalidOperation
+            dispense["quantity"] = {"value": int(value) if value == value.to_integral_value()
+                                    else float(value)}
+            if order.get("unit"):
+                dispense["quantity"]["unit"] = order["unit"]
+        except InvalidOperation:
+            notes.append(f"dispense quantity as written: {quantity}")
+    refills = str(order.get("refills") or "").strip()
+    if refills:
+        if refills.isdigit():
+            dispense["numberOfRepeatsAllowed"] = int(refills)
+        else:
+            notes.append(f"refills as written: {refills}")
+    return dispense, notes
+
+
 def _order_resource(order: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
     status = order.get("status", "new")
     notes = [f"spoken in the visit as a {status} order"] + (
@@ -94,6 +160,8 @@ def _order_resource(order: dict[str, Any], common: dict[str, Any]) -> dict[str, 
     if order["kind"] == "medication":
         dosage = _join(order.get("dose", ""), order.get("unit", ""), order.get("route", ""),
                        order.get("frequency", ""), order.get("duration", ""))
+        dispense, dispense_notes = _dispense(order)
+        notes += dispense_notes
         medication: dict[str, Any] = {"text": order["name"]}
         if order.get("code") and order.get("code_system"):
             medication["coding"] = [{"system": order["code_system"], "code": order["code"]}]
@@ -111,6 +179,8 @@ def _order_resource(order: dict[str, Any], common: dict[str, Any]) -> dict[str, 
             if order.get("route"):
                 instruction["route"] = {"text": order["route"]}
             res["dosageInstruction"] = [instruction]
+        if dispense:
+            res["dispenseRequest"] = dispense
         return res
     code, display = SERVICE_CATEGORIES.get(order["kind"], SERVICE_CATEGORIES["other"])
     res = {
@@ -135,11 +205,23 @@ def _order_resource(order: dict[str, Any], common: dict[str, Any]) -> dict[str, 
 
 def build_bundle(*, item_id: str, encounter_id: str, version: int, document: dict[str, Any],
                  signer_id: int, signer_name: str, signed_at: datetime,
-                 amended: bool = False) -> dict[str, Any]:
-    """The validated document Bundle for one signed version, as JSON-ready dict."""
+                 amended: bool = False,
+                 patient: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The validated document Bundle for one signed version, as JSON-ready dict.
+
+    ``patient``: name, dob (YYYY-MM-DD), mrn and clinic_id of the visit's patient
+    (:func:`server.review.patients.patient_of` gives it); None: not known."""
     stamp = signed_at.isoformat()
     practitioner_url = _urn("practitioner", signer_id)
-    subject = {"display": f"Patient seen in encounter {encounter_id}"}
+    subject: dict[str, str] = {"display": f"Patient seen in encounter {encounter_id}"}
+    patient_entries: list[dict[str, Any]] = []
+    if patient and (patient.get("mrn") or str(patient.get("name", "")).strip()):
+        patient_url = _urn("patient", patient.get("clinic_id", ""), patient.get("mrn", ""),
+                           item_id if not patient.get("mrn") else "")
+        subject = {"reference": patient_url}
+        if str(patient.get("name", "")).strip():
+            subject["display"] = str(patient["name"]).strip()
+        patient_entries.append({"fullUrl": patient_url, "resource": patient_resource(patient)})
     encounter = {"identifier": {"system": ENCOUNTER_SYSTEM, "value": encounter_id}}
     common = {"subject": subject, "encounter": encounter, "authoredOn": stamp,
               "requester": {"reference": practitioner_url, "display": signer_name}}
@@ -194,7 +276,8 @@ def build_bundle(*, item_id: str, encounter_id: str, version: int, document: dic
         "identifier": {"system": "urn:ietf:rfc:3986", "value": _urn("bundle", item_id, version)},
         "meta": {"tag": [{"system": "urn:roomscribe:fhir-version", "code": FHIR_VERSION}]},
         "entry": [{"fullUrl": _urn("composition", item_id, version), "resource": composition},
-                  {"fullUrl": practitioner_url, "resource": practitioner}, *entries],
+                  {"fullUrl": practitioner_url, "resource": practitioner},
+                  *patient_entries, *entries],
     }
     validated = Bundle.model_validate(bundle)  # raises on any structural error
     result: dict[str, Any] = json.loads(validated.model_dump_json())

@@ -11,6 +11,12 @@ owned by the room's physician, due after the pool's turnaround time. A copy of
 the transcript is kept with the item so evidence and playback do not depend on
 the transcript tables' shape. Receiving a draft again for the same encounter
 replaces the AI draft while nobody has touched it, and is refused after.
+
+The item gets its patient from the clinic's schedule
+(:func:`server.review.patients.link_from_schedule`): the appointment of its
+room whose window holds the visit's start (the device's capture clock; the
+time of intake when the device did not say). No single match leaves it
+unlinked, for a reviewer to pick; a patient a reviewer chose is never replaced.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from server.review.errors import Conflict, NotFound
 from server.review.lifecycle import ReviewState
 from server.review.live import ItemChange, hub_of
 from server.review.models import NoteVersion, Pool, ReviewItem, RoomPhysician, RoutingRule
+from server.review.patients import SOURCE_REVIEWER, link_from_schedule, visit_start
 from server.services import Services
 
 __all__ = ["DEFAULT_TURNAROUND_H", "receive_draft", "route", "submit_draft"]
@@ -92,7 +99,10 @@ def receive_draft(s: Session, encounter_id: str, draft: DraftNote,
                                                     NoteVersion.number == 1)).one()
         first.document, first.author_name, first.created_at = document, author[:200], now
         item.transcript, item.updated_at = copied, now
-        record(s, None, AuditAction.INTAKE, item, "AI draft replaced before review", now=now)
+        linked = item.patient_source != SOURCE_REVIEWER and link_from_schedule(
+            s, item, visit_start(enc, now)) is not None
+        record(s, None, AuditAction.INTAKE, item, "AI draft replaced before review"
+               + ("; patient from schedule" if linked else ""), now=now)
         s.flush()
         return item
 
@@ -106,12 +116,15 @@ def receive_draft(s: Session, encounter_id: str, draft: DraftNote,
         version=1, received_at=now, updated_at=now, due_at=now + timedelta(hours=turnaround),
         transcript=copied,
     )
+    appointment = link_from_schedule(s, item, visit_start(enc, now))
     s.add(item)
     s.flush()
     s.add(NoteVersion(item_id=item.id, number=1, kind="ai_draft", author_id=None,
                       author_name=author[:200], created_at=now, document=document))
     record(s, None, AuditAction.INTAKE, item,
-           f"routed to {pool.id if pool else 'no pool'}", now=now)
+           f"routed to {pool.id if pool else 'no pool'}; " + (
+               f"patient from schedule (appointment {appointment.id})" if appointment
+               else "no appointment matched: patient not linked"), now=now)
     s.flush()
     return item
 

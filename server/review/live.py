@@ -32,12 +32,13 @@ class ItemChange:
     state: str
     version: int
     action: str
-    actor: str
+    actor: str  # username
+    actor_name: str = ""  # as people read it ("Dr North")
 
     @classmethod
-    def of(cls, item: ReviewItem, action: str, actor: str) -> ItemChange:
+    def of(cls, item: ReviewItem, action: str, actor: str, actor_name: str = "") -> ItemChange:
         return cls(item.id, item.clinic_id, item.pool_id, item.physician_id, item.state,
-                   item.version, action, actor)
+                   item.version, action, actor, actor_name or actor)
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "item-changed", **asdict(self)}

@@ -8,6 +8,7 @@
          ─< RoutingRule                   (which pool a new draft goes to)
     ReviewItem (one per encounter) ─< NoteVersion   (version 1 = the AI draft)
                                    ─< FhirExport
+    Appointment                           (the clinic's schedule: who is due in which room)
     AuditEvent                            (every look at or change of patient data)
 
 Note documents (sections, orders with their decisions) are JSON in
@@ -24,6 +25,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -35,6 +37,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from server.models import Base, utcnow
 
 __all__ = [
+    "Appointment",
     "AuditEvent",
     "FhirExport",
     "Membership",
@@ -190,6 +193,17 @@ class ReviewItem(Base):
     edit_distance: Mapped[int | None] = mapped_column(Integer)
     draft_words: Mapped[int | None] = mapped_column(Integer)
     signed_diff: Mapped[str] = mapped_column(Text, default="")
+    #: The patient, copied from the schedule at intake (``patient_source`` "schedule") or set
+    #: by a reviewer ("reviewer"); all empty while nobody knows who it was.
+    patient_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    patient_dob: Mapped[str] = mapped_column(String(10), default="", server_default="")
+    patient_mrn: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    appointment_at: Mapped[datetime | None] = mapped_column(_TS)
+    visit_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    patient_source: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    #: The signer's attestation statement and name as signed.
+    attestation: Mapped[str] = mapped_column(Text, default="", server_default="")
+    signed_by_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
     # Every ORM UPDATE is ``... WHERE revision = <the one read>``: a concurrent change
     # makes the flush fail (StaleDataError) instead of silently overwriting it.
@@ -209,6 +223,33 @@ class NoteVersion(Base):
     author_name: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: Why the note was changed (an amendment's reason); "" otherwise.
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+
+class Appointment(Base):
+    """One slot of the clinic's schedule: a patient due in a room at a time (UTC).
+
+    Imported from the scheduling system (:mod:`server.review.schedule`); a review item
+    copies its patient from the appointment its visit falls in."""
+
+    __tablename__ = "appointments"
+    __table_args__ = (
+        UniqueConstraint("clinic_id", "room_id", "starts_at", "patient_mrn",
+                         name="uq_appointments_slot"),
+        Index("ix_appointments_room_start", "room_id", "starts_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    clinic_id: Mapped[str] = mapped_column(ForeignKey("clinics.id"), index=True)
+    room_id: Mapped[str] = mapped_column(String(64))
+    starts_at: Mapped[datetime] = mapped_column(_TS)
+    duration_min: Mapped[int] = mapped_column(Integer, default=20, server_default="20")
+    patient_name: Mapped[str] = mapped_column(String(200))
+    patient_dob: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD
+    patient_mrn: Mapped[str] = mapped_column(String(64))
+    #: The visit reason (chief complaint) as booked.
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
 
 
 class AuditEvent(Base):

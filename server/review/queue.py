@@ -4,22 +4,27 @@ Order: overdue drafts nobody holds first, then other overdue ones, then
 returned, ready, claimed and awaiting signature, each by due time; signed notes
 only when asked for. A claim whose lease has lapsed shows as ready. Pure
 ordering (:func:`queue_rank`) over rows read with the access rule's WHERE clause.
+
+Each entry names its patient (from the schedule or a reviewer; empty while
+unknown), the visit's length and its chief complaint (the note's first
+sentence of it, else the booked visit reason), so visits in one room can be
+told apart at a glance.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from server.models import Room
-from server.review.access import visible_clause
+from server.models import Encounter, Room
+from server.review.access import facts_of, visible_clause
 from server.review.auth import Principal
 from server.review.lifecycle import FINAL_STATES, ReviewState, effective
-from server.review.models import Pool, ReviewItem, User
-from server.review.workflow import facts_of
+from server.review.models import NoteVersion, Pool, ReviewItem, User
+from server.review.patients import chief_complaint, encounter_seconds
 
 __all__ = ["PoolTurnaround", "QueueEntry", "list_queue", "pool_turnaround", "queue_rank"]
 
@@ -51,6 +56,13 @@ class QueueEntry:
     overdue: bool
     return_comment: str
     mine: bool
+    patient_name: str = ""
+    patient_dob: str = ""
+    patient_mrn: str = ""
+    appointment_at: datetime | None = None
+    visit_reason: str = ""
+    visit_seconds: float | None = None
+    chief_complaint: str = ""
 
 
 def queue_rank(state: ReviewState, overdue: bool, due_at: datetime) -> tuple[int, int, datetime]:
@@ -80,6 +92,8 @@ def list_queue(s: Session, who: Principal, now: datetime, *, clinic_id: str | No
         Pool.id.in_({i.pool_id for i in items if i.pool_id})))}
     rooms = {r.id: r.name for r in s.scalars(select(Room).where(
         Room.id.in_({i.room_id for i in items})))}
+    seconds = {e.id: encounter_seconds(e) for e in s.scalars(select(Encounter).where(
+        Encounter.id.in_({i.encounter_id for i in items})))}
     entries = []
     for item in items:
         facts = effective(facts_of(item), now)
@@ -97,9 +111,22 @@ def list_queue(s: Session, who: Principal, now: datetime, *, clinic_id: str | No
             users.get(facts.claimed_by) if facts.claimed_by else None,
             users.get(item.physician_id) if item.physician_id else None,
             _aware(item.received_at), _aware(item.due_at), facts.lease_expires_at, overdue,
-            item.return_comment, is_mine))
+            item.return_comment, is_mine, item.patient_name, item.patient_dob,
+            item.patient_mrn, _aware(item.appointment_at) if item.appointment_at else None,
+            item.visit_reason, seconds.get(item.encounter_id), item.visit_reason))
     entries.sort(key=lambda e: queue_rank(e.state, e.overdue, e.due_at))
-    return entries[:limit]
+    return _with_complaints(s, entries[:limit])
+
+
+def _with_complaints(s: Session, entries: list[QueueEntry]) -> list[QueueEntry]:
+    """Each entry's chief complaint from its current note version (read only for these)."""
+    if not entries:
+        return entries
+    documents = {v.item_id: v.document for v in s.scalars(select(NoteVersion).where(
+        tuple_(NoteVersion.item_id, NoteVersion.number).in_(
+            [(e.item_id, e.version) for e in entries])))}
+    return [replace(e, chief_complaint=chief_complaint(documents.get(e.item_id),
+                                                       e.visit_reason)) for e in entries]
 
 
 @dataclass(frozen=True)

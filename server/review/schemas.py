@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from server.review.document import DECISIONS
 
@@ -156,6 +156,13 @@ class QueueEntryPublic(BaseModel):
     overdue: bool
     return_comment: str
     mine: bool
+    patient_name: str = ""  # "" while nobody knows whose visit it was
+    patient_dob: str = ""
+    patient_mrn: str = ""
+    appointment_at: datetime | None = None
+    visit_reason: str = ""  # as booked in the schedule
+    visit_seconds: float | None = None
+    chief_complaint: str = ""  # the note's first sentence of it, else the visit reason
 
 
 class PoolTurnaroundPublic(BaseModel):
@@ -193,12 +200,15 @@ class ItemPublic(BaseModel):
     draft_words: int | None
     allowed_actions: list[str]
     document: dict[str, Any]
+    #: name, dob, mrn, clinic_id, appointment_at, source, visit_reason (None: not known)
+    patient: dict[str, Any] | None = None
 
 
 class OrderChangeIn(BaseModel):
     id: str | None = None  # None: a new order (kind and name required)
     decision: str = Field("pending", pattern="^(" + "|".join(DECISIONS) + ")$")
     fields: dict[str, str] = {}
+    remove: bool = False  # take out an order a reviewer added (an AI-drafted one: reject it)
 
 
 class InstructionChangeIn(BaseModel):
@@ -217,6 +227,7 @@ class NoteEdit(BaseModel):
     sections: dict[str, str] = {}
     orders: list[OrderChangeIn] = []
     instructions: list[InstructionChangeIn] = Field([], max_length=200)
+    reason: str = Field("", max_length=2000)  # why a signed note is amended (needed then)
 
 
 class ReturnRequest(BaseModel):
@@ -264,3 +275,109 @@ class NoteSettingsPublic(BaseModel):
 class NoteSettingsUpdate(BaseModel):
     template: str | None = Field(None, min_length=1, max_length=64)
     style: str | None = Field(None, min_length=1, max_length=16)
+
+
+class AppointmentPublic(BaseModel):
+    """One appointment of the schedule, for a reviewer choosing a visit's patient."""
+
+    id: int
+    room_id: str
+    starts_at: datetime  # UTC
+    local_start: str  # "YYYY-MM-DD HH:MM" in the clinic's time zone
+    duration_min: int
+    name: str
+    dob: str
+    mrn: str
+    reason: str
+    linked: bool  # the item's patient now comes from this appointment
+
+
+class PatientUpdate(BaseModel):
+    """The patient of a visit: ``appointment_id`` (one of the clinic's appointments), or
+    ``name``, ``dob`` (YYYY-MM-DD) and ``mrn`` typed in."""
+
+    appointment_id: int | None = None
+    name: str = Field("", max_length=200)
+    dob: str = Field("", max_length=10)
+    mrn: str = Field("", max_length=64)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> PatientUpdate:
+        typed = bool(self.name.strip() or self.dob.strip() or self.mrn.strip())
+        if (self.appointment_id is None) == (not typed):
+            raise ValueError("send either appointment_id, or name, dob and mrn")
+        return self
+
+
+class TimezoneUpdate(BaseModel):
+    timezone: str = Field(min_length=1, max_length=64)  # IANA, e.g. "America/Chicago"
+
+
+class TimezonePublic(BaseModel):
+    clinic_id: str
+    timezone: str
+
+
+class ScheduleImported(BaseModel):
+    clinic_id: str
+    imported: int  # new appointments
+    updated: int  # known ones whose name, birth date, length or reason changed
+    unchanged: int
+
+
+class SignRequest(BaseModel):
+    """``attest``: the physician confirms they reviewed the note; ``acknowledged``: ids of
+    the sign checks they acknowledge (see ``GET …/sign-review``)."""
+
+    attest: bool = False
+    acknowledged: list[str] = Field([], max_length=200)
+
+
+class SignCheckPublic(BaseModel):
+    id: str  # stable: "empty-section:assessment", "controlled:o1", "no-patient", …
+    severity: str  # blocker | warning
+    message: str
+    ref: str  # section key or order / instruction id; "" for the whole note
+    acknowledgeable: bool
+
+
+class DiffRunPublic(BaseModel):
+    op: str  # equal | insert | delete
+    text: str
+
+
+class SectionReviewPublic(BaseModel):
+    key: str
+    title: str
+    ai_text: str
+    text: str
+    changed: bool
+    diff: list[DiffRunPublic]
+
+
+class OrderReviewPublic(BaseModel):
+    id: str
+    name: str
+    kind: str
+    change: str  # added | removed | rejected | modified | accepted | pending
+    fields: dict[str, list[str]]  # changed field → [as the AI drafted it, as it stands]
+    added_by: str
+
+
+class InstructionReviewPublic(BaseModel):
+    id: str
+    change: str  # added | removed | rejected | modified | unchanged
+    ai_text: str
+    text: str
+
+
+class SignReviewPublic(BaseModel):
+    """What the physician reviews before signing."""
+
+    checks: list[SignCheckPublic]
+    blocking: list[str]  # ids of blockers not acknowledged (in the preview)
+    sections: list[SectionReviewPublic]
+    orders: list[OrderReviewPublic]
+    instructions: list[InstructionReviewPublic]
+    editors: list[str]  # who changed the AI draft (authors of versions 2 and on)
+    attestation_preview: str

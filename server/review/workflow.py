@@ -10,7 +10,14 @@ back and the action re-decided on fresh data — so of two partners claiming at
 once exactly one wins, and the other gets :class:`ClaimHeld`.
 
 Edits carry the version they were based on; a stale one is refused with
-:class:`VersionConflict` and overwrites nothing.
+:class:`VersionConflict` and overwrites nothing. Once signed, a note changes
+only by an amendment, and an amendment needs a reason (kept on its version).
+
+Signing is an attestation: the physician confirms the review (``attest``),
+every sign check (:mod:`server.review.signcheck`) is passed or acknowledged by
+id, or the signature is refused with :class:`SignBlocked`; the statement
+signed (:func:`~server.review.signcheck.attestation`) is kept on the item.
+:func:`review_of` gives what the physician reviews before signing.
 """
 
 from __future__ import annotations
@@ -25,8 +32,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from server.review import fhir
-from server.review.access import item_for
+from server.review import fhir, signcheck
+from server.review.access import facts_of, item_for
 from server.review.audit import AuditAction, record
 from server.review.auth import Principal
 from server.review.diffing import compare
@@ -37,15 +44,18 @@ from server.review.document import (
     document_text,
     undecided_orders,
 )
-from server.review.errors import Conflict, InvalidInput, VersionConflict
-from server.review.lifecycle import FINAL_STATES, Action, ItemFacts, ReviewState, decide
+from server.review.errors import Conflict, InvalidInput, SignBlocked, VersionConflict
+from server.review.lifecycle import FINAL_STATES, Action, ReviewState, decide
 from server.review.live import ItemChange
 from server.review.models import FhirExport, NoteVersion, Pool, ReviewItem
+from server.review.patients import patient_of
 
-__all__ = ["Result", "act", "current_version", "edit", "facts_of", "versions"]
+__all__ = ["Result", "act", "current_version", "edit", "editors_of", "facts_of", "review_of",
+           "versions"]
 
 T = TypeVar("T")
 DEFAULT_LEASE_MIN = 30.0
+REASON_MAX = 2000
 _ATTEMPTS = 4
 _AUDIT = {Action.CLAIM: AuditAction.CLAIM, Action.RELEASE: AuditAction.RELEASE,
           Action.SEND: AuditAction.SEND, Action.RETURN: AuditAction.RETURN,
@@ -58,11 +68,6 @@ class Result:
     changes: list[ItemChange] = field(default_factory=list)
     export: FhirExport | None = None
     saved: bool = True  # False: the edit changed nothing, no version was written
-
-
-def facts_of(item: ReviewItem) -> ItemFacts:
-    return ItemFacts(ReviewState(item.state), item.physician_id, item.claimed_by,
-                     item.lease_expires_at)
 
 
 def _retrying(s: Session, attempt: Callable[[], T]) -> T:
@@ -96,6 +101,25 @@ def versions(s: Session, item: ReviewItem) -> list[NoteVersion]:
                           .order_by(NoteVersion.number)))
 
 
+def editors_of(s: Session, item: ReviewItem) -> list[str]:
+    """The people who changed the AI draft (authors of versions 2 and on), first one first."""
+    names: list[str] = []
+    for v in versions(s, item):
+        if v.number >= 2 and v.author_name and v.author_name not in names:
+            names.append(v.author_name)
+    return names
+
+
+def review_of(s: Session, item: ReviewItem, who: Principal,
+              acknowledged: Sequence[str] | None = None) -> signcheck.SignReview:
+    """The sign checks and the changes since the AI draft, as ``who`` would sign them
+    (the preview acknowledges ``acknowledged``; None: every acknowledgeable blocker)."""
+    return signcheck.sign_review(
+        current_version(s, item, 1).document, current_version(s, item).document,
+        patient_linked=bool(item.patient_mrn), editors=editors_of(s, item), signer=who.name,
+        acknowledged=acknowledged)
+
+
 def _finish(s: Session, item: ReviewItem, who: Principal, document: dict[str, Any],
             now: datetime, amended: bool) -> FhirExport:
     """Store the AI-draft→signed diff and the validated FHIR export of this version."""
@@ -105,7 +129,8 @@ def _finish(s: Session, item: ReviewItem, who: Principal, document: dict[str, An
         diff.edit_distance, diff.draft_words, diff.unified)
     bundle = fhir.build_bundle(item_id=item.id, encounter_id=item.encounter_id,
                                version=item.version, document=document, signer_id=who.user_id,
-                               signer_name=who.name, signed_at=now, amended=amended)
+                               signer_name=who.name, signed_at=now, amended=amended,
+                               patient=patient_of(item))
     export = FhirExport(item_id=item.id, version=item.version, created_at=now, bundle=bundle,
                         sha256=fhir.bundle_digest(bundle),
                         outbox_path=f"{item.encounter_id}-v{item.version}.json")
@@ -115,9 +140,33 @@ def _finish(s: Session, item: ReviewItem, who: Principal, document: dict[str, An
     return export
 
 
+def _attest(s: Session, item: ReviewItem, who: Principal, document: dict[str, Any],
+            attest: bool, acknowledged: Sequence[str]) -> tuple[str, list[str]]:
+    """The attestation statement and the acknowledged check ids, or why not to sign."""
+    if not attest:
+        raise InvalidInput("confirm that you reviewed the note before signing")
+    checks = signcheck.sign_checks(document, patient_linked=bool(item.patient_mrn))
+    still = signcheck.blocking(checks, acknowledged)
+    if still:
+        extra: dict[str, Any] = {}
+        if any(c.id == "pending-orders" for c in still):
+            extra["orders"] = undecided_orders(document)
+        raise SignBlocked("resolve or acknowledge before signing: "
+                          + "; ".join(c.message for c in still),
+                          checks=[c.to_dict() for c in checks],
+                          blocking=[c.id for c in still], **extra)
+    acked = signcheck.acknowledged_checks(checks, acknowledged)
+    return (signcheck.attestation(who.name, editors_of(s, item), acked),
+            [c.id for c in acked])
+
+
 def act(s: Session, who: Principal, item_id: str, action: Action, now: datetime,
-        comment: str = "") -> Result:
-    """claim | release | send | return | sign (edits go through :func:`edit`)."""
+        comment: str = "", *, attest: bool = False,
+        acknowledged: Sequence[str] = ()) -> Result:
+    """claim | release | send | return | sign (edits go through :func:`edit`).
+
+    Signing needs ``attest`` (the physician confirms the review) and the ids of the
+    acknowledgeable sign checks raised in ``acknowledged``."""
     if action not in _AUDIT:
         raise InvalidInput(f"{action} is not an action here; save edits with the note endpoint")
 
@@ -125,10 +174,10 @@ def act(s: Session, who: Principal, item_id: str, action: Action, now: datetime,
         item, actor = item_for(s, who, item_id, lock=True)
         out = decide(facts_of(item), action, actor, now, _lease(s, item), comment)
         document = current_version(s, item).document
-        if action is Action.SIGN and undecided_orders(document):
-            raise InvalidInput("accept or reject every order before signing: "
-                               + ", ".join(undecided_orders(document)),
-                               orders=undecided_orders(document))
+        detail = comment.strip() if action is Action.RETURN else f"v{item.version}"
+        if action is Action.SIGN:
+            statement, acked = _attest(s, item, who, document, attest, acknowledged)
+            detail += f"; acknowledged: {', '.join(acked) or 'none'}"
         item.state, item.claimed_by, item.lease_expires_at = (
             out.state.value, out.claimed_by, out.lease_expires_at)
         item.updated_at = now
@@ -139,18 +188,22 @@ def act(s: Session, who: Principal, item_id: str, action: Action, now: datetime,
             item.sent_at = now
         elif action is Action.SIGN:
             item.signed_at, item.signed_by = now, who.user_id
+            item.signed_by_name, item.attestation = who.name, statement
             export = _finish(s, item, who, document, now, amended=False)
-        detail = comment.strip() if action is Action.RETURN else f"v{item.version}"
         record(s, who, _AUDIT[action], item, detail, now=now)
-        return Result(item, [ItemChange.of(item, action.value, who.username)], export)
+        return Result(item, [ItemChange.of(item, action.value, who.username, who.name)], export)
 
     return _retrying(s, attempt)
 
 
 def edit(s: Session, who: Principal, item_id: str, base_version: int,
-         sections: dict[str, str], orders: list[OrderChange], now: datetime,
-         instructions: Sequence[InstructionChange] = ()) -> Result:
-    """Save an edit as a new version (an amendment once signed)."""
+         sections: dict[str, str], orders: Sequence[OrderChange], now: datetime,
+         instructions: Sequence[InstructionChange] = (), reason: str = "") -> Result:
+    """Save an edit as a new version (an amendment once signed: then ``reason`` is needed).
+    """
+    reason = reason.strip()
+    if len(reason) > REASON_MAX:
+        raise InvalidInput(f"a reason is at most {REASON_MAX:,} characters")
 
     def attempt() -> Result:
         item, actor = item_for(s, who, item_id, lock=True)
@@ -163,30 +216,39 @@ def edit(s: Session, who: Principal, item_id: str, base_version: int,
                 f"after the version {base_version} you edited; nothing was overwritten",
                 current_version=item.version, your_version=base_version,
                 saved_by=latest.author_name)
-        document = apply_edit(latest.document, sections, orders, instructions)
+        document = apply_edit(latest.document, sections, orders, instructions,
+                              author=who.name)
+        if action is Action.AMEND:
+            if document == latest.document:  # nothing to amend: the note stays as signed
+                return Result(item, [], saved=False)
+            if not reason:
+                raise InvalidInput("an amendment needs a reason")
+            if undecided_orders(document):
+                raise InvalidInput("accept or reject every order in an amendment")
         item.claimed_by, item.lease_expires_at = out.claimed_by, out.lease_expires_at
         item.state, item.updated_at = out.state.value, now
         if document == latest.document:
             return Result(item, [], saved=False)
-        if action is Action.AMEND and undecided_orders(document):
-            raise InvalidInput("accept or reject every order in an amendment")
         item.version += 1
         s.flush()  # the guarded UPDATE first: a lost race fails here, before the insert
         s.add(NoteVersion(item_id=item.id, number=item.version, author_id=who.user_id,
                           kind="amend" if action is Action.AMEND else "edit",
-                          author_name=who.name, created_at=now, document=document))
+                          author_name=who.name, created_at=now, document=document,
+                          reason=reason))
         changed = [k for k in sections if k in {x["key"] for x in latest.document["sections"]}]
         detail = f"v{item.version}: sections {','.join(changed) or '-'}; " + ", ".join(
-            f"{o.id or 'new'} {o.decision}" for o in orders)
+            f"{o.id or 'new'} {'removed' if o.remove else o.decision}" for o in orders)
         if instructions:
             detail += "; instructions " + ", ".join(
                 "new added" if i.id is None else f"{i.id} {'removed' if i.remove else 'edited'}"
                 for i in instructions)
+        if reason:
+            detail += f"; reason: {reason}"
         record(s, who, AuditAction.AMEND if action is Action.AMEND else AuditAction.EDIT, item,
                detail, now=now)
         export = None
         if action is Action.AMEND:
             export = _finish(s, item, who, document, now, amended=True)
-        return Result(item, [ItemChange.of(item, action.value, who.username)], export)
+        return Result(item, [ItemChange.of(item, action.value, who.username, who.name)], export)
 
     return _retrying(s, attempt)

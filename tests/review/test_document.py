@@ -166,3 +166,82 @@ def test_signed_text_and_diff_show_instruction_changes(doc: dict) -> None:
     assert "-- Start lisinopril 10 mg once a day." in diff.unified
     assert "+- Start lisinopril 20 mg once a day." in diff.unified
     assert "-- See cardiology (referral)." in diff.unified
+
+
+def test_orders_a_reviewer_added_can_be_removed_and_ids_are_never_reused(doc: dict) -> None:
+    added = apply_edit(doc, {}, [
+        OrderChange(None, "accepted", {"kind": "imaging", "name": "chest x-ray"}),
+        OrderChange(None, "accepted", {"kind": "lab", "name": "bmp"})], author="Alice")
+    assert [(o["id"], o.get("added_by")) for o in added["orders"][3:]] == [
+        ("o4", "Alice"), ("o5", "Alice")]
+    removed = apply_edit(added, {}, [OrderChange("o4", remove=True)], author="Dr North")
+    assert [o["id"] for o in removed["orders"]] == ["o1", "o2", "o3", "o5"]
+    again = apply_edit(removed, {}, [OrderChange(None, "accepted", {"kind": "lab",
+                                                                    "name": "lipid panel"})],
+                       author="Dr North")
+    assert [(o["id"], o["added_by"]) for o in again["orders"][3:]] == [
+        ("o5", "Alice"), ("o6", "Dr North")]  # not o5 again (len + 1)
+    # removed and re-added in one edit: the freed id is not handed out either
+    swapped = apply_edit(again, {}, [OrderChange("o6", remove=True),
+                                     OrderChange(None, "accepted", {"kind": "lab",
+                                                                    "name": "a1c"})])
+    assert [o["id"] for o in swapped["orders"][3:]] == ["o5", "o7"]
+
+
+@pytest.mark.parametrize("change", [OrderChange("o1", remove=True),
+                                    OrderChange("o2", "rejected", remove=True)])
+def test_an_ai_drafted_order_cannot_be_removed(doc: dict, change: OrderChange) -> None:
+    with pytest.raises(InvalidInput, match="reject it instead: an AI-drafted order stays on "
+                                           "record"):
+        apply_edit(doc, {}, [change])
+    with pytest.raises(InvalidInput, match="only an order that exists"):
+        apply_edit(doc, {}, [OrderChange("o9", remove=True)])
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"quantity": "-1"}, "quantity must be a number of 0 or more"),
+    ({"quantity": "ten"}, "quantity must be a number"),
+    ({"quantity": "inf"}, "quantity must be a number"),
+    ({"refills": "1.5"}, "refills must be a whole number"),
+    ({"refills": "-2"}, "refills must be a whole number"),
+])
+def test_quantity_and_refills_are_counts(doc: dict, fields: dict, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        apply_edit(doc, {}, [OrderChange("o1", "accepted", fields)])
+
+
+def test_quantity_and_refills_are_order_fields_old_documents_read_as_empty(doc: dict) -> None:
+    new = apply_edit(doc, {}, [OrderChange("o1", "accepted", {"quantity": "30",
+                                                              "refills": "2"})])
+    assert (new["orders"][0]["quantity"], new["orders"][0]["refills"]) == ("30", "2")
+    assert new["orders"][0]["decision"] == "modified"
+    assert (doc["orders"][0]["quantity"], doc["orders"][0]["refills"]) == ("", "")
+    old = {**doc, "orders": [{k: v for k, v in o.items() if k not in ("quantity", "refills")}
+                             for o in doc["orders"]]}
+    same = apply_edit(old, {}, [OrderChange("o1", "accepted", {"quantity": "", "refills": ""})])
+    assert same["orders"][0]["decision"] == "accepted"  # '' is what was there
+
+
+def test_sentences_a_human_changes_say_so_and_keep_the_ai_text(doc: dict) -> None:
+    ai_plan = doc["sections"][3]["sentences"]
+    first = apply_edit(doc, {"plan": "Start lisinopril 20 mg daily.  CBC and  cardiology "
+                                     "referral. Recheck in 2 weeks."}, [], author="Alice")
+    edited, kept, added = first["sections"][3]["sentences"]
+    assert edited == {"text": "Start lisinopril 20 mg daily.", "evidence": ai_plan[0]["evidence"],
+                      "origin": "edited", "edited_by": "Alice",
+                      "ai_text": "Start lisinopril 10 mg daily."}
+    assert kept == ai_plan[1]  # the same sentence (spaces aside) stays the AI's
+    assert added == {"text": "Recheck in 2 weeks.", "evidence": [], "origin": "added",
+                     "edited_by": "Alice"}
+    second = apply_edit(first, {"plan": "Start lisinopril 25 mg daily. CBC and cardiology "
+                                        "referral. Recheck in 3 weeks."}, [],
+                        author="Dr North")
+    edited, kept, added = second["sections"][3]["sentences"]
+    assert (edited["text"], edited["edited_by"], edited["ai_text"]) == (
+        "Start lisinopril 25 mg daily.", "Dr North", "Start lisinopril 10 mg daily.")
+    assert kept == ai_plan[1]
+    # a human sentence changed again is still a human sentence, without an AI source
+    assert added == {"text": "Recheck in 3 weeks.", "evidence": [], "origin": "added",
+                     "edited_by": "Dr North"}
+    third = apply_edit(second, {"assessment": "Blood pressure is elevated at 150/95."}, [])
+    assert third["sections"][3] == second["sections"][3]  # untouched sections stay as they are

@@ -153,3 +153,62 @@ def test_no_instructions_no_section_and_old_documents_still_export() -> None:
     assert _instructions_section(removed) is None
     old = {k: v for k, v in doc.items() if k != "instructions"}  # stored before the summary
     assert _instructions_section(old) is None
+
+
+PATIENT = {"name": "Maria de la Cruz", "dob": "1961-04-12", "mrn": "A-1001",
+           "clinic_id": "north-clinic"}
+
+
+def test_known_patient_is_a_patient_resource_every_subject_references() -> None:
+    bundle = fhir.build_bundle(item_id="item-1", encounter_id="enc-9", version=3,
+                               document=_decided(), signer_id=7, signer_name="Dr North",
+                               signed_at=SIGNED_AT, patient=PATIENT)
+    Bundle.model_validate(bundle)
+    [entry] = [e for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"]
+    patient = entry["resource"]
+    assert entry["fullUrl"].startswith("urn:uuid:")
+    [mrn] = patient["identifier"]
+    assert (mrn["system"], mrn["value"]) == ("urn:roomscribe:mrn:north-clinic", "A-1001")
+    assert mrn["type"]["coding"][0] == {
+        "system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR",
+        "display": "Medical record number"}
+    assert patient["name"] == [{"text": "Maria de la Cruz", "family": "Cruz",
+                                "given": ["Maria", "de", "la"]}]
+    assert patient["birthDate"] == "1961-04-12"
+    subjects = [e["resource"]["subject"] for e in bundle["entry"] if "subject" in e["resource"]]
+    assert len(subjects) == 4  # the Composition and its three orders
+    assert all(s == {"reference": entry["fullUrl"], "display": "Maria de la Cruz"}
+               for s in subjects)
+    again = fhir.build_bundle(item_id="item-1", encounter_id="enc-9", version=3,
+                              document=_decided(), signer_id=7, signer_name="Dr North",
+                              signed_at=SIGNED_AT, patient=PATIENT)
+    assert fhir.bundle_digest(again) == fhir.bundle_digest(bundle)
+
+
+def test_unknown_patient_keeps_the_subject_by_display() -> None:
+    for patient in (None, {"name": " ", "dob": "", "mrn": "", "clinic_id": "c"}):
+        bundle = fhir.build_bundle(item_id="i", encounter_id="enc-9", version=1,
+                                   document=_decided(), signer_id=1, signer_name="Dr",
+                                   signed_at=SIGNED_AT, patient=patient)
+        assert "Patient" not in {e["resource"]["resourceType"] for e in bundle["entry"]}
+        assert bundle["entry"][0]["resource"]["subject"] == {
+            "display": "Patient seen in encounter enc-9"}
+    assert fhir.patient_resource({"name": "Lopez, Maria Elena", "mrn": "", "dob": ""}) == {
+        "resourceType": "Patient",
+        "name": [{"text": "Lopez, Maria Elena", "family": "Lopez",
+                  "given": ["Maria", "Elena"]}]}
+
+
+def test_medication_quantity_and_refills_become_a_dispense_request() -> None:
+    doc = _decided()
+    doc["orders"][0].update(quantity="30", refills="2")
+    doc["orders"][3].update(quantity="a box", refills="")
+    bundle = fhir.build_bundle(item_id="i", encounter_id="e", version=1, document=doc,
+                               signer_id=1, signer_name="Dr", signed_at=SIGNED_AT)
+    Bundle.model_validate(bundle)
+    meds = [e["resource"] for e in bundle["entry"]
+            if e["resource"]["resourceType"] == "MedicationRequest"]
+    assert meds[0]["dispenseRequest"] == {"quantity": {"value": 30, "unit": "mg"},
+                                          "numberOfRepeatsAllowed": 2}
+    assert "dispenseRequest" not in meds[1]
+    assert {"text": "dispense quantity as written: a box"} in meds[1]["note"]

@@ -21,7 +21,8 @@ def _paths(item: str) -> list[tuple[str, str]]:
     base = f"/api/v1/review/items/{item}"
     return [("GET", base), ("GET", f"{base}/transcript"), ("GET", f"{base}/audio.wav"),
             ("GET", f"{base}/versions"), ("GET", f"{base}/versions/1"), ("GET", f"{base}/fhir"),
-            ("GET", f"{base}/diff"), ("POST", f"{base}/claim"), ("POST", f"{base}/release"),
+            ("GET", f"{base}/diff"), ("GET", f"{base}/sign-review"),
+            ("POST", f"{base}/claim"), ("POST", f"{base}/release"),
             ("POST", f"{base}/send"), ("POST", f"{base}/sign"), ("PUT", f"{base}/note")]
 
 

@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from server.review.errors import ReviewError
-from server.review.routes import admin, auth, items, live
+from server.review.routes import admin, auth, items, live, patients, vocabulary
 
 __all__ = ["install"]
 
@@ -22,6 +22,7 @@ def install(app: FastAPI) -> None:
     from server.web import routes as web
 
     app.add_exception_handler(ReviewError, _review_error)
-    for router in (auth.router, admin.router, items.router, live.router):
+    for router in (auth.router, admin.router, items.router, live.router, patients.router,
+                   vocabulary.router):
         app.include_router(router)
     web.install(app)

@@ -9,6 +9,7 @@ overwritten. Changes are pushed to open browsers after they commit.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
@@ -33,6 +34,8 @@ from server.review.schemas import (
     PoolTurnaroundPublic,
     QueueEntryPublic,
     ReturnRequest,
+    SignRequest,
+    SignReviewPublic,
     VersionPublic,
 )
 from server.services import Services
@@ -42,6 +45,8 @@ log = logging.getLogger(__name__)
 
 
 def item_public(session: SessionDep, who: Principal, item: ReviewItem) -> ItemPublic:
+    from server.review.patients import patient_of
+
     _, actor = item_for(session, who, item.id)
     allowed = [a.value for a in allowed_actions(workflow.facts_of(item), actor, utcnow())]
     return ItemPublic(
@@ -52,7 +57,8 @@ def item_public(session: SessionDep, who: Principal, item: ReviewItem) -> ItemPu
         due_at=item.due_at, sent_at=item.sent_at, signed_at=item.signed_at,
         return_comment=item.return_comment, edit_distance=item.edit_distance,
         draft_words=item.draft_words, allowed_actions=allowed,
-        document=workflow.current_version(session, item).document)
+        document=workflow.current_version(session, item).document,
+        patient=patient_of(item))
 
 
 def publish(session: SessionDep, services: Services, result: workflow.Result) -> None:
@@ -121,19 +127,23 @@ def save_note(item_id: str, body: NoteEdit, session: SessionDep, services: Servi
     """Save an edit (sections' text, orders' accept / reject / modify, patient instructions
     changed / added / removed) as a new version.
 
-    Signed notes: the same call makes an amendment (new version, new FHIR export)."""
-    changes = [OrderChange(o.id, o.decision, o.fields) for o in body.orders]
+    Signed notes: the same call makes an amendment (new version, new FHIR export); it
+    needs a ``reason``."""
+    changes = [OrderChange(o.id, o.decision, o.fields, o.remove) for o in body.orders]
     instructions = [InstructionChange(i.id, i.fields, i.remove) for i in body.instructions]
     result = workflow.edit(session, who, item_id, _base_version(body, if_match),
-                           body.sections, changes, utcnow(), instructions=instructions)
+                           body.sections, changes, utcnow(), instructions=instructions,
+                           reason=body.reason)
     publish(session, services, result)
     response.headers["ETag"] = f'"{result.item.version}"'
     return item_public(session, who, result.item)
 
 
 def _act(item_id: str, action: Action, session: SessionDep, services: ServicesDep,
-         who: Principal, comment: str = "") -> ItemPublic:
-    result = workflow.act(session, who, item_id, action, utcnow(), comment)
+         who: Principal, comment: str = "", sign: SignRequest | None = None) -> ItemPublic:
+    sign = sign or SignRequest()
+    result = workflow.act(session, who, item_id, action, utcnow(), comment,
+                          attest=sign.attest, acknowledged=sign.acknowledged)
     publish(session, services, result)
     return item_public(session, who, result.item)
 
@@ -166,10 +176,29 @@ def return_(item_id: str, body: ReturnRequest, session: SessionDep, services: Se
 
 
 @router.post("/items/{item_id}/sign", response_model=ItemPublic)
-def sign(item_id: str, session: SessionDep, services: ServicesDep,
-         who: CurrentUser) -> ItemPublic:
-    """Physician: sign. Stores the draft→signed diff and exports FHIR to the outbox."""
-    return _act(item_id, Action.SIGN, session, services, who)
+def sign(item_id: str, session: SessionDep, services: ServicesDep, who: CurrentUser,
+         body: SignRequest | None = None) -> ItemPublic:
+    """Physician: sign, attesting the review (``{"attest": true, "acknowledged": [ids]}``).
+
+    422 ``invalid-input`` without ``attest``; 422 ``sign-blocked`` (with ``checks`` and
+    ``blocking``) while a sign check is neither passed nor acknowledged. Stores the
+    attestation and the draft→signed diff, and exports FHIR to the outbox. (A missing
+    body reads as no attestation, after the role and state checks.)"""
+    return _act(item_id, Action.SIGN, session, services, who, sign=body)
+
+
+@router.get("/items/{item_id}/sign-review", response_model=SignReviewPublic)
+def sign_review(item_id: str, session: SessionDep, who: CurrentUser,
+                acknowledged: Annotated[list[str] | None, Query()] = None) -> Any:
+    """What signing means now: the sign checks, each section's word diff from the AI
+    draft, each order's and instruction's change, who edited, and the attestation
+    signing would record (acknowledging ``acknowledged``; by default every
+    acknowledgeable blocker)."""
+    item, _ = item_for(session, who, item_id)
+    review = workflow.review_of(session, item, who, acknowledged)
+    record(session, who, AuditAction.VIEW_VERSIONS, item, "sign-review")
+    session.commit()
+    return SignReviewPublic.model_validate(asdict(review))
 
 
 @router.get("/items/{item_id}/versions", response_model=list[VersionPublic])
