@@ -22,6 +22,7 @@ import json
 import shutil
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,13 @@ def main(argv: list[str], settings: Settings) -> int:
         clinic = lab.roomscribe("admin", "clinic", "add", "Demo Clinic")["id"]
         room = lab.add_room("exam-1", clinic="Demo Clinic")
         people = lab.add_care_team(clinic, room.room_id)
+        # the clinic's schedule (its time zone is UTC): who is due in exam-1 now, so the
+        # draft arrives with its patient linked
+        schedule = args.workdir / "schedule.csv"
+        schedule.write_text("room,start,duration_min,name,dob,mrn,reason\n"
+                            f"exam-1,{datetime.now(UTC):%Y-%m-%d %H:%M},30,"
+                            "Demo Patient (fictitious),1970-01-01,DEMO-0001,follow-up visit\n")
+        lab.roomscribe("review", "schedule-import", str(schedule), "--clinic", clinic)
         print(f"server: {lab.http_url} (SQLite in {args.workdir / 'server'}); room exam-1, "
               f"device {room.device_id} enrolled")
         started = time.monotonic()
@@ -106,6 +114,9 @@ def main(argv: list[str], settings: Settings) -> int:
             return 1
         print(f"draft in the queue after {time.monotonic() - started:.1f} s "
               f"(state {item['state']}):")
+        patient = item.get("patient")
+        print("patient: " + (f"{patient['name']}, born {patient['dob']}, MRN {patient['mrn']} "
+                             f"(from the {patient['source']})" if patient else "not linked"))
         n_sections, n_orders = _print_document(item["document"])
         print(f"\nopen {lab.http_url}/ and log in:")
         for role, who in people.items():
@@ -113,7 +124,8 @@ def main(argv: list[str], settings: Settings) -> int:
         if args.once:
             ok = n_sections > 0 and n_orders > 0
             print(json.dumps({"draft_in_queue": True, "sections": n_sections,
-                              "orders": n_orders, "ok": ok}))
+                              "orders": n_orders, "patient_linked": patient is not None,
+                              "ok": ok}))
             return 0 if ok else 1
         print("serving; Ctrl-C to stop")
         while True:

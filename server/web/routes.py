@@ -7,7 +7,7 @@ logged in → the login page. Admins get the rooms and audit pages, never notes.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -19,16 +19,19 @@ from fastapi.templating import Jinja2Templates
 
 from server import __version__
 from server.deps import ServicesDep, SessionDep
-from server.models import utcnow
-from server.review import audit, auth, directory, workflow
+from server.models import Room, utcnow
+from server.review import audit, auth, directory, patients, workflow
 from server.review.access import item_for
 from server.review.audit import AuditAction, record
+from server.review.controlled import controlled_schedule
 from server.review.deps import optional_user
 from server.review.errors import AuthError, ReviewError
 from server.review.lifecycle import ReviewState, Role, allowed_actions
 from server.review.queue import list_queue, pool_turnaround
 from server.review.routes.admin import rooms_status
 from server.review.routes.auth import start_session
+from server.review.routes.vocabulary import ORDER_NAMES
+from server.review.schedule import clinic_zone
 
 __all__ = ["install"]
 
@@ -59,11 +62,35 @@ def _page(request: Request, name: str, who: auth.Principal | None, services: Any
         "version": __version__, "now": utcnow(), **context}, status_code=status_code)
 
 
-def _when(dt: datetime | None) -> str:
-    return dt.strftime("%Y-%m-%d %H:%M") if dt else ""
+def _when(dt: datetime | None, tz: tzinfo | None = None) -> str:
+    """A time as the clinic reads it: "Thu 3 Dec 09:30 CST" (its zone named)."""
+    if dt is None:
+        return ""
+    local = dt.astimezone(tz or UTC)
+    return f"{local:%a} {local.day} {local:%b %H:%M} {local.tzname() or ''}".strip()
+
+
+def _dob(value: str) -> str:
+    """A date of birth with the age today: "1961-04-02 (65 y)"."""
+    try:
+        born = date.fromisoformat(value)
+    except ValueError:
+        return value or "unknown"
+    today = utcnow().date()
+    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    return f"{value} ({age} y)"
+
+
+def _duration(seconds: float | None) -> str:
+    if not seconds:
+        return "—"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
 templates.env.filters["when"] = _when
+templates.env.filters["dob"] = _dob
+templates.env.filters["duration"] = _duration
 templates.env.filters["state_label"] = lambda s: str(s).replace("_", " ")
 
 
@@ -110,7 +137,8 @@ def _queue_context(session: SessionDep, who: auth.Principal, request: Request) -
     states = {ReviewState(state)} if state in {s.value for s in ReviewState} else None
     entries = list_queue(session, who, utcnow(), pool_id=q.get("pool") or None, states=states,
                          mine=q.get("mine") == "1")
-    return {"entries": entries, "state": state, "pool": q.get("pool") or "",
+    zones = {c: clinic_zone(session, c) for c in {e.clinic_id for e in entries}}
+    return {"entries": entries, "zones": zones, "state": state, "pool": q.get("pool") or "",
             "mine": q.get("mine") == "1", "states": [s.value for s in ReviewState]}
 
 
@@ -142,14 +170,52 @@ def item_page(item_id: str, request: Request, session: SessionDep, services: Ser
     record(session, user, AuditAction.VIEW, item, f"v{item.version} (web)")
     record(session, user, AuditAction.VIEW_TRANSCRIPT, item, "(web)")
     session.commit()
-    allowed = {a.value for a in allowed_actions(workflow.facts_of(item), actor, utcnow())}
+    now = utcnow()
+    allowed = {a.value for a in allowed_actions(workflow.facts_of(item), actor, now)}
     names = {u.id: u.display_name or u.username
              for u in [directory.get_user(session, i) for i in
                        {item.claimed_by, item.physician_id, item.signed_by} if i]}
+    document = workflow.current_version(session, item).document
+    tz = clinic_zone(session, item.clinic_id)
+    room = session.get(Room, item.room_id)
+    final = item.state in (ReviewState.SIGNED, ReviewState.AMENDED)
     return _page(request, "item.html", user, services, item=item, allowed=allowed, names=names,
-                 document=workflow.current_version(session, item).document,
-                 versions=workflow.versions(session, item),
-                 segments=(item.transcript or {}).get("segments", []))
+                 document=document, versions=workflow.versions(session, item),
+                 segments=(item.transcript or {}).get("segments", []), tz=tz,
+                 room_name=room.name if room else item.room_id,
+                 patient=patients.patient_of(item),
+                 visit_seconds=patients.visit_seconds(session, item),
+                 chief_complaint=patients.chief_complaint(document, item.visit_reason),
+                 controlled={o["id"]: schedule for o in document["orders"]
+                             if (schedule := controlled_schedule(o.get("name", ""),
+                                                                 o.get("spoken", "")))},
+                 suggestions=_SUGGESTIONS,
+                 version_labels=_VERSION_LABELS,
+                 can_link_patient="save" in allowed and not final,
+                 state_reason=_state_reason(item, user, names, tz, allowed))
+
+
+_VERSION_LABELS = {"ai_draft": "AI draft", "edit": "edited", "amend": "amendment"}
+#: Names to suggest in the order editor before anything is typed, per order kind.
+_SUGGESTIONS = {kind: sorted(set(names.values())) for kind, names in ORDER_NAMES.items()}
+
+
+def _state_reason(item: Any, who: auth.Principal, names: dict[int, str], tz: tzinfo,
+                  allowed: set[str]) -> str:
+    """Why the buttons are what they are, in a sentence."""
+    state = ReviewState(item.state)
+    if state is ReviewState.CLAIMED and item.claimed_by != who.user_id:
+        return (f"{names.get(item.claimed_by, 'Another reviewer')} is editing it (claimed until "
+                f"{_when(item.lease_expires_at, tz)}): you can read it.")
+    if state is ReviewState.AWAITING_SIGNATURE and "sign" not in allowed:
+        signer = names.get(item.physician_id, "the physician") if item.physician_id \
+            else "a physician"
+        return f"Sent to {signer} for signature: you can read it."
+    if state in (ReviewState.READY, ReviewState.RETURNED) and "claim" in allowed:
+        return "Claim it to edit it."
+    if state in (ReviewState.SIGNED, ReviewState.AMENDED):
+        return "Signed: read-only." + (" Amend it to change it." if "amend" in allowed else "")
+    return ""
 
 
 @router.get("/admin/rooms", response_class=HTMLResponse)

@@ -42,7 +42,7 @@ def test_queue_page_rows_and_admin_pages(server: ServerThread, world: World) -> 
     alice.post(f"/api/v1/review/items/{item}/claim")
     assert f'data-item="{item}"' in alice.get("/queue/rows", params={"mine": "1"}).text
     editor = alice.get(f"/items/{item}").text
-    assert "Send for signature" in editor and "Sign</button>" not in editor
+    assert "Send for signature" in editor and 'id="review-sign"' not in editor
     # the name as said with its generic, the words said, the reason, the code, and the alert
     assert "zestril</span> <span class=\"generic\">(lisinopril)" in editor
     assert "zestril 10 mg once a day" in editor and 'value="high blood pressure"' in editor

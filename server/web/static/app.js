@@ -2,27 +2,83 @@
 "use strict";
 
 const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
 
 async function api(method, url, body) {
-  const res = await fetch(url, {
-    method,
-    credentials: "same-origin",
-    headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf()},
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  let res;
+  try {
+    res = await fetch(url, {
+      method,
+      credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf()},
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (_) {
+    return {ok: false, status: 0, data: {detail: "The server cannot be reached: check the network, then try again. Nothing was lost on this page."}};
+  }
   let data = null;
   try { data = await res.json(); } catch (_) { /* empty body */ }
   if (res.status === 401 && !url.startsWith("/api/v1/auth/")) sessionEnded();
   return {ok: res.ok, status: res.status, data};
 }
 
-// The session ended (expired, logged out elsewhere, revoked): say so and offer to log in
-// again, coming back here; what is on the page (typed text included) is left alone.
+// What went wrong, in words a clinician can act on.
+function problem(res, what) {
+  if (res.status === 401) return `Your session has ended: log in again, then ${what} again. Your text is still here.`;
+  if (res.status === 403) return (res.data && res.data.detail) || `You may not ${what} this note.`;
+  if (res.status === 404) return "This note is no longer available to you.";
+  if (res.status === 0) return res.data.detail;
+  const detail = res.data && res.data.detail;
+  if (detail) return detail.charAt(0).toUpperCase() + detail.slice(1) + ".";
+  return `Could not ${what} (the server answered ${res.status}). Try again; nothing was lost on this page.`;
+}
+
+// ---- sessions: an ended session is said on the page, and a login dialog brings it back
+// without leaving the page (typed text stays where it is).
+const sessionListeners = [];
+
 function sessionEnded() {
   const el = document.getElementById("session-ended");
-  if (!el || !el.hidden) return;
-  el.querySelector("a").href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
-  el.hidden = false;
+  if (el && el.hidden) {
+    el.querySelector("a").href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+    el.hidden = false;
+  }
+  const dialog = document.getElementById("relogin");
+  if (dialog && !dialog.open) {
+    dialog.showModal();
+    $("#relogin-password", dialog).focus();
+  }
+}
+
+function initRelogin() {
+  const dialog = document.getElementById("relogin");
+  if (!dialog) return;
+  const error = $("#relogin-error", dialog);
+  $("#relogin-later", dialog).addEventListener("click", () => dialog.close());
+  $("#relogin-form", dialog).addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const username = $("#relogin-username", dialog).value;
+    const res = await api("POST", "/api/v1/auth/login",
+      {username, password: $("#relogin-password", dialog).value});
+    if (!res.ok) {
+      error.textContent = (res.data && res.data.detail) || "Could not log in.";
+      error.hidden = false;
+      return;
+    }
+    if (res.data.user.username !== document.body.dataset.me) {
+      sessionStorage.clear();  // someone else: neither this page nor its unsaved text is theirs
+      location.href = "/";
+      return;
+    }
+    $('meta[name="csrf-token"]').content = res.data.csrf_token;
+    $("#relogin-password", dialog).value = "";
+    error.hidden = true;
+    dialog.close();
+    document.getElementById("session-ended").hidden = true;
+    sessionListeners.forEach((f) => f());
+    toast("Logged in again. Nothing on this page was lost.");
+  });
 }
 
 // Run one request from a button with the button disabled meanwhile (a second click does
@@ -40,7 +96,8 @@ async function whileDisabled(button, run) {
 // A polled fragment: its HTML, or null when the session has ended (the server then
 // answers with the login page, which must never be pasted into the page).
 async function fragment(url) {
-  const res = await fetch(url, {credentials: "same-origin"});
+  let res;
+  try { res = await fetch(url, {credentials: "same-origin"}); } catch (_) { return null; }
   if (res.status === 401 || (res.redirected && new URL(res.url).pathname === "/login")) {
     sessionEnded();
     return null;
@@ -55,21 +112,27 @@ function toast(text, kind) {
   el.className = kind || "";
   el.hidden = false;
   clearTimeout(toast.timer);
-  toast.timer = setTimeout(() => { el.hidden = true; }, 5000);
+  toast.timer = setTimeout(() => { el.hidden = true; }, kind === "bad" ? 9000 : 5000);
 }
 
-function banner(html) {
-  const el = document.getElementById("banner");
+function banner(html, id = "banner") {
+  const el = document.getElementById(id);
   if (!el) return;
   el.innerHTML = html;
   el.hidden = !html;
 }
 
-// Live updates: one socket per page; reconnects with back-off (bounded at 30 s).
+const escapeHtml = (s) => String(s).replace(/[&<>"']/g,
+  (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+
+// Live updates: one socket per page; reconnects with back-off (bounded at 30 s), and
+// again after a login in the dialog.
 function live(onChange) {
   const status = document.getElementById("live-status");
   let delay = 1000;
+  let stopped = false;
   function connect() {
+    stopped = false;
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(`${proto}//${location.host}/ws/review`);
     ws.onopen = () => { delay = 1000; if (status) { status.textContent = "● live"; status.className = "live on"; } };
@@ -78,8 +141,9 @@ function live(onChange) {
       if (msg.type === "item-changed" || msg.type === "resync") onChange(msg);
     };
     ws.onclose = (ev) => {
-      if (ev.code === 4401) {  // the session is gone: no point reconnecting
+      if (ev.code === 4401) {  // the session is gone: reconnect only after a new login
         if (status) { status.textContent = "○ logged out"; status.className = "live off"; }
+        stopped = true;
         sessionEnded();
         return;
       }
@@ -88,6 +152,7 @@ function live(onChange) {
       delay = Math.min(delay * 2, 30000);
     };
   }
+  sessionListeners.push(() => { if (stopped) { connect(); onChange({type: "resync"}); } });
   connect();
 }
 
@@ -114,7 +179,751 @@ function initRooms() {
   }, 5000);
 }
 
-// ---- item page
+// ---- item page: the note as sentences tied to their evidence
+const clock = (s) => `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
+
+function sentenceEvidence(sentence) {
+  const ids = [];
+  let start = Infinity, end = 0;
+  for (const e of sentence.evidence || []) {
+    ids.push(...e.segment_ids);
+    start = Math.min(start, e.start_s);
+    end = Math.max(end, e.end_s);
+  }
+  return {ids, start: Number.isFinite(start) ? start : null, end};
+}
+
+function renderSection(key, section) {
+  const view = document.querySelector(`[data-section-view="${CSS.escape(key)}"]`);
+  if (!view) return;
+  view.textContent = "";
+  if (!section.text.trim()) {
+    const empty = document.createElement("p");
+    empty.className = "muted empty";
+    empty.textContent = "Empty.";
+    view.append(empty);
+  }
+  (section.sentences || []).forEach((n, i) => {
+    const el = document.createElement("span");
+    el.className = "sent";
+    el.tabIndex = 0;
+    el.setAttribute("role", "button");
+    el.dataset.section = key;
+    el.dataset.index = i;
+    const {ids, start, end} = sentenceEvidence(n);
+    el.dataset.segments = ids.join(",");
+    if (start !== null) { el.dataset.start = start; el.dataset.end = end; }
+    el.textContent = n.text;
+    if (n.origin === "edited" || n.origin === "added") {
+      el.classList.add("human", n.origin);
+      const tag = document.createElement("span");
+      tag.className = "human-tag";
+      tag.textContent = n.origin === "edited" ? `edited by ${n.edited_by || "a reviewer"}`
+        : `added by ${n.edited_by || "a reviewer"}`;
+      el.append(" ", tag);
+    }
+    view.append(el, " ");
+  });
+  let panel = view.nextElementSibling;
+  if (!panel || !panel.classList.contains("inline-ev")) {
+    panel = document.createElement("div");
+    panel.className = "inline-ev";
+    panel.setAttribute("role", "region");
+    panel.setAttribute("aria-label", "Source of the sentence");
+    panel.hidden = true;
+    view.after(panel);
+  }
+  panel.hidden = true;
+}
+
+function markUsedSegments(doc) {
+  const used = new Map();
+  const note = (ids, title) => ids.forEach((id) => {
+    if (!used.has(id)) used.set(id, new Set());
+    used.get(id).add(title);
+  });
+  for (const s of doc.sections) {
+    for (const n of s.sentences || []) note(sentenceEvidence(n).ids, s.title);
+  }
+  for (const o of doc.orders) {
+    if (o.decision !== "rejected") note((o.evidence || []).flatMap((e) => e.segment_ids), "Orders");
+  }
+  $$("#timeline .tick").forEach((b) => b.classList.toggle("used", used.has(Number(b.dataset.tick))));
+  $$("#segments li[data-segment]").forEach((li) => {
+    const titles = used.get(Number(li.dataset.segment));
+    li.classList.toggle("used", !!titles);
+    const tag = $(".used-in", li);
+    tag.hidden = !titles;
+    tag.textContent = titles ? `In the note: ${[...titles].map((t) => t.charAt(0) + t.slice(1).toLowerCase()).join(", ")}` : "";
+  });
+}
+
+// The visit as a strip: one block per transcript segment, placed by time and coloured by
+// speaker; a block the note used is marked; a click plays that segment.
+function drawTimeline(segments, strip) {
+  if (!strip || !segments.length) return;
+  const total = Math.max(...segments.map((s) => s.end_s), 1);
+  strip.replaceChildren(...segments.map((s) => {
+    const b = document.createElement("span");  // the transcript's buttons are the accessible twin
+    b.className = `tick speaker-${s.speaker}`;
+    b.style.left = `${(100 * s.start_s) / total}%`;
+    b.style.width = `${Math.max(0.6, (100 * (s.end_s - s.start_s)) / total)}%`;
+    b.dataset.start = s.start_s;
+    b.dataset.end = s.end_s;
+    b.dataset.segments = s.id;
+    b.dataset.tick = s.id;
+    b.title = `${s.speaker} ${clock(s.start_s)}: ${s.text}`;
+    return b;
+  }));
+}
+
+function initItem() {
+  const head = document.getElementById("item");
+  if (!head) return;
+  const id = head.dataset.item;
+  const me = head.dataset.me;
+  const base = `/api/v1/review/items/${id}`;
+  const form = document.getElementById("note");
+  const player = document.getElementById("player");
+  const segments = JSON.parse(document.getElementById("segments-json").textContent);
+  const segById = new Map(segments.map((s) => [s.id, s]));
+  let doc = JSON.parse(document.getElementById("doc-json").textContent);
+  let version = Number(head.dataset.version);
+  let dirty = false;
+  let amendReason = null;
+  const storeKey = `roomscribe-unsaved:${me}:${id}`;
+
+  doc.sections.forEach((s) => renderSection(s.key, s));
+  drawTimeline(segments, $("#timeline"));
+  markUsedSegments(doc);
+
+  // -- evidence: highlight the transcript lines, scroll the transcript pane only (never
+  // the page: on a tablet the pane is below the note), and play the span.
+  function highlight(ids) {
+    $$(".seg.hit").forEach((s) => s.classList.remove("hit"));
+    const pane = $("aside.transcript");
+    ids.forEach((sid, i) => {
+      const seg = document.getElementById(`seg-${sid}`);
+      if (!seg) return;
+      seg.classList.add("hit");
+      if (i === 0 && pane.scrollHeight > pane.clientHeight) {
+        pane.scrollTo({top: seg.offsetTop - pane.clientHeight / 3, behavior: "smooth"});
+      }
+    });
+  }
+
+  function playSpan(start, end, label) {
+    const from = Math.max(0, start - 0.25);
+    const to = end + 0.25;
+    player.src = `${base}/audio.wav?start=${from.toFixed(2)}&end=${to.toFixed(2)}`;
+    player.play().catch(() => {});
+    $("#player-now").textContent = `Playing ${clock(start)}–${clock(end)}${label ? ": " + label : ""}`;
+    $("#whole-visit").hidden = false;
+  }
+
+  $("#whole-visit").addEventListener("click", () => {
+    player.src = `${base}/audio.wav`;
+    player.play().catch(() => {});
+    $("#player-now").textContent = "The whole visit";
+    $("#whole-visit").hidden = true;
+  });
+
+  function showSource(el) {
+    $$(".sent.active").forEach((s) => s.classList.remove("active"));
+    el.classList.add("active");
+    const section = doc.sections.find((s) => s.key === el.dataset.section);
+    const sentence = section.sentences[Number(el.dataset.index)];
+    const panel = el.closest(".section").querySelector(".inline-ev");
+    const {ids, start, end} = sentenceEvidence(sentence);
+    const lines = ids.map((sid) => segById.get(sid)).filter(Boolean).map((seg) =>
+      `<li><span class="speaker">${escapeHtml(seg.speaker)}</span> <span class="muted">${clock(seg.start_s)}</span> ${escapeHtml(seg.text)}</li>`);
+    let html = "";
+    if (sentence.origin === "edited") {
+      html += `<p class="ai-was">Changed by ${escapeHtml(sentence.edited_by || "a reviewer")}. The AI wrote: “${escapeHtml(sentence.ai_text || "")}”</p>`;
+    } else if (sentence.origin === "added") {
+      html += `<p class="ai-was">Written by ${escapeHtml(sentence.edited_by || "a reviewer")}: no words of the visit behind it.</p>`;
+    }
+    if (lines.length) {
+      html += `<ol class="source-lines">${lines.join("")}</ol>
+        <button type="button" class="play-source">▶ Play ${clock(start)}–${clock(end)}</button>`;
+    } else if (!sentence.origin) {
+      html += `<p class="muted">No transcript lines are linked to this sentence.</p>`;
+    }
+    panel.innerHTML = html;
+    panel.hidden = !html;
+    const play = $(".play-source", panel);
+    if (play) play.addEventListener("click", () => playSpan(start, end, "the sentence's source"));
+    highlight(ids);
+    return {start, end};
+  }
+
+  form.addEventListener("click", (e) => {
+    const sent = e.target.closest(".sent");
+    if (!sent) return;
+    const {start, end} = showSource(sent);
+    if (start !== null) playSpan(start, end, "the sentence's source");
+  });
+  form.addEventListener("focusin", (e) => {
+    if (e.target.matches(".sent")) showSource(e.target);
+  });
+  form.addEventListener("keydown", (e) => {
+    if (e.target.matches(".sent") && (e.key === "Enter" || e.key === " ")) {
+      e.preventDefault();
+      const {start, end} = showSource(e.target);
+      if (start !== null) playSpan(start, end, "the sentence's source");
+    }
+  });
+
+  document.addEventListener("click", (e) => {
+    const b = e.target.closest("button.ev, #timeline .tick");
+    if (!b) return;
+    highlight((b.dataset.segments || "").split(",").filter(Boolean));
+    playSpan(Number(b.dataset.start), Number(b.dataset.end), b.title || "");
+  });
+
+  // -- editing
+  function openSection(key, focus = true) {
+    const area = document.getElementById(`sec-${key}`);
+    const view = document.querySelector(`[data-section-view="${CSS.escape(key)}"]`);
+    const button = area.closest(".section").querySelector(".edit-section");
+    if (!area || area.readOnly) return;
+    area.hidden = false;
+    view.hidden = true;
+    view.nextElementSibling.hidden = true;
+    if (button) { button.setAttribute("aria-expanded", "true"); button.hidden = true; }
+    if (focus) area.focus();
+  }
+
+  form.addEventListener("click", (e) => {
+    const b = e.target.closest(".edit-section");
+    if (b) openSection(b.closest(".section").dataset.key);
+  });
+  form.addEventListener("dblclick", (e) => {
+    const sent = e.target.closest(".sent");
+    if (sent) openSection(sent.dataset.section);
+  });
+
+  const changed = () => { dirty = true; autosave(); };
+
+  // Name suggestions while typing (medications from the drug vocabulary).
+  let suggestTimer = null;
+  form.addEventListener("input", (e) => {
+    const input = e.target.closest('input[data-field="name"]');
+    if (!input || input.value.trim().length < 2) return;
+    const kind = input.closest("fieldset").dataset.kind;
+    clearTimeout(suggestTimer);
+    suggestTimer = setTimeout(async () => {
+      const res = await api("GET", `/api/v1/review/suggest?kind=${encodeURIComponent(kind)}&q=${encodeURIComponent(input.value)}`);
+      const list = document.getElementById(`names-${kind}`);
+      if (!res.ok || !list) return;
+      list.replaceChildren(...res.data.map((n) => Object.assign(document.createElement("option"), {value: n})));
+    }, 250);
+  });
+  form.addEventListener("input", changed);
+  form.addEventListener("change", (e) => {
+    if (e.target.matches("select[data-instruction-kind]")) {
+      e.target.closest("fieldset").querySelector(".kind-label").textContent = kindLabel(e.target.value);
+    }
+    if (e.target.matches('select[data-field="kind"]')) orderKindChanged(e.target.closest("fieldset"));
+    markLeftOut(form);
+    changed();
+  });
+  form.addEventListener("click", (e) => {
+    const remove = e.target.closest("fieldset[data-instruction] button.remove");
+    if (remove) { toggleRemove(remove.closest("fieldset")); changed(); }
+    const removeOrder = e.target.closest("fieldset[data-order] button.remove-order");
+    if (removeOrder) { toggleRemoveOrder(removeOrder.closest("fieldset")); changed(); }
+  });
+  $("#add-instruction")?.addEventListener("click", () => addInstruction(form));
+  $("#new-instruction-text")?.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") { e.preventDefault(); addInstruction(form); }
+  });
+  $("#add-order")?.addEventListener("click", () => { addOrder(); changed(); });
+  $("#accept-rest")?.addEventListener("click", (e) => {
+    $$("fieldset[data-order]").filter((fs) => !$("input[type=radio]:checked", fs)).forEach((fs) => {
+      $('input[type=radio][value="accepted"]', fs).checked = true;
+    });
+    e.target.hidden = true;
+    markLeftOut(form);
+    changed();
+  });
+
+  // -- autosave: what is typed is kept in this tab's session storage until it is saved
+  // (a reload, a crash or a new login in this tab brings it back; closing the tab or
+  // logging out clears it).
+  let autosaveTimer = null;
+  function autosave() {
+    clearTimeout(autosaveTimer);
+    autosaveTimer = setTimeout(() => {
+      const edit = collectEdit(form);
+      if (!edit.sections_changed) { sessionStorage.removeItem(storeKey); return; }
+      sessionStorage.setItem(storeKey, JSON.stringify({version, at: new Date().toISOString(), edit, reason: amendReason}));
+    }, 500);
+  }
+
+  function restore(saved) {
+    for (const [key, text] of Object.entries(saved.edit.sections)) {
+      const area = document.getElementById(`sec-${key}`);
+      if (area) { area.value = text; openSection(key, false); }
+    }
+    for (const o of saved.edit.orders) {
+      const fs = o.id ? $(`fieldset[data-order="${CSS.escape(o.id)}"]`) : addOrder(o.fields);
+      if (!fs) continue;
+      if (o.remove) { toggleRemoveOrder(fs); continue; }
+      for (const [f, v] of Object.entries(o.fields || {})) {
+        const input = $(`[data-field="${f}"]`, fs);
+        if (input) input.value = v;
+      }
+      orderKindChanged(fs);
+      const radio = $(`input[type=radio][value="${o.decision === "modified" ? "accepted" : o.decision}"]`, fs);
+      if (radio) radio.checked = true;
+    }
+    for (const n of saved.edit.instructions) {
+      if (!n.id) {
+        $("#new-instruction-kind").value = n.fields.kind;
+        $("#new-instruction-text").value = n.fields.text;
+        addInstruction(form);
+        continue;
+      }
+      const fs = $(`fieldset[data-instruction="${CSS.escape(n.id)}"]`);
+      if (!fs) continue;
+      if (n.remove) { toggleRemove(fs); continue; }
+      if (n.fields.text !== undefined) $("textarea", fs).value = n.fields.text;
+      const kind = $("select[data-instruction-kind]", fs);
+      if (kind && n.fields.kind) kind.value = n.fields.kind;
+    }
+    markLeftOut(form);
+    dirty = true;
+  }
+
+  (function offerRestore() {
+    const raw = sessionStorage.getItem(storeKey);
+    if (!raw) return;
+    const saved = JSON.parse(raw);
+    const at = new Date(saved.at).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
+    if (form.querySelector("textarea[data-section]")?.readOnly && !head.dataset.canAmend) {
+      banner(`You had unsaved changes from ${at}, but you can no longer edit this note.
+        <button type="button" id="restore-copy">Show them</button> <button type="button" id="restore-discard">Discard</button>`, "restore-banner");
+    } else if (saved.version === version) {
+      if (saved.reason !== null && saved.reason !== undefined) startAmend(saved.reason);
+      restore(saved);
+      banner(`Your unsaved changes from ${at} are back on the page. Save them, or
+        <button type="button" id="restore-discard">discard them</button>.`, "restore-banner");
+    } else {
+      banner(`You had unsaved changes from ${at} on version ${saved.version}; the note is now version ${version}.
+        <button type="button" id="restore-apply">Put my changes on version ${version}</button>
+        <button type="button" id="restore-discard">Discard them</button>`, "restore-banner");
+    }
+    const rb = document.getElementById("restore-banner");
+    rb.addEventListener("click", (e) => {
+      if (e.target.id === "restore-discard") {
+        sessionStorage.removeItem(storeKey);
+        if (dirty) { location.reload(); return; }
+        banner("", "restore-banner");
+      } else if (e.target.id === "restore-apply") {
+        restore(saved);
+        banner("Your changes are on the page: check them against the newer version, then save.", "restore-banner");
+      } else if (e.target.id === "restore-copy") {
+        banner(`<pre class="copy">${escapeHtml(Object.values(saved.edit.sections).join("\n\n"))}</pre>`, "restore-banner");
+      }
+    });
+  })();
+
+  // -- saving
+  let saving = null;
+  async function save() {
+    if (!saving) saving = saveNow().finally(() => { saving = null; });
+    return saving;
+  }
+
+  async function saveNow() {
+    const edit = collectEdit(form);
+    delete edit.sections_changed;
+    const body = {base_version: version, ...edit};
+    if (amendReason !== null) body.reason = amendReason;
+    const res = await api("PUT", `${base}/note`, body);
+    if (res.ok) {
+      version = res.data.version;
+      dirty = false;
+      sessionStorage.removeItem(storeKey);
+      banner("", "restore-banner");
+      applySaved(res.data);
+      toast(`Saved as version ${version}`);
+      if (amendReason !== null) { location.reload(); }
+      return true;
+    }
+    if (res.status === 409 && res.data && res.data.error === "version-conflict") {
+      await showTheirs();
+      return false;
+    }
+    toast(problem(res, "save"), "bad");
+    return false;
+  }
+
+  function applySaved(item) {
+    doc = item.document;
+    for (const s of doc.sections) {
+      const area = document.getElementById(`sec-${s.key}`);
+      if (!area) continue;
+      area.value = s.text;
+      area.defaultValue = s.text;
+      area.hidden = true;
+      const view = document.querySelector(`[data-section-view="${CSS.escape(s.key)}"]`);
+      view.hidden = false;
+      const button = area.closest(".section").querySelector(".edit-section");
+      if (button && amendReason === null) { button.hidden = false; button.setAttribute("aria-expanded", "false"); }
+      renderSection(s.key, s);
+    }
+    markUsedSegments(doc);
+    markSaved(form, item);
+    $("#version-label").textContent = item.version;
+    if (item.lease_expires_at) setLease(item.lease_expires_at);
+  }
+
+  // Someone else saved: show their version beside what is typed here, section by section.
+  async function lastAuthor() {
+    const res = await api("GET", `${base}/versions`);
+    return res.ok && res.data.length ? res.data[res.data.length - 1].author_name : "";
+  }
+
+  async function showTheirs() {
+    const res = await api("GET", base);
+    if (!res.ok) return;
+    const savedBy = await lastAuthor();
+    const theirs = res.data;
+    const mine = collectEdit(form);
+    const rows = [];
+    for (const s of theirs.document.sections) {
+      const area = document.getElementById(`sec-${s.key}`);
+      if (!area) continue;
+      const theirText = s.text;
+      const iChanged = area.value !== area.defaultValue;
+      if (theirText === area.defaultValue.trim()) continue;  // they did not touch it
+      if (!iChanged) {  // only they changed it: take theirs
+        area.value = theirText;
+        area.defaultValue = theirText;
+        continue;
+      }
+      rows.push(`<div class="compare" data-key="${escapeHtml(s.key)}"><h3>${escapeHtml(s.title)}</h3>
+        <div class="cols"><div><h4>${escapeHtml(savedBy || "Their")} version</h4><p>${escapeHtml(theirText)}</p></div>
+        <div><h4>Yours (not saved)</h4><p>${escapeHtml(area.value)}</p></div></div>
+        <button type="button" data-keep="mine">Keep mine</button> <button type="button" data-keep="theirs">Use theirs</button></div>`);
+      area.defaultValue = theirText;  // the base is now their version
+    }
+    doc = theirs.document;
+    for (const s of doc.sections) {
+      const area = document.getElementById(`sec-${s.key}`);
+      if (area && area.hidden) renderSection(s.key, s);
+    }
+    markUsedSegments(doc);
+    version = theirs.version;
+    $("#version-label").textContent = version;
+    const orderNote = mine.orders.length || mine.instructions.length
+      ? " Your order and instruction changes are still on the page: check them against theirs before saving." : "";
+    banner(`<p><strong>${escapeHtml(savedBy || "Someone")} saved version ${version}</strong> while you were editing. Nothing was overwritten.
+      ${rows.length ? "Sections you both changed are below: pick one for each, then save." : "Your changes do not overlap theirs: save when ready."}${orderNote}</p>${rows.join("")}`);
+    $$("#banner .compare").forEach((box) => box.addEventListener("click", (e) => {
+      const keep = e.target.dataset.keep;
+      if (!keep) return;
+      const area = document.getElementById(`sec-${box.dataset.key}`);
+      if (keep === "theirs") area.value = area.defaultValue;
+      box.remove();
+      if (!$("#banner .compare")) banner("");
+      autosave();
+    }));
+  }
+
+  const saveButton = document.getElementById("save");
+  if (saveButton) saveButton.addEventListener("click", () => whileDisabled(saveButton, save));
+
+  document.querySelectorAll("button[data-action]").forEach((b) => b.addEventListener("click",
+    () => whileDisabled(b, () => act(b.dataset.action))));
+
+  async function act(action) {
+    let body;
+    if (action === "return") {
+      const comment = prompt("What should the partner change?");
+      if (!comment) return;
+      body = {comment};
+    }
+    if (dirty && action === "send") {
+      if (!(await save())) return;
+    }
+    const res = await api("POST", `${base}/${action}`, body);
+    if (res.ok) {
+      if (action === "send" || action === "return") {
+        dirty = false;
+        location.href = "/queue";
+      } else if (action === "claim" || action === "release") {
+        if (!dirty) location.reload();
+        else toast(action === "claim" ? "Claimed. Your text is still here." : "Released.");
+      }
+    } else {
+      toast(problem(res, action), "bad");
+    }
+  }
+
+  // -- amending a signed note: an explicit action with a reason
+  function startAmend(reason) {
+    amendReason = reason;
+    $$("#note [readonly]").forEach((el) => el.removeAttribute("readonly"));
+    $$("#note [disabled]").forEach((el) => el.removeAttribute("disabled"));
+    $$("#note [data-unlock]").forEach((el) => { el.hidden = false; });
+    $("#amend").hidden = true;
+    $("#save").hidden = false;
+    banner(`Amending. Reason: “${escapeHtml(reason)}”. Save the amendment when done.`, "restore-banner");
+  }
+  const amendButton = document.getElementById("amend");
+  if (amendButton) {
+    const dialog = document.getElementById("reason-dialog");
+    amendButton.addEventListener("click", () => dialog.showModal());
+    $("#reason-cancel").addEventListener("click", () => dialog.close());
+    $("#reason-ok").addEventListener("click", () => {
+      const reason = $("#amend-reason").value.trim();
+      if (!reason) { toast("Give the reason for the amendment", "bad"); $("#amend-reason").focus(); return; }
+      dialog.close();
+      startAmend(reason);
+    });
+  }
+
+  // -- signing with review
+  const signButton = document.getElementById("review-sign");
+  if (signButton) {
+    signButton.addEventListener("click", () => whileDisabled(signButton, async () => {
+      if (dirty && !(await save())) return;
+      await openSignReview();
+    }));
+    $("#sign-cancel").addEventListener("click", () => $("#sign-dialog").close());
+    $("#sign-dialog").addEventListener("change", updateSignButton);
+    const confirm = $("#sign-confirm");
+    confirm.addEventListener("click", () => whileDisabled(confirm, async () => {
+      const acknowledged = $$("#sign-checks input[data-check]:checked").map((c) => c.dataset.check);
+      const res = await api("POST", `${base}/sign`, {attest: $("#attest").checked, acknowledged});
+      if (res.ok) {
+        sessionStorage.removeItem(storeKey);
+        location.href = "/queue";
+        return;
+      }
+      if (res.data && res.data.checks) renderChecks(res.data.checks);
+      toast(problem(res, "sign"), "bad");
+    }));
+  }
+
+  function updateSignButton() {
+    const blocked = $$("#sign-checks li.blocker").some((li) => {
+      const box = $("input[data-check]", li);
+      return !box || !box.checked;
+    });
+    $("#sign-confirm").disabled = blocked || !$("#attest").checked;
+  }
+
+  function renderChecks(checks) {
+    const list = $("#sign-checks");
+    list.innerHTML = "";
+    if (!checks.length) list.innerHTML = `<li class="ok">No problems found.</li>`;
+    for (const c of checks) {
+      const li = document.createElement("li");
+      li.className = c.severity;
+      const label = c.severity === "blocker" ? (c.acknowledgeable ? "Needs your acknowledgement" : "Must be fixed before signing") : "Warning";
+      li.innerHTML = `<strong>${label}:</strong> ${escapeHtml(c.message)}`;
+      if (c.severity === "blocker" && c.acknowledgeable) {
+        li.insertAdjacentHTML("beforeend", ` <label class="choice"><input type="checkbox" data-check="${escapeHtml(c.id)}"> I acknowledge this and sign anyway</label>`);
+      }
+      list.append(li);
+    }
+    updateSignButton();
+  }
+
+  function diffHtml(runs) {
+    return runs.map((r) => r.op === "insert" ? `<ins>${escapeHtml(r.text)}</ins>`
+      : r.op === "delete" ? `<del>${escapeHtml(r.text)}</del>` : escapeHtml(r.text)).join(" ");
+  }
+
+  async function openSignReview() {
+    const dialog = $("#sign-dialog");
+    $("#sign-loading").hidden = false;
+    $("#sign-checks").innerHTML = "";
+    $("#sign-changes").innerHTML = "";
+    $("#attest").checked = false;
+    $("#sign-confirm").disabled = true;
+    dialog.showModal();
+    const res = await api("GET", `${base}/sign-review`);
+    $("#sign-loading").hidden = true;
+    if (!res.ok) { $("#sign-changes").textContent = problem(res, "load the review"); return; }
+    const review = res.data;
+    renderChecks(review.checks);
+    const parts = [];
+    const changedSections = review.sections.filter((s) => s.changed);
+    if (review.editors.length) parts.push(`<p>Changed by ${escapeHtml(review.editors.join(", "))}.</p>`);
+    for (const s of changedSections) {
+      parts.push(`<div class="diff"><h4>${escapeHtml(s.title)}</h4><p>${diffHtml(s.diff)}</p></div>`);
+    }
+    const unchanged = review.sections.length - changedSections.length;
+    if (unchanged) parts.push(`<p class="muted">${unchanged} section${unchanged === 1 ? "" : "s"} as the AI drafted ${unchanged === 1 ? "it" : "them"}.</p>`);
+    const orderLines = review.orders.filter((o) => o.change !== "unchanged").map((o) => {
+      const fields = Object.entries(o.fields || {}).filter(([f]) => o.change !== "added" || f !== "name")
+        .map(([f, [was, now]]) => o.change === "added" ? `${escapeHtml(f)} ${escapeHtml(now)}`
+          : `${escapeHtml(f)}: <del>${escapeHtml(was || "—")}</del> <ins>${escapeHtml(now || "—")}</ins>`).join("; ");
+      return `<li><strong>${escapeHtml(o.name || o.kind)}</strong> ${escapeHtml(o.change)}${o.added_by ? " by " + escapeHtml(o.added_by) : ""}${fields ? " — " + fields : ""}</li>`;
+    });
+    if (orderLines.length) parts.push(`<h4>Orders</h4><ul>${orderLines.join("")}</ul>`);
+    const instructionLines = review.instructions.filter((n) => n.change !== "unchanged").map((n) => {
+      const was = n.ai_text && n.change !== "added" ? `<del>${escapeHtml(n.ai_text)}</del> ` : "";
+      const now = n.text && (n.change === "added" || n.change === "modified") ? `<ins>${escapeHtml(n.text)}</ins>` : "";
+      return `<li>${escapeHtml(n.change)}: ${was}${now}</li>`;
+    });
+    if (instructionLines.length) parts.push(`<h4>Patient instructions</h4><ul>${instructionLines.join("")}</ul>`);
+    if (!changedSections.length && !orderLines.length && !instructionLines.length) parts.unshift(`<p>No one changed the AI draft.</p>`);
+    $("#sign-changes").innerHTML = parts.join("");
+    $("#attest-text").textContent = review.attestation_preview;
+    $("#attest").focus();
+  }
+
+  // -- the patient this visit was with
+  const linkButton = document.getElementById("link-patient");
+  if (linkButton) {
+    const dialog = $("#patient-dialog");
+    linkButton.addEventListener("click", async () => {
+      $("#patient-error").hidden = true;
+      dialog.showModal();
+      const res = await api("GET", `${base}/appointments`);
+      const box = $("#appointments");
+      if (!res.ok) { box.textContent = problem(res, "load the schedule"); return; }
+      if (!res.data.length) { box.innerHTML = `<p class="muted">No appointments in this room that day.</p>`; return; }
+      box.innerHTML = res.data.map((a) => `<label class="choice appt"><input type="radio" name="appointment" value="${a.id}" ${a.linked ? "checked" : ""}>
+        ${escapeHtml(a.local_start.slice(11))} · <strong>${escapeHtml(a.name)}</strong> · born ${escapeHtml(a.dob)} · MRN ${escapeHtml(a.mrn)}${a.reason ? " · " + escapeHtml(a.reason) : ""}</label>`).join("");
+    });
+    $("#patient-cancel").addEventListener("click", () => dialog.close());
+    $("#patient-ok").addEventListener("click", async () => {
+      const picked = $('#appointments input[name="appointment"]:checked');
+      const body = picked ? {appointment_id: Number(picked.value)}
+        : {name: $("#p-name").value.trim(), dob: $("#p-dob").value, mrn: $("#p-mrn").value.trim()};
+      if (!picked && (!body.name || !body.dob || !body.mrn)) {
+        $("#patient-error").textContent = "Pick an appointment, or give the name, date of birth and MRN.";
+        $("#patient-error").hidden = false;
+        return;
+      }
+      const res = await api("PUT", `${base}/patient`, body);
+      if (!res.ok) {
+        $("#patient-error").textContent = problem(res, "link the patient");
+        $("#patient-error").hidden = false;
+        return;
+      }
+      dialog.close();
+      if (!dirty) location.reload();
+      else toast("Patient linked. Save your changes; the header updates when the page reloads.");
+    });
+  }
+
+  // -- the claim's lease: a countdown, and Extend (claiming again renews it)
+  const lease = {end: head.dataset.lease ? new Date(head.dataset.lease) : null};
+  const skew = new Date(head.dataset.now).getTime() - Date.now();
+  function setLease(iso) {
+    lease.end = iso ? new Date(iso) : null;
+    tickLease();
+  }
+  function tickLease() {
+    const box = $("#lease");
+    if (!lease.end) { box.hidden = true; return; }
+    const left = Math.round((lease.end.getTime() - (Date.now() + skew)) / 1000);
+    box.hidden = false;
+    box.classList.toggle("warn", left < 300);
+    $("#lease-text").textContent = left > 0
+      ? `Your claim ends in ${clock(left)}${left < 300 ? ": extend it to keep editing" : ""}`
+      : "Your claim has lapsed: another partner may take this draft. Extend to claim it again.";
+  }
+  setInterval(tickLease, 1000);
+  tickLease();
+  const extend = $("#extend");
+  extend.addEventListener("click", () => whileDisabled(extend, async () => {
+    const res = await api("POST", `${base}/claim`);
+    if (res.ok) { setLease(res.data.lease_expires_at); toast("Claim extended"); }
+    else toast(problem(res, "extend the claim"), "bad");
+  }));
+
+  // -- the same note open in another tab of this browser
+  if ("BroadcastChannel" in window) {
+    const channel = new BroadcastChannel(`roomscribe-item-${id}`);
+    const tab = Math.random().toString(36).slice(2);
+    const others = new Set();
+    const show = () => { document.getElementById("tabs-banner").hidden = others.size === 0; };
+    channel.onmessage = (e) => {
+      const msg = e.data;
+      if (msg.me !== me || msg.tab === tab) return;
+      if (msg.type === "open") { others.add(msg.tab); channel.postMessage({type: "here", tab, me}); }
+      if (msg.type === "here") others.add(msg.tab);
+      if (msg.type === "closed") others.delete(msg.tab);
+      show();
+    };
+    channel.postMessage({type: "open", tab, me});
+    window.addEventListener("pagehide", () => channel.postMessage({type: "closed", tab, me}));
+  }
+
+  // -- keyboard shortcuts (not while typing)
+  document.addEventListener("keydown", (e) => {
+    if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "s") {
+      e.preventDefault();
+      if (saveButton && !saveButton.hidden) saveButton.click();
+      return;
+    }
+    if (e.target.closest("input, textarea, select, [contenteditable], dialog") || e.ctrlKey || e.metaKey || e.altKey) return;
+    const sentences = $$(".sent").filter((s) => s.offsetParent !== null);
+    const at = sentences.indexOf(document.activeElement);
+    if (e.key === "j" || e.key === "k") {
+      e.preventDefault();
+      const next = sentences[e.key === "j" ? Math.min(at + 1, sentences.length - 1) : Math.max(at - 1, 0)];
+      if (next) next.focus();
+    } else if (e.key === "p") {
+      const active = document.activeElement;
+      if (active && active.matches(".sent")) active.click();
+      else active?.closest("fieldset")?.querySelector("button.ev")?.click();
+    } else if (e.key === "e") {
+      const active = document.activeElement;
+      if (active && active.matches(".sent")) { e.preventDefault(); openSection(active.dataset.section); }
+    } else if (e.key === "a") {
+      const fs = document.activeElement?.closest("fieldset[data-order]")
+        || $$("fieldset[data-order]").find((f) => !$("input[type=radio]:checked", f));
+      const accept = fs && $('input[type=radio][value="accepted"]', fs);
+      if (accept && !accept.disabled) { accept.checked = true; accept.focus(); form.dispatchEvent(new Event("change")); changed(); }
+    } else if (e.key === "S" && signButton) {
+      signButton.click();
+    } else if (e.key === "?") {
+      $("#help-dialog").showModal();
+    }
+  });
+  $("#shortcuts-help").addEventListener("click", () => $("#help-dialog").showModal());
+
+  window.addEventListener("beforeunload", (e) => { if (dirty) { e.preventDefault(); } });
+
+  // -- someone else changed this note: say so; never reload under the reader
+  live(async (msg) => {
+    if (msg.type === "resync" || msg.item_id !== id || msg.actor === me) return;
+    if (msg.version !== version) {
+      if (dirty) { await showTheirs(); return; }
+      const res = await api("GET", base);
+      if (!res.ok) return;
+      const sameOrders = JSON.stringify(res.data.document.orders) === JSON.stringify(doc.orders)
+        && JSON.stringify(res.data.document.instructions || []) === JSON.stringify(doc.instructions || []);
+      version = res.data.version;
+      applySaved(res.data);
+      banner(`${escapeHtml(await lastAuthor() || "Someone")} saved version ${version}; the note above shows it.${sameOrders ? "" :
+        ` Their order or instruction changes show after you <a href="" onclick="location.reload();return false">reload</a>.`}`);
+      return;
+    }
+    if (msg.action === "patient") {
+      banner(`${escapeHtml(msg.actor_name || msg.actor || "Someone")} changed the patient of this visit.
+        <a href="" onclick="location.reload();return false">Reload</a> to see who it is now before you go on.`);
+      return;
+    }
+    $("#state-badge").textContent = (msg.state || "").replace("_", " ");
+    banner(`${escapeHtml(msg.actor_name || msg.actor || "Someone")} changed this draft: it is now ${escapeHtml((msg.state || "").replace("_", " "))}.
+      <a href="" onclick="location.reload();return false">Reload</a> to see what you can do with it now.`);
+  });
+}
+
+// ---- item page helpers (pure DOM, no state)
+function fieldValue(el) { return el.value; }
+
 function collectEdit(root) {
   const sections = {};
   root.querySelectorAll("textarea[data-section]").forEach((t) => {
@@ -122,15 +931,23 @@ function collectEdit(root) {
   });
   const orders = [];
   root.querySelectorAll("fieldset[data-order]").forEach((fs) => {
-    const fields = {};
-    fs.querySelectorAll("input[data-field]").forEach((i) => {
-      if (i.value !== i.defaultValue) fields[i.dataset.field] = i.value;
-    });
+    const id = fs.dataset.order || null;
     const picked = fs.querySelector("input[type=radio]:checked");
-    const wasPicked = fs.querySelector("input[type=radio][checked]");
     const decision = picked ? picked.value : "pending";
+    if (id && fs.classList.contains("removed")) { orders.push({id, decision, fields: {}, remove: true}); return; }
+    const fields = {};
+    fs.querySelectorAll("[data-field]").forEach((i) => {
+      if (id ? fieldValue(i) !== i.dataset.initial : fieldValue(i).trim()) fields[i.dataset.field] = fieldValue(i).trim();
+    });
+    if (!id) {
+      fields.kind = fs.querySelector('[data-field="kind"]').value;
+      fields.status = fs.querySelector('[data-field="status"]').value;
+      orders.push({id: null, decision: decision === "rejected" ? "rejected" : "accepted", fields});
+      return;
+    }
+    const wasPicked = fs.querySelector("input[type=radio][checked]");
     if (Object.keys(fields).length || (picked && picked !== wasPicked)) {
-      orders.push({id: fs.dataset.order, decision, fields});
+      orders.push({id, decision, fields});
     }
   });
   const instructions = [];
@@ -145,7 +962,10 @@ function collectEdit(root) {
     if (kind && kind.value !== fs.dataset.kind) fields.kind = kind.value;
     if (Object.keys(fields).length) instructions.push({id, fields});
   });
-  return {sections, orders, instructions};
+  const edit = {sections, orders, instructions};
+  Object.defineProperty(edit, "sections_changed",
+    {value: Object.keys(sections).length + orders.length + instructions.length > 0, enumerable: false, configurable: true});
+  return edit;
 }
 
 const isRemoved = (fs) => fs.querySelector("button.remove")?.getAttribute("aria-pressed") === "true";
@@ -165,6 +985,46 @@ function markLeftOut(root) {
 function kindLabel(kind) {
   const option = document.querySelector(`#new-instruction-kind option[value="${CSS.escape(kind)}"]`);
   return option ? option.textContent : kind;
+}
+
+// The fields an order of its kind has; the name's suggestions follow the kind.
+function orderKindChanged(fs) {
+  const kind = fs.querySelector('[data-field="kind"]').value;
+  fs.dataset.kind = kind;
+  fs.querySelectorAll("label[data-for]").forEach((label) => {
+    const kinds = label.dataset.for;
+    const input = label.querySelector("[data-field]");
+    label.hidden = kinds !== "*" && !kinds.split(" ").includes(kind) && !input.value;
+  });
+  fs.querySelector('[data-field="name"]').setAttribute("list", `names-${kind}`);
+  const select = fs.querySelector('[data-field="kind"]');
+  fs.querySelector(".kind-label").textContent = select.options[select.selectedIndex].textContent;
+}
+
+let newOrders = 0;
+function addOrder(fields) {
+  const fs = document.getElementById("order-template").content.firstElementChild.cloneNode(true);
+  newOrders += 1;
+  fs.querySelectorAll("input[type=radio]").forEach((r) => { r.name = `d-new-${newOrders}`; });
+  fs.querySelector(".order-name").textContent = "new order";
+  for (const [f, v] of Object.entries(fields || {})) {
+    const input = fs.querySelector(`[data-field="${f}"]`);
+    if (input) input.value = v;
+  }
+  document.getElementById("orders").append(fs);
+  document.getElementById("no-orders")?.remove();
+  orderKindChanged(fs);
+  if (!fields) fs.querySelector('[data-field="kind"]').focus();
+  return fs;
+}
+
+function toggleRemoveOrder(fs) {
+  if (!fs.dataset.order) { fs.remove(); return; }  // added and not saved yet
+  const removed = !fs.classList.contains("removed");
+  fs.classList.toggle("removed", removed);
+  const button = fs.querySelector("button.remove-order");
+  button.setAttribute("aria-pressed", String(removed));
+  button.textContent = removed ? "Keep order" : "Remove order";
 }
 
 // The instruction rows after a save: removed ones go, added ones get their ids.
@@ -187,6 +1047,45 @@ function syncInstructions(root, saved) {
     if (kind) kind.value = n.kind;
     fs.querySelector(".kind-label").textContent = kindLabel(n.kind);
   });
+}
+
+// The order rows after a save: removed ones go, added ones get their ids, and every
+// field's "initial" value is what the server stored.
+function syncOrders(root, saved) {
+  const rows = [...root.querySelectorAll("fieldset[data-order]")];
+  const known = new Set(rows.map((fs) => fs.dataset.order).filter(Boolean));
+  const added = saved.filter((o) => !known.has(o.id));
+  rows.filter((fs) => !fs.dataset.order).forEach((fs, i) => {
+    if (!added[i]) return;
+    fs.dataset.order = added[i].id;
+    fs.dataset.human = "1";
+    fs.querySelectorAll("input[type=radio]").forEach((r) => { r.name = `d-${added[i].id}`; });
+  });
+  const byId = new Map(saved.map((o) => [o.id, o]));
+  root.querySelectorAll("fieldset[data-order]").forEach((fs) => {
+    const o = byId.get(fs.dataset.order);
+    if (!o) { fs.remove(); return; }
+    fs.className = `order decision-${o.decision}`;
+    fs.querySelector("legend .badge.decision").textContent = o.decision;
+    fs.querySelector(".order-name").textContent = o.spoken || o.name;
+    fs.querySelectorAll("[data-field]").forEach((i) => {
+      i.value = o[i.dataset.field] || (i.dataset.field === "status" ? "new" : "");
+      i.dataset.initial = i.value;
+    });
+    orderKindChanged(fs);
+  });
+}
+
+// After a save the page shows what the server stored, and later edits diff against it.
+function markSaved(root, item) {
+  root.querySelectorAll("textarea").forEach((el) => { el.defaultValue = el.value; });
+  root.querySelectorAll("input[type=radio]").forEach((el) => {
+    el.defaultChecked = el.checked;
+    if (el.checked) el.setAttribute("checked", ""); else el.removeAttribute("checked");
+  });
+  syncOrders(root, item.document.orders);
+  syncInstructions(root, item.document.instructions || []);
+  markLeftOut(root);
 }
 
 function toggleRemove(fs) {
@@ -213,134 +1112,14 @@ function addInstruction(root) {
   root.dispatchEvent(new Event("input"));  // unsaved now
 }
 
-// After a save the page shows what the server stored, and later edits diff against it.
-function markSaved(root, item) {
-  root.querySelectorAll("textarea, input[data-field]").forEach((el) => { el.defaultValue = el.value; });
-  root.querySelectorAll("input[type=radio]").forEach((el) => {
-    el.defaultChecked = el.checked;
-    if (el.checked) el.setAttribute("checked", ""); else el.removeAttribute("checked");
-  });
-  const label = document.getElementById("version-label");
-  if (label) label.textContent = item.version;
-  for (const order of item.document.orders) {
-    const fs = root.querySelector(`fieldset[data-order="${order.id}"]`);
-    if (!fs) continue;
-    fs.className = `order decision-${order.decision}`;
-    const badge = fs.querySelector("legend .badge");
-    if (badge) badge.textContent = order.decision;
-  }
-  syncInstructions(root, item.document.instructions || []);
-  markLeftOut(root);
-}
-
-function initItem() {
-  const head = document.getElementById("item");
-  if (!head) return;
-  const id = head.dataset.item;
-  const base = `/api/v1/review/items/${id}`;
-  let version = Number(head.dataset.version);
-  let dirty = false;
-  const form = document.getElementById("note");
-  form.addEventListener("input", () => { dirty = true; });
-  form.addEventListener("change", (e) => {
-    if (e.target.matches("select[data-instruction-kind]")) {
-      e.target.closest("fieldset").querySelector(".kind-label").textContent = kindLabel(e.target.value);
-    }
-    markLeftOut(form);
-  });
-  form.addEventListener("click", (e) => {
-    const remove = e.target.closest("fieldset[data-instruction] button.remove");
-    if (remove) { toggleRemove(remove.closest("fieldset")); dirty = true; }
-  });
-  const addButton = document.getElementById("add-instruction");
-  if (addButton) addButton.addEventListener("click", () => addInstruction(form));
-  document.getElementById("new-instruction-text")?.addEventListener("keydown", (e) => {
-    if (e.key === "Enter") { e.preventDefault(); addInstruction(form); }
-  });
-
-  const player = document.getElementById("player");
-  document.querySelectorAll("button.ev").forEach((b) => b.addEventListener("click", () => {
-    document.querySelectorAll(".seg.hit").forEach((s) => s.classList.remove("hit"));
-    (b.dataset.segments || "").split(",").filter(Boolean).forEach((sid, i) => {
-      const seg = document.getElementById(`seg-${sid}`);
-      if (seg) { seg.classList.add("hit"); if (i === 0) seg.scrollIntoView({block: "center", behavior: "smooth"}); }
-    });
-    const start = Math.max(0, Number(b.dataset.start) - 0.25);
-    const end = Number(b.dataset.end) + 0.25;
-    player.src = `${base}/audio.wav?start=${start.toFixed(2)}&end=${end.toFixed(2)}`;
-    player.play().catch(() => {});
-  }));
-
-  // One save at a time: a second click while one runs waits for it (a double-click is
-  // one version, never a conflict with itself).
-  let saving = null;
-  async function save() {
-    if (!saving) saving = saveNow().finally(() => { saving = null; });
-    return saving;
-  }
-
-  async function saveNow() {
-    const edit = collectEdit(form);
-    const res = await api("PUT", `${base}/note`, {base_version: version, ...edit});
-    if (res.ok) {
-      version = res.data.version;
-      dirty = false;
-      markSaved(form, res.data);
-      toast(`Saved as version ${version}`);
-      return true;
-    }
-    if (res.status === 409 && res.data && res.data.error === "version-conflict") {
-      // Keep what was typed: nothing is reloaded over it.
-      banner(`${res.data.detail}. Your text is still here: copy what you need, then
-        <a href="" onclick="location.reload();return false">load version ${res.data.current_version}</a>.`);
-      return false;
-    }
-    toast((res.data && res.data.detail) || `Save failed (${res.status})`, "bad");
-    return false;
-  }
-
-  const saveButton = document.getElementById("save");
-  if (saveButton) saveButton.addEventListener("click", () => whileDisabled(saveButton, save));
-
-  document.querySelectorAll("button[data-action]").forEach((b) => b.addEventListener("click",
-    () => whileDisabled(b, () => act(b.dataset.action))));
-
-  async function act(action) {
-    let body;
-    if (action === "return") {
-      const comment = prompt("What should the partner change?");
-      if (!comment) return;
-      body = {comment};
-    }
-    if (dirty && (action === "send" || action === "sign")) {
-      if (!(await save())) return;
-    }
-    const res = await api("POST", `${base}/${action}`, body);
-    if (res.ok) {
-      dirty = false;
-      location.href = (action === "sign" || action === "send" || action === "return") ? "/queue" : location.href;
-    } else {
-      toast((res.data && res.data.detail) || `${action} failed (${res.status})`, "bad");
-    }
-  }
-
-  window.addEventListener("beforeunload", (e) => { if (dirty) { e.preventDefault(); } });
-
-  live((msg) => {
-    if (msg.type === "resync" || (msg.item_id === id && msg.actor !== head.dataset.me)) {
-      if (!dirty) { location.reload(); return; }
-      banner(`${msg.actor || "Someone"} changed this draft (${(msg.state || "").replace("_", " ")}, version ${msg.version}).
-        Save to check for a conflict, or <a href="" onclick="location.reload();return false">reload</a>.`);
-    }
-  });
-}
-
 document.addEventListener("DOMContentLoaded", () => {
   const logout = document.getElementById("logout");
   if (logout) logout.addEventListener("click", async () => {
+    sessionStorage.clear();  // no unsaved note text stays behind on a shared workstation
     await api("POST", "/api/v1/auth/logout");
     location.replace("/login");  // Back then asks the server again (no-store): no PHI
   });
+  initRelogin();
   initQueue();
   initRooms();
   initItem();
