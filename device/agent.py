@@ -176,8 +176,11 @@ class Agent:
 
     # -------------------------------------------------------------- commands
 
-    def command(self, cmd: str) -> dict[str, Any]:
-        """Carry out ``start|stop|mute|unmute|status``; answer like the control socket."""
+    def command(self, cmd: str, **params: str) -> dict[str, Any]:
+        """Carry out ``start|stop|mute|unmute|status|consent``; answer like the control
+        socket."""
+        if cmd == "consent":
+            return self.consent(params.get("consent", ""), params.get("by", ""))
         if cmd == "start":
             result = self._apply(self.room.start(str(uuid.uuid4())))
         elif cmd == "stop":
@@ -196,6 +199,36 @@ class Agent:
         if self.capture_error and self.room.state is RoomState.LISTENING:
             reply["capture_error"] = self.capture_error
         return reply
+
+    def consent(self, what: str, by: str = "") -> dict[str, Any]:
+        """Record the patient's consent for the visit in progress: ``verbal`` or
+        ``written`` (``by``: who obtained it), or ``withdraw``: capture stops at once and
+        the server deletes what it has of this visit (it is told before any more audio)."""
+        enc = self.room.encounter_id
+        if enc is None:
+            return {"ok": False, "error": "no visit in progress; record consent for an "
+                    "earlier visit in the web UI", **self._brief()}
+        if what not in ("verbal", "written", "withdraw"):
+            return {"ok": False, "error": "consent is verbal, written or withdraw",
+                    **self._brief()}
+        if what == "withdraw":
+            record = {"state": "withdrawn", "method": "", "obtained_by": by[:200],
+                      "at_us": self._clock_us()}
+        else:
+            record = {"state": "given", "method": what, "obtained_by": by[:200],
+                      "at_us": self._clock_us()}
+        try:
+            self.spool.set_consent(enc, record)
+        except SpoolError as err:
+            return {"ok": False, "error": f"cannot record consent: {err}", **self._brief()}
+        log.info("encounter %s: consent %s%s", enc, record["state"],
+                 f" ({what})" if what != "withdraw" else "")
+        if what == "withdraw":
+            stopped = self._apply(self.room.stop())  # capture stops; the visit ends
+            return {"ok": stopped.ok, "consent": "withdrawn", **self._brief(),
+                    "encounter_id": enc}
+        self.uplink.wake()
+        return {"ok": True, "consent": "given", **self._brief()}
 
     def _server_command(self, action: str) -> None:
         reply = self.command(action)

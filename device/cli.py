@@ -5,6 +5,7 @@
     roomscribe-device run [--config room.toml] [overrides] [--wav FILE [--speed N]]
                           [--start] [--exit-when-done]
     roomscribe-device ctl start|stop|mute|unmute|status [--config room.toml | --socket PATH]
+    roomscribe-device ctl consent verbal|written|withdraw [--by NAME] [--config ... ]
     roomscribe-device devices
     roomscribe-device enroll --server https://host[:port] --code CODE
                              --room-config room.toml --token-file device.token
@@ -82,7 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
                      choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
     ctl = sub.add_parser("ctl", help="send a command to the running agent")
-    ctl.add_argument("cmd", choices=["start", "stop", "mute", "unmute", "status"])
+    ctl.add_argument("cmd", choices=["start", "stop", "mute", "unmute", "status", "consent"])
+    ctl.add_argument("consent", nargs="?", choices=["verbal", "written", "withdraw"],
+                     help="consent: the patient's consent for the visit in progress")
+    ctl.add_argument("--by", default="", help="consent: who obtained it (your name)")
     where = ctl.add_mutually_exclusive_group()
     where.add_argument("--config", type=Path, help="room TOML file naming control_socket")
     where.add_argument("--socket", type=Path, help="control socket path")
@@ -185,7 +189,14 @@ def _cmd_ctl(args: argparse.Namespace) -> int:
         path = control_socket_of(DEFAULT_CONFIG)
     else:
         path = DEFAULT_CONTROL_SOCKET
-    reply = request(path, args.cmd, timeout=args.timeout)
+    params: dict[str, str] = {}
+    if args.cmd == "consent":
+        if args.consent is None:
+            raise ConfigError("ctl consent needs verbal, written or withdraw")
+        params = {"consent": args.consent, "by": args.by}
+    elif args.consent is not None:
+        raise ConfigError(f"ctl {args.cmd} takes no {args.consent!r}")
+    reply = request(path, args.cmd, timeout=args.timeout, **params)
     print(json.dumps(reply, indent=2))
     return 0 if reply.get("ok") else 1
 

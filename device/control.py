@@ -5,7 +5,9 @@ A push button, a GPIO script or IT can drive the room without the network::
     $ echo '{"cmd": "start"}' | socat - UNIX-CONNECT:/run/roomscribe/control.sock
     {"ok": true, "state": "listening", "encounter_id": "5b0e..."}
 
-Commands: ``start``, ``stop``, ``mute``, ``unmute``, ``status``. Each reply is one
+Commands: ``start``, ``stop``, ``mute``, ``unmute``, ``status``, and ``consent`` with
+``"consent": "verbal" | "written" | "withdraw"`` and ``"by": "<who obtained it>"``
+(the patient's consent for the visit in progress). Each reply is one
 JSON object with ``ok`` (bool), ``state`` and ``encounter_id``, plus ``error``
 when ``ok`` is false. The socket is mode 0660: root and the agent's group.
 """
@@ -28,11 +30,13 @@ __all__ = ["COMMANDS", "ControlServer", "request"]
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("start", "stop", "mute", "unmute", "status")
+COMMANDS = ("start", "stop", "mute", "unmute", "status", "consent")
+#: Request fields passed on to the handler (as keyword arguments) for ``consent``.
+_PARAMS = ("consent", "by")
 _MAX_LINE = 4096
 _IDLE_TIMEOUT_S = 60.0
 
-Handler = Callable[[str], dict[str, Any]]
+Handler = Callable[..., dict[str, Any]]
 
 
 class ControlServer:
@@ -99,7 +103,11 @@ class ControlServer:
         cmd = request.get("cmd") if isinstance(request, dict) else None
         if cmd not in COMMANDS:
             return {"ok": False, "error": f"unknown cmd {cmd!r}; use one of {', '.join(COMMANDS)}"}
+        assert isinstance(request, dict)
+        params = {k: str(request[k]) for k in _PARAMS if k in request}
         try:
+            if cmd == "consent":
+                return self._handler(str(cmd), **params)
             return self._handler(str(cmd))
         except Exception as err:  # the agent keeps running whatever a client sends
             log.exception("control: %s failed", cmd)
@@ -120,8 +128,9 @@ def _is_listening(path: Path) -> bool:
     return True
 
 
-def request(path: Path, cmd: str, timeout: float = 5.0) -> dict[str, Any]:
-    """Send one command to a running agent and return its reply (blocking client)."""
+def request(path: Path, cmd: str, timeout: float = 5.0, **params: str) -> dict[str, Any]:
+    """Send one command (with ``params``, for ``consent``) to a running agent and return
+    its reply (blocking client)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         try:
@@ -135,7 +144,7 @@ def request(path: Path, cmd: str, timeout: float = 5.0) -> dict[str, Any]:
         except OSError as err:
             raise ControlError(f"cannot connect to {path}: {err.strerror or err}") from err
         try:
-            sock.sendall(json.dumps({"cmd": cmd}).encode() + b"\n")
+            sock.sendall(json.dumps({"cmd": cmd, **params}).encode() + b"\n")
             data = b""
             while not data.endswith(b"\n"):
                 chunk = sock.recv(65536)

@@ -11,7 +11,7 @@ Layout under ``spool_dir``::
     .tmp-<encounter-id>/           a directory being created (removed on recovery)
 
 ``encounter.json``: ``{"encounter_id", "started_at_us", "source", "muted",
-"ended", "last_seq", "ended_at_us"}``.
+"ended", "last_seq", "ended_at_us", "consent"}`` (``consent`` only once recorded).
 
 Durability: every frame is written to the OS with one ``write()`` before it is
 sent, so a crash of the agent loses nothing; segment data is fsynced by
@@ -77,6 +77,9 @@ class EncounterInfo:
     acked: int
     ended: bool
     ended_at_us: int
+    #: The patient's consent as recorded in the room (``ctl consent``): {"state", "method",
+    #: "obtained_by", "at_us"}; None while nobody recorded it.
+    consent: dict[str, Any] | None = None
 
     @property
     def last_seq(self) -> int:
@@ -112,6 +115,7 @@ class _Encounter:
             source=str(m.get("source", "")), muted=bool(m.get("muted", False)),
             next_seq=self.next_seq, acked=self.acked, ended=self.ended,
             ended_at_us=int(m.get("ended_at_us", 0)),
+            consent=dict(m["consent"]) if isinstance(m.get("consent"), dict) else None,
         )
 
     def open_size(self) -> int | None:
@@ -252,6 +256,14 @@ class Spool:
         enc = self._live(encounter_id)
         if enc.meta.get("muted") != muted:
             self._update_meta(enc, muted=muted)
+
+    def set_consent(self, encounter_id: str, consent: dict[str, Any]) -> None:
+        """Record the patient's consent (or its withdrawal) for a spooled encounter,
+        durably: the uplink sends it after ``encounter-start`` on every connection."""
+        enc = self._encounters.get(encounter_id)
+        if enc is None:
+            raise SpoolError(f"encounter {encounter_id} is not in the spool")
+        self._update_meta(enc, consent=dict(consent))
 
     def end(self, encounter_id: str, ended_at_us: int) -> EncounterInfo:
         """Mark the encounter ended: no more audio; ``last_seq`` is fixed."""

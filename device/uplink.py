@@ -36,6 +36,7 @@ from protocol import (
     AudioFrame,
     CloseCode,
     Command,
+    Consent,
     EncounterEnd,
     EncounterStart,
     ErrorCode,
@@ -140,6 +141,8 @@ class Uplink:
         self._last_progress = 0.0
         self._pong = asyncio.Event()
         self._ping_id = 0
+        #: consent state sent per encounter on this connection (sent again on reconnect)
+        self._consent_sent: dict[str, str] = {}
 
     # ---------------------------------------------------------- agent -> uplink
 
@@ -247,6 +250,7 @@ class Uplink:
         self.connected = True
         self.last_error = None
         self._status_due = True
+        self._consent_sent = {}
         self._last_progress = asyncio.get_running_loop().time()
         state = SendState(self.settings.max_inflight_kb * 1024)
         tasks = [
@@ -290,6 +294,14 @@ class Uplink:
                 await ws.send(encode_event(EncounterStart(enc, info.started_at_us).to_event()))
             if not p.resumed:
                 return  # the server's ack says where to resume
+            consent = info.consent
+            if consent and self._consent_sent.get(enc) != consent.get("state"):
+                # before any more audio: a withdrawal must reach the server first
+                self._consent_sent[enc] = str(consent.get("state"))
+                await ws.send(encode_event(Consent(
+                    enc, str(consent.get("state")), str(consent.get("method", "")),
+                    str(consent.get("obtained_by", "")), int(consent.get("at_us", 0)),
+                ).to_event()))
             while p.next_seq < info.next_seq:
                 if not state.window_open():
                     return  # an ack will wake us

@@ -32,7 +32,20 @@ Event flow (→ device to server, ← server to device)::
     → ping / ← pong    liveness, any time after ready
     ← command          start | stop | mute | unmute  (from the web UI)
     → status           listening | idle | muted, spool bytes, counters
+    → consent          encounter_id, state given | withdrawn, method, obtained_by, at_us
+                       (sent after encounter-start, again on reconnect; a withdrawal
+                       deletes the visit's audio on the server, whose later frames are
+                       acked and not stored)
     ← error            code + message; the connection stays open unless closed
+
+Numbers: every integer is a signed 64-bit value; sequence numbers (``seq``,
+``last_seq``) are at most :data:`MAX_SEQ` (``last_seq`` may be -1), times in
+microseconds since the epoch (``started_at_us``, ``ended_at_us``,
+``captured_at_us``) are 0..:data:`MAX_TIME_US` (the end of year 9999), counts
+are >= 0. A value outside its range gets ``error`` ``out-of-range`` and is not
+used (the event or frame is dropped; the connection stays open). Encounter ids
+are canonical lowercase UUIDs (``str(uuid.uuid4())``); others are
+``malformed-event``.
 
 On reconnect the device sends ``encounter-start`` again for every encounter
 still in its spool; the ``ack`` it gets back tells it where to resume.
@@ -52,6 +65,8 @@ __all__ = [
     "AUDIO_MAGIC",
     "MAX_AUDIO_PAYLOAD",
     "MAX_EVENT_BYTES",
+    "MAX_SEQ",
+    "MAX_TIME_US",
     "PROTOCOL_VERSION",
     "SUPPORTED_FORMAT",
     "Ack",
@@ -60,6 +75,8 @@ __all__ = [
     "CloseCode",
     "Command",
     "CommandAction",
+    "Consent",
+    "ConsentChange",
     "EncounterEnd",
     "EncounterStart",
     "ErrorCode",
@@ -73,6 +90,7 @@ __all__ = [
     "Status",
     "decode_event",
     "encode_event",
+    "is_canonical_uuid",
     "parse_event",
 ]
 
@@ -83,6 +101,11 @@ AUDIO_HEADER = struct.Struct("!4sBx16sQq")
 MAX_AUDIO_PAYLOAD = 32_000
 #: Largest JSON text frame accepted.
 MAX_EVENT_BYTES = 16_384
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: Largest sequence number: seq + 1 and sums of them still fit a signed 64-bit column.
+MAX_SEQ = 2**62 - 1
+#: Latest capture time, microseconds since the epoch: 9999-12-31T23:59:59.999999Z.
+MAX_TIME_US = 253_402_300_799_999_999
 
 
 class CloseCode(IntEnum):
@@ -109,6 +132,7 @@ class ErrorCode(StrEnum):
     OUT_OF_ORDER = "out-of-order"  # seq beyond the next expected one; resend from ack
     ENCOUNTER_CLOSED = "encounter-closed"  # audio beyond an encounter's last_seq
     STORAGE_UNAVAILABLE = "storage-unavailable"  # not stored; will not be acked
+    OUT_OF_RANGE = "out-of-range"  # a number outside its range (see Numbers); dropped
 
 
 class ProtocolError(ValueError):
@@ -174,6 +198,8 @@ class _Body:
     """Mixin for the typed event bodies: to_event / from_event / is_type."""
 
     TYPE: ClassVar[str]
+    #: Allowed (lowest, highest) per integer field; any other int field: int64.
+    RANGES: ClassVar[dict[str, tuple[int, int]]] = {}
 
     def to_event(self) -> Event:
         return Event(self.TYPE, asdict(self))  # type: ignore[call-overload]
@@ -208,6 +234,18 @@ class _Body:
                 )
             if expected is int and isinstance(value, bool):
                 raise ProtocolError(ErrorCode.MALFORMED_EVENT, f"{self.TYPE}.{f.name} must be int")
+            if isinstance(value, int) and not isinstance(value, bool):
+                lo, hi = self.RANGES.get(f.name, (INT64_MIN, INT64_MAX))
+                _check_range(f"{self.TYPE}.{f.name}", value, lo, hi)
+            elif isinstance(value, dict):
+                for key, item in value.items():
+                    if isinstance(item, int) and not isinstance(item, bool):
+                        _check_range(f"{self.TYPE}.{f.name}.{key}", item, INT64_MIN, INT64_MAX)
+
+
+def _check_range(name: str, value: int, lo: int, hi: int) -> None:
+    if not lo <= value <= hi:
+        raise ProtocolError(ErrorCode.OUT_OF_RANGE, f"{name} must be in {lo}..{hi}")
 
 
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -222,13 +260,22 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
-def _check_uuid(event_type: str, value: str) -> None:
+def is_canonical_uuid(value: str) -> bool:
+    """True for a UUID in its one canonical spelling: lowercase 8-4-4-4-12 hex (what
+    ``str(uuid.uuid4())`` gives and what the binary audio header decodes to)."""
     try:
-        uuid.UUID(value)
-    except ValueError as err:
+        return len(value) == 36 and str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+def _check_uuid(event_type: str, value: str) -> None:
+    if not is_canonical_uuid(value):
         raise ProtocolError(
-            ErrorCode.MALFORMED_EVENT, f"{event_type}.encounter_id is not a UUID"
-        ) from err
+            ErrorCode.MALFORMED_EVENT,
+            f"{event_type}.encounter_id must be a canonical lowercase UUID "
+            "(8-4-4-4-12 hex digits)",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +306,7 @@ class Ready(_Body):
 @dataclass(frozen=True, slots=True)
 class EncounterStart(_Body):
     TYPE: ClassVar[str] = "encounter-start"
+    RANGES: ClassVar[dict[str, tuple[int, int]]] = {"started_at_us": (0, MAX_TIME_US)}
     encounter_id: str
     started_at_us: int = 0
 
@@ -270,6 +318,8 @@ class EncounterStart(_Body):
 @dataclass(frozen=True, slots=True)
 class EncounterEnd(_Body):
     TYPE: ClassVar[str] = "encounter-end"
+    RANGES: ClassVar[dict[str, tuple[int, int]]] = {"last_seq": (-1, MAX_SEQ),
+                                                    "ended_at_us": (0, MAX_TIME_US)}
     encounter_id: str
     last_seq: int  # -1 for an encounter with no audio
     ended_at_us: int = 0
@@ -277,8 +327,6 @@ class EncounterEnd(_Body):
     def _validate(self) -> None:
         _Body._validate(self)
         _check_uuid(self.TYPE, self.encounter_id)
-        if self.last_seq < -1:
-            raise ProtocolError(ErrorCode.MALFORMED_EVENT, "encounter-end.last_seq must be >= -1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,16 +379,44 @@ class Command(_Body):
 @dataclass(frozen=True, slots=True)
 class Status(_Body):
     TYPE: ClassVar[str] = "status"
+    RANGES: ClassVar[dict[str, tuple[int, int]]] = {"spool_bytes": (0, INT64_MAX)}
     state: str  # listening | idle | muted
     encounter_id: str | None = None
     spool_bytes: int = 0
     counters: dict[str, int] = field(default_factory=dict)
 
 
+class ConsentChange(StrEnum):
+    GIVEN = "given"
+    WITHDRAWN = "withdrawn"
+
+
+@dataclass(frozen=True, slots=True)
+class Consent(_Body):
+    """The patient's consent to this visit's recording, as recorded in the room."""
+
+    TYPE: ClassVar[str] = "consent"
+    encounter_id: str
+    state: str  # ConsentChange
+    method: str = ""  # verbal | written (given); "" for a withdrawal
+    obtained_by: str = ""  # who obtained (or took the withdrawal), as typed in the room
+    at_us: int = 0
+
+    def _validate(self) -> None:
+        _Body._validate(self)
+        _check_uuid(self.TYPE, self.encounter_id)
+        if self.state not in ConsentChange._value2member_map_:
+            raise ProtocolError(ErrorCode.MALFORMED_EVENT,
+                                "consent.state must be given or withdrawn")
+        if self.state == ConsentChange.GIVEN and self.method not in ("verbal", "written"):
+            raise ProtocolError(ErrorCode.MALFORMED_EVENT,
+                                "consent.method must be verbal or written")
+
+
 _BODIES: dict[str, type[_Body]] = {
     cls.TYPE: cls
     for cls in (Hello, Ready, EncounterStart, EncounterEnd, Ack, ErrorEvent, Ping, Pong, Command,
-                Status)
+                Status, Consent)
 }
 
 
@@ -389,4 +465,6 @@ class AudioFrame:
             )
         if not pcm or len(pcm) % audio_format.bytes_per_sample:
             raise ProtocolError(ErrorCode.MALFORMED_FRAME, "payload is not whole samples")
+        _check_range("audio.seq", seq, 0, MAX_SEQ)
+        _check_range("audio.captured_at_us", captured, 0, MAX_TIME_US)
         return cls(str(uuid.UUID(bytes=enc)), seq, captured, pcm)

@@ -101,10 +101,11 @@ class ProcSampler(threading.Thread):
 
 
 async def watch_room(lab: RoomLab, encounter_id: str, started_us: int,
-                     out: dict[str, Any]) -> None:
-    url = (lab.http_url.replace("http", "ws") +
-           f"/ws/encounters/{encounter_id}/live?access_token={lab.ensure_admin()}")
-    async with connect(url, open_timeout=30, max_size=None) as ws:
+                     out: dict[str, Any], token: str) -> None:
+    url = lab.http_url.replace("http", "ws") + f"/ws/encounters/{encounter_id}/live"
+    # the room's physician watches (the IT key reads no transcripts; no token in a URL)
+    async with connect(url, open_timeout=30, max_size=None,
+                       additional_headers={"Authorization": f"Bearer {token}"}) as ws:
         async for message in ws:
             event = json.loads(message)
             now_us = time.time() * 1e6
@@ -173,12 +174,15 @@ def run_level(n: int, wavs: list[Path], workdir: Path, physician_wait_s: float,
             for i, room in enumerate(rooms):
                 enc = await asyncio.to_thread(encounter_of, lab, room.room_id,
                                               60 + i * stagger_s)
+                # the room's physician records the patient's consent as the visit starts
+                await asyncio.to_thread(lab.post, f"/api/v1/encounters/{enc['id']}/consent",
+                                        {"method": "verbal"}, token)
                 out: dict[str, Any] = {"room": room.room_id, "encounter_id": enc["id"],
                                        "started_us": enc["started_at_us"], "partial_ms": [],
                                        "lagging": 0, "end": None}
                 per_room.append(out)
                 tasks.append(asyncio.create_task(
-                    watch_room(lab, enc["id"], enc["started_at_us"], out)))
+                    watch_room(lab, enc["id"], enc["started_at_us"], out, token)))
             await asyncio.wait_for(asyncio.gather(*tasks),
                                    timeout=physician_wait_s + n * stagger_s)
 

@@ -105,10 +105,12 @@ def evaluate(lab: RoomLab, room: Room, token: str, cid: str, audio_dir: Path, sp
     if lab.start_agent(room, wav, speed=speed).wait(timeout=3600) != 0:
         raise RuntimeError(f"{cid}: the agent failed")
     encounter = next(e for e in lab.encounters(room.room_id) if e["id"] not in before)
+    # the physician records the patient's consent (held audio is transcribed only then)
+    lab.post(f"/api/v1/encounters/{encounter['id']}/consent", {"method": "verbal"}, token)
     item = lab.wait_for_draft(token, encounter["id"], timeout=1800)
     if item is None:
         raise RuntimeError(f"{cid}: no draft reached the queue")
-    transcript = lab.api(f"/api/v1/encounters/{encounter['id']}/transcript")
+    transcript = lab.api(f"/api/v1/encounters/{encounter['id']}/transcript", token=token)
     hypothesis = " ".join(s["text"] for s in transcript["segments"])
     ref_words, hyp_words = normalize(visit.reference_text), normalize(hypothesis)
     errors = word_errors(ref_words, hyp_words)

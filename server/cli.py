@@ -1,16 +1,17 @@
 """``roomscribe``: run the server and administer rooms and devices.
 
     roomscribe serve [--host H] [--port P] [--ssl-certfile F --ssl-keyfile F]
-    roomscribe db upgrade
+    roomscribe db upgrade | db backup FILE | db restore FILE [--force]   (server/backup.py)
     roomscribe admin clinic add NAME | clinic list
     roomscribe admin room add --clinic ID NAME [--id SLUG] | room list
     roomscribe admin device add --room ID [--name N]      (prints a one-time enrolment code)
     roomscribe admin device code DEVICE_ID | device revoke DEVICE_ID | device list
-    roomscribe admin apikey create --name N
+    roomscribe admin apikey create --name N | apikey list | apikey revoke ID|NAME
     roomscribe transcribe FILE.wav [--engine ...]        (server/asr/cli.py)
     roomscribe models fetch|list|build ...                (server/modelstore/cli.py)
     roomscribe nlp draft FILE [--format json|text]       (nlp/cli.py)
     roomscribe review ...                                 (server/review/cli.py)
+    roomscribe retention run|delete|hold|consent|policy   (server/privacy/cli.py)
 
 Each of the last four is owned by its module: this parser hands it the rest of
 the command line, and the module's ``main(argv) -> int`` parses it.
@@ -26,6 +27,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -33,10 +35,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server import __version__, registry
+from server.datadir import private_umask
 from server.db import Database
 from server.migrate import upgrade
 from server.models import Clinic, Device, Room
 from server.settings import Settings
+from server.webheaders import RedactSecrets
 
 __all__ = ["main"]
 
@@ -54,6 +58,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         "ssl_keyfile": args.ssl_keyfile}.items() if v is not None}
     if overrides:
         settings = settings.model_copy(update=overrides)
+    private_umask()  # the database, its WAL and the outbox files: 0600 (server/datadir.py)
+    logging.getLogger("uvicorn.access").addFilter(RedactSecrets())  # no token in a log line
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, ws_max_size=WS_MAX_MESSAGE,
                 ssl_certfile=settings.ssl_certfile, ssl_keyfile=settings.ssl_keyfile,
@@ -109,6 +115,16 @@ def _admin(args: argparse.Namespace, settings: Settings) -> int:
                          "agent_version": d.agent_version} for d in s.scalars(select(Device))]
             case ("apikey", "create"):
                 return {"name": args.name, "api_key": registry.create_api_key(s, args.name)}
+            case ("apikey", "list"):
+                return [{"id": k.id, "name": k.name, "role": k.role, "created_at": k.created_at,
+                         "revoked_at": k.revoked_at} for k in registry.list_api_keys(s)]
+            case ("apikey", "revoke"):
+                from server.review import audit
+
+                k = registry.revoke_api_key(s, int(args.key) if args.key.isdigit() else args.key)
+                audit.record(s, None, audit.AuditAction.API_KEY_REVOKE, actor="cli",
+                             detail=f"api key {k.id} ({k.name}): active -> revoked")
+                return {"id": k.id, "name": k.name, "revoked_at": k.revoked_at}
         raise AssertionError(f"unhandled admin command {args.what} {args.verb}")
 
     try:
@@ -120,6 +136,23 @@ def _admin(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _db(args: argparse.Namespace, settings: Settings) -> int:
+    if args.verb in ("backup", "restore"):
+        from server import backup
+
+        if args.file is None:
+            print(f"roomscribe db {args.verb}: give the backup FILE", file=sys.stderr)
+            return 2
+        try:
+            if args.verb == "backup":
+                report = backup.backup(settings.resolved_database_url, args.file)
+            else:
+                report = backup.restore(settings.resolved_database_url, args.file,
+                                        force=args.force)
+        except backup.BackupError as err:
+            print(f"roomscribe db {args.verb}: {err}", file=sys.stderr)
+            return 1
+        _print(report.__dict__)
+        return 0
     _with_session(settings, lambda s: None)
     print(f"database at head: {Database(settings.resolved_database_url).engine.url}")
     return 0
@@ -132,6 +165,7 @@ DELEGATED = {
     "nlp": ("nlp.cli", "clinical NLP: draft a note from a dialogue or transcript"),
     "review": ("server.review.cli", "users, pools and the review queue"),
     "demo": ("server.lab.demo", "the main job: a room's visit to a draft in the queue"),
+    "retention": ("server.privacy.cli", "consent, legal hold and deleting patient data"),
 }
 
 
@@ -155,8 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ssl-keyfile")
     serve.set_defaults(func=_serve)
 
-    db = sub.add_parser("db", help="database schema")
-    db.add_argument("verb", choices=["upgrade"])
+    db = sub.add_parser("db", help="database schema, backup and restore")
+    db.add_argument("verb", choices=["upgrade", "backup", "restore"])
+    db.add_argument("file", nargs="?", type=Path, help="backup file (backup / restore)")
+    db.add_argument("--force", action="store_true", help="restore: replace the database")
     db.set_defaults(func=_db)
 
     admin = sub.add_parser("admin", help="clinics, rooms, devices, API keys")
@@ -179,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     device.add_parser("list")
     apikey = asub.add_parser("apikey").add_subparsers(dest="verb", required=True)
     apikey.add_parser("create").add_argument("--name", required=True)
+    apikey.add_parser("list")
+    apikey.add_parser("revoke", help="revoke an IT API key by id or name").add_argument("key")
     admin.set_defaults(func=_admin)
 
     for name, (_module, help_text) in DELEGATED.items():

@@ -8,6 +8,7 @@
     speaker labels          for each live final, in a thread of their own (the room's
                             transcription waits for them)
     transcription-complete  (server/asr) calls DraftingStage(encounter, transcript)
+    consent                 checked again (server/privacy): withdrawn meanwhile = no draft
     draft-start             the NLP models draft the note in the NLP worker (off the loop)
     draft-end               the draft enters the queue: version 1 of a review item,
                             routed to a pool, pushed to open browsers (server/review)
@@ -202,6 +203,10 @@ class DraftingStage:
 
         started = time.monotonic()
         await self.stop_preparing(encounter.encounter_id)
+        if not await self.services.run_db(self._consent_allows, encounter.encounter_id):
+            log.warning("encounter %s: no consent (withdrawn or never recorded); no draft",
+                        encounter.encounter_id)
+            return
         try:
             note = await self.services.run_db(self._note_settings, encounter.room_id)
             draft = await asyncio.wrap_future(
@@ -216,6 +221,17 @@ class DraftingStage:
                  "after the transcript", encounter.encounter_id, item.id,
                  sum(1 for s in draft.sections if s.sentences), len(draft.orders),
                  self.latency_s[encounter.encounter_id])
+
+    def _consent_allows(self, encounter_id: str) -> bool:
+        """The patient's consent (server/privacy) still allows a draft of this visit."""
+        from datetime import timedelta
+
+        from server.models import utcnow
+        from server.privacy.consent import Verdict, verdict
+
+        grace = timedelta(minutes=self.services.settings.consent_grace_min)
+        with self.services.db.session() as s:
+            return verdict(s, encounter_id, utcnow(), grace) is Verdict.PROCEED
 
     def _note_settings(self, room_id: str) -> tuple[str, str]:
         """(template source, style) of the room's clinic (``server.review.notesettings``);

@@ -3,6 +3,7 @@
 Clinic ─< Room ─< Device
                    └─< Encounter ─< AudioFrameRow
                                   └─< AudioGap
+PrivacyDeletion: what a consent withdrawal, retention run or request deleted.
 ApiKey: automation / admin credentials (hash only).
 """
 
@@ -11,7 +12,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from protocol import SUPPORTED_FORMAT
@@ -22,10 +32,12 @@ __all__ = [
     "AudioGap",
     "Base",
     "Clinic",
+    "ConsentState",
     "Device",
     "Encounter",
     "EncounterStatus",
     "GapKind",
+    "PrivacyDeletion",
     "Room",
     "utcnow",
 ]
@@ -53,6 +65,11 @@ class Clinic(Base):
                                             server_default="concise")
     # IANA time zone of its schedule, e.g. "America/Chicago" (server/review/schedule.py)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    # privacy (server/privacy): audio is held until the patient's consent is recorded;
+    # audio is deleted this many days after signing, transcripts/notes never (None) or after
+    consent_required: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    audio_retention_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    transcript_retention_days: Mapped[int | None] = mapped_column(Integer)
 
 
 class Room(Base):
@@ -88,6 +105,12 @@ class EncounterStatus(StrEnum):
     AUDIO_COMPLETE = "audio_complete"  # every frame up to last_seq stored
 
 
+class ConsentState(StrEnum):
+    NONE = ""  # nobody recorded consent (yet): audio is held where the clinic requires it
+    GIVEN = "given"
+    WITHDRAWN = "withdrawn"  # capture stopped, what was recorded deleted
+
+
 class Encounter(Base):
     """One visit's recording; the id is made on the device."""
 
@@ -106,6 +129,19 @@ class Encounter(Base):
     #: Capture time and length of the newest stored frame, for gap detection.
     last_captured_at_us: Mapped[int | None] = mapped_column(BigInteger)
     last_frame_us: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: The patient's consent (server/privacy/consent.py): state, verbal | written, who
+    #: obtained it (free text: the clinician's name), when, and from where it was recorded
+    #: (device | api | schedule).
+    consent_state: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    consent_method: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    consent_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    consent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    consent_source: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    #: A legal hold blocks every deletion of this encounter's data (retention, requests).
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    legal_hold_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    #: Set when the audio was deleted (retention, request, withdrawal, held audio expired).
+    audio_deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
                                                  onupdate=utcnow)
@@ -158,3 +194,23 @@ class ApiKey(Base):
     role: Mapped[str] = mapped_column(String(32), default="admin")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PrivacyDeletion(Base):
+    """What one deletion of patient data removed, and why (server/privacy/retention.py).
+
+    ``reason``: retention | transcript_retention | withdrawal | held_expired | request.
+    Counts are rows deleted; the audit log has a matching row with the same detail."""
+
+    __tablename__ = "privacy_deletions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    clinic_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    encounter_id: Mapped[str] = mapped_column(String(36), index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(200), default="system")
+    audio_frames: Mapped[int] = mapped_column(Integer, default=0)
+    audio_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    transcript_segments: Mapped[int] = mapped_column(Integer, default=0)
+    note_versions: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -29,6 +29,8 @@ __all__ = [
     "create_room",
     "enroll_device",
     "issue_enrolment_code",
+    "list_api_keys",
+    "revoke_api_key",
     "revoke_device",
     "slugify",
     "verify_api_key",
@@ -74,7 +76,12 @@ def _aware(dt: datetime) -> datetime:
 def create_clinic(s: Session, name: str) -> Clinic:
     if s.scalars(select(Clinic).where(Clinic.name == name)).first():
         raise Conflict(f"a clinic named {name!r} exists")
-    clinic = Clinic(id=slugify(name), name=name)
+    cid = slugify(name)
+    taken = s.get(Clinic, cid)
+    if taken is not None:  # another name with the same slug ("North Clinic!")
+        raise Conflict(f"clinic id {cid!r} is taken by {taken.name!r}: "
+                       "choose a name that differs in letters or digits")
+    clinic = Clinic(id=cid, name=name)
     s.add(clinic)
     s.flush()
     return clinic
@@ -148,6 +155,33 @@ def create_api_key(s: Session, name: str, role: str = "admin") -> str:
     s.add(ApiKey(name=name, key_hash=hash_secret(key), role=role))
     s.flush()
     return key
+
+
+def list_api_keys(s: Session) -> list[ApiKey]:
+    """Every API key, oldest first (the rows hold hashes only; callers show none)."""
+    return list(s.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+def revoke_api_key(s: Session, key: int | str) -> ApiKey:
+    """Revoke a key by id or by name (a name must be unique among open keys). It stops
+    working at once; revoking a revoked key changes nothing."""
+    if isinstance(key, int):
+        row = s.get(ApiKey, key)
+        if row is None:
+            raise NotFound(f"no API key {key}")
+    else:
+        rows = list(s.scalars(select(ApiKey).where(ApiKey.name == key,
+                                                   ApiKey.revoked_at.is_(None))))
+        if not rows:
+            raise NotFound(f"no open API key named {key!r}")
+        if len(rows) > 1:
+            raise Conflict(f"{len(rows)} open API keys are named {key!r}; revoke by id "
+                           f"({', '.join(str(r.id) for r in rows)})")
+        row = rows[0]
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    s.flush()
+    return row
 
 
 def verify_api_key(s: Session, key: str) -> ApiKey | None:

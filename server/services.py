@@ -8,10 +8,12 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from server.asr.factory import build_stage
 from server.asr.stage import TranscriptionStage
+from server.datadir import lock_down
 from server.db import Database
 from server.drafting import DraftingStage
 from server.ingest.handoff import EncounterStage, Handoff, LoggingStage
@@ -44,7 +46,7 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings, stage: EncounterStage | None = None) -> Services:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        lock_down(settings.data_dir, settings.fhir_outbox)  # PHI: the server's user only
         db = Database(settings.resolved_database_url)
         store = AudioStore(db, capture_gap_tolerance_ms=settings.capture_gap_tolerance_ms)
         executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="db")
@@ -58,7 +60,11 @@ class Services:
             transcription.attach(TranscriptStore(db), live, executor)
             if from_settings and settings.asr_diarization:
                 _add_voices(transcription)
-        handoff = Handoff(store, stage or LoggingStage(), executor)
+        from server.privacy.consent import ConsentGate  # held audio waits for consent
+
+        gate = ConsentGate(db, grace=timedelta(minutes=settings.consent_grace_min),
+                           poll_s=settings.consent_poll_s)
+        handoff = Handoff(store, stage or LoggingStage(), executor, gate=gate)
         services = cls(settings, db, store, handoff, ConnectedDevices(), executor, live=live,
                        transcription=transcription)
         # --- drafting (server/drafting.py): transcript → NLP draft → review queue

@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     #: /api/v1/admin/clinics/{clinic}/note-settings). Empty = data_dir/templates.
     note_templates_dir: Path | None = None
 
+    # --- privacy (server/privacy)
+    #: Audio of a visit without recorded consent (where the clinic requires consent) is
+    #: held, never transcribed, and deleted this many minutes after its last audio.
+    consent_grace_min: float = Field(10.0, ge=0)
+    #: How often a held visit's consent is checked again from the database (seconds).
+    consent_poll_s: float = Field(5.0, gt=0)
+
     # --- transcription (server/asr, server/modelstore, server/transcripts)
     #: Model manifests (*.toml) and fetched/built model files.
     models_dir: Path = Field(Path("models"), description="models/*.toml and the model files")
@@ -106,6 +113,26 @@ class Settings(BaseSettings):
     session_cookie_secure: bool = False
     #: Where signed notes' FHIR bundles are written; empty = data_dir/fhir-outbox.
     fhir_outbox_dir: Path | None = None
+
+    # --- login hardening (server/review/auth.py, server/review/ratelimit.py)
+    #: Wrong passwords in a row that lock an account (the counter is a database column, so
+    #: the limit holds across server nodes); each further lock lasts twice as long ...
+    login_max_failures: int = Field(10, ge=1, le=1000)
+    #: ... starting at this many seconds ...
+    login_lockout_s: float = Field(300.0, gt=0)
+    #: ... and never longer than this, so a stranger cannot lock an account for good.
+    login_lockout_max_s: float = Field(3600.0, gt=0)
+    #: Failed logins one client address may make per window (in-process: per server node);
+    #: beyond it the address gets 429 with Retry-After, the pause doubling per repeat.
+    login_ip_failures: int = Field(30, ge=1)
+    login_ip_window_s: float = Field(300.0, gt=0)
+    #: Password hashes (argon2id, ~64 MiB each) computed at once, and logins allowed to wait
+    #: for one; logins beyond that are refused at once with 503 (memory stays bounded and
+    #: the worker threads stay free for everyone else).
+    password_hash_concurrency: int = Field(2, ge=1, le=64)
+    password_hash_queue: int = Field(8, ge=0, le=1000)
+    #: The longest a login waits for a hashing slot before 503.
+    password_hash_wait_s: float = Field(10.0, gt=0)
 
     @model_validator(mode="after")
     def _check_review(self) -> Settings:

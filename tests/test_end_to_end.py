@@ -59,6 +59,12 @@ def test_a_spoken_visit_becomes_a_signed_note_with_orders(lab: RoomLab, tmp_path
     assert lab.start_agent(room, wav, speed=0).wait(timeout=120) == 0
     encounter_id = lab.encounters(room.room_id)[0]["id"]
 
+    # The physician records the patient's verbal consent, as the web UI does, within the
+    # grace period; without it the audio is held and nothing is transcribed or drafted.
+    consent = lab.post(f"/api/v1/encounters/{encounter_id}/consent", {"method": "verbal"},
+                       team["physician"]["token"])
+    assert (consent["state"], consent["obtained_by"]) == ("given", "Dr. Demo")
+
     # The draft reaches the partner's pool with sections and the spoken orders.
     partner = team["partner"]["token"]
     item = lab.wait_for_draft(partner, encounter_id, timeout=300)

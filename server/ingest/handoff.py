@@ -5,6 +5,11 @@ The next stage sees an :class:`EncounterStage`: ``run(encounter, audio)`` where
 sequence order, ending when the encounter's audio is complete. It reads from
 the database, so a stage started after a server restart replays the visit from
 its first frame and then follows the live stream: nothing is missed.
+
+A :class:`Gate` (``server.privacy.consent.ConsentGate``) may hold a visit back: the
+stage starts only once the gate says the patient's consent allows it, and never when it
+says no (consent withdrawn, or held audio deleted). :meth:`Handoff.discard` stops a
+visit's stage (consent withdrawn mid-visit).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Protocol, TypeVar
 from server.ingest.store import AckState, AudioStore
 from server.models import EncounterStatus
 
-__all__ = ["AudioChunk", "EncounterInfo", "EncounterStage", "Handoff", "LoggingStage"]
+__all__ = ["AudioChunk", "EncounterInfo", "EncounterStage", "Gate", "Handoff", "LoggingStage"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,6 +49,18 @@ class EncounterStage(Protocol):
     """The stage after ingest. Runs once per encounter, off the device connection."""
 
     async def run(self, encounter: EncounterInfo, audio: AsyncIterator[AudioChunk]) -> None: ...
+
+
+class Gate(Protocol):
+    """Decides whether a visit's audio may go to the next stage (the patient's consent)."""
+
+    async def wait(self, encounter_id: str) -> bool:
+        """True once it may; False if it never will."""
+        ...
+
+    def changed(self, encounter_id: str) -> None:
+        """Something that decides it changed: look again now."""
+        ...
 
 
 class LoggingStage:
@@ -112,12 +129,15 @@ class _Feed:
 class Handoff:
     """Starts one stage task per encounter and wakes it when audio is stored."""
 
-    def __init__(self, store: AudioStore, stage: EncounterStage, executor: Executor) -> None:
+    def __init__(self, store: AudioStore, stage: EncounterStage, executor: Executor,
+                 gate: Gate | None = None) -> None:
         self.store = store
         self.stage = stage
         self.executor = executor
+        self.gate = gate
         self._feeds: dict[str, _Feed] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._by_encounter: dict[str, asyncio.Task[None]] = {}
 
     async def run_db(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -129,7 +149,23 @@ class Handoff:
         self._feeds[info.encounter_id] = feed
         task = asyncio.create_task(self._run(info, feed), name=f"stage-{info.encounter_id}")
         self._tasks.add(task)
+        self._by_encounter[info.encounter_id] = task
         task.add_done_callback(self._tasks.discard)
+
+    def consent_changed(self, encounter_id: str) -> None:
+        """Consent was recorded or withdrawn: a held visit's gate looks again now."""
+        if self.gate is not None:
+            self.gate.changed(encounter_id)
+
+    async def discard(self, encounter_id: str) -> bool:
+        """Stop the visit's stage, if one runs or waits (consent withdrawn); True if one
+        did. The caller deletes what it stored afterwards."""
+        task = self._by_encounter.get(encounter_id)
+        if task is None or task.done():
+            return False
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return True
 
     def audio_stored(self, stored: AckState) -> None:
         """Called after a commit: the encounter's audio is stored through ``stored.seq``
@@ -140,6 +176,8 @@ class Handoff:
 
     async def _run(self, info: EncounterInfo, feed: _Feed) -> None:
         try:
+            if self.gate is not None and not await self.gate.wait(info.encounter_id):
+                return  # no consent: nothing is made of this audio
             await self.stage.run(info, feed.stream())
         except asyncio.CancelledError:
             raise
@@ -147,6 +185,8 @@ class Handoff:
             log.exception("stage failed for encounter %s", info.encounter_id)
         finally:
             self._feeds.pop(info.encounter_id, None)
+            if self._by_encounter.get(info.encounter_id) is asyncio.current_task():
+                del self._by_encounter[info.encounter_id]
 
     async def aclose(self) -> None:
         for task in list(self._tasks):

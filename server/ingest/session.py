@@ -10,6 +10,7 @@ answered at once. Reads pause when the queue is full (back-pressure on TCP).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
@@ -22,6 +23,7 @@ from protocol import (
     AudioFrame,
     CloseCode,
     Command,
+    Consent,
     EncounterEnd,
     EncounterStart,
     ErrorCode,
@@ -104,7 +106,8 @@ class DeviceSession:
         self._run_db = run_db
         self.server_version = server_version
         self.device: DeviceIdentity | None = None
-        self._queue: asyncio.Queue[AudioFrame | EncounterStart | EncounterEnd | Status | None] = (
+        self._queue: asyncio.Queue[
+            AudioFrame | EncounterStart | EncounterEnd | Status | Consent | None] = (
             asyncio.Queue(maxsize=settings.ingest_queue_frames))
         self._send_lock = asyncio.Lock()
         self._closed = False
@@ -211,7 +214,7 @@ class DeviceSession:
                 continue
             if isinstance(event, Ping):
                 await self.send(Pong(event.id).to_event())
-            elif isinstance(event, EncounterStart | EncounterEnd | Status):
+            elif isinstance(event, EncounterStart | EncounterEnd | Status | Consent):
                 await self._queue.put(event)
             else:
                 await self.send(ErrorEvent(ErrorCode.MALFORMED_EVENT,
@@ -245,6 +248,17 @@ class DeviceSession:
             await self.send(err.to_event())
             await self.close(CloseCode.SERVER_ERROR, "storage unavailable")
             raise
+        except (TransportClosed, asyncio.CancelledError):
+            raise
+        except Exception:
+            # A bug, not bad input (the protocol range-checks every number): never leave
+            # the device without a close code; it reconnects and resends from its ack.
+            log.exception("device writer failed")
+            with contextlib.suppress(TransportClosed):
+                await self.send(ErrorEvent(ErrorCode.STORAGE_UNAVAILABLE,
+                                           "audio could not be stored; reconnect and resend"
+                                           ).to_event())
+            await self.close(CloseCode.SERVER_ERROR, "server error")
 
     async def _db(self, fn: Callable[..., T], *args: object) -> T:
         try:
@@ -256,11 +270,15 @@ class DeviceSession:
     async def _send_ack(self, ack: AckState) -> None:
         await self.send(Ack(ack.encounter_id, ack.seq, ack.complete).to_event())
 
-    async def _handle_event(self, event: EncounterStart | EncounterEnd | Status) -> None:
+    async def _handle_event(self, event: EncounterStart | EncounterEnd | Status | Consent,
+                            ) -> None:
         device = self.device
         assert device is not None
         if isinstance(event, Status):
             await self._db(self.store.record_device_state, device.device_id, event.state)
+            return
+        if isinstance(event, Consent):
+            await self._consent(event)
             return
         try:
             if isinstance(event, EncounterStart):
@@ -277,6 +295,27 @@ class DeviceSession:
                                        encounter_id=event.encounter_id).to_event())
             return
         await self._send_ack(ack)
+
+    async def _consent(self, event: Consent) -> None:
+        """Record the room's consent event (server/privacy); a withdrawal first stops the
+        visit's transcription, then deletes what was stored."""
+        from server.privacy.consent import apply_device_consent
+
+        device = self.device
+        assert device is not None
+        if event.state == "withdrawn":
+            await self.handoff.discard(event.encounter_id)
+        try:
+            await self._db(apply_device_consent, self.store.db, device.device_id, event)
+        except LookupError as err:
+            await self.send(ErrorEvent(ErrorCode.UNKNOWN_ENCOUNTER, str(err),
+                                       encounter_id=event.encounter_id).to_event())
+            return
+        except ValueError as err:
+            await self.send(ErrorEvent(ErrorCode.MALFORMED_EVENT, str(err),
+                                       encounter_id=event.encounter_id).to_event())
+            return
+        self.handoff.consent_changed(event.encounter_id)
 
     async def _store(self, frames: list[AudioFrame]) -> None:
         device = self.device

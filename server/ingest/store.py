@@ -9,6 +9,9 @@ again); a frame above it is out of order (refused, recorded as a sequence gap,
 the device resends from the ack); a frame at it is stored. A capture-time hole
 between consecutive frames (the device's spool was full, or the agent
 restarted mid-visit) is recorded as a capture gap.
+
+Frames of an encounter whose consent was withdrawn, or whose held audio was deleted
+(server/privacy), are acked so the device's spool drains, and not stored.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from server.db import Database
 from server.models import (
     AudioFrameRow,
     AudioGap,
+    ConsentState,
     Device,
     Encounter,
     EncounterStatus,
@@ -171,6 +175,12 @@ class AudioStore:
                                        note="frame ahead of sequence refused; device resends"))
                 elif enc.last_seq is not None and frame.seq > enc.last_seq:
                     result.beyond_end.append((eid, frame.seq))
+                elif enc.consent_state == ConsentState.WITHDRAWN \
+                        or enc.audio_deleted_at is not None:
+                    # consent withdrawn, or held audio deleted: acked (the spool drains),
+                    # never stored
+                    enc.next_seq = frame.seq + 1
+                    result.duplicates += 1
                 else:
                     self._append(s, enc, frame)
                     refused_run.discard(eid)

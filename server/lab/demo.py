@@ -102,10 +102,23 @@ def main(argv: list[str], settings: Settings) -> int:
               f"device {room.device_id} enrolled")
         started = time.monotonic()
         agent = lab.start_agent(room, wav, speed=args.speed)
+        # the physician records the patient's verbal consent as the visit starts (the web
+        # UI's POST /api/v1/encounters/{id}/consent); without it the audio is held, nothing
+        # is transcribed, and it is deleted 10 minutes after the visit
+        deadline = time.monotonic() + args.timeout
+        while not (found := lab.encounters(room.room_id)) and time.monotonic() < deadline \
+                and agent.poll() is None:
+            time.sleep(0.1)
+        if found:
+            lab.post(f"/api/v1/encounters/{found[0]['id']}/consent", {"method": "verbal"},
+                     people["physician"]["token"])
         if agent.wait(timeout=args.timeout) != 0:
             print(f"the agent failed; see {room.config.with_name('agent.log')}", file=sys.stderr)
             return 1
         encounter_id = lab.encounters(room.room_id)[0]["id"]
+        if not found:  # the visit was over before we saw it
+            lab.post(f"/api/v1/encounters/{encounter_id}/consent", {"method": "verbal"},
+                     people["physician"]["token"])
         print(f"visit streamed through the agent in {time.monotonic() - started:.1f} s; "
               f"encounter {encounter_id}")
         item = lab.wait_for_draft(people["physician"]["token"], encounter_id, args.timeout)

@@ -56,6 +56,7 @@ class RoomLab:
     keyfile: Path | None = None
     ca_bundle: Path | None = None
     _server: subprocess.Popen[bytes] | None = None
+    _clinicians: dict[str, str] = field(default_factory=dict)  # room id → physician token
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -174,9 +175,10 @@ class RoomLab:
         self.roomscribe("review", "room-physician", room_id, f"{prefix}dr_demo")
         return people
 
-    def api_bytes(self, path: str) -> bytes:
-        req = urllib.request.Request(f"{self.http_url}{path}",
-                                     headers={"Authorization": f"Bearer {self.ensure_admin()}"})
+    def api_bytes(self, path: str, token: str | None = None) -> bytes:
+        req = urllib.request.Request(
+            f"{self.http_url}{path}",
+            headers={"Authorization": f"Bearer {token or self.ensure_admin()}"})
         with self._open(req, timeout=60) as resp:
             data: bytes = resp.read()
             return data
@@ -227,9 +229,26 @@ class RoomLab:
             time.sleep(0.25)
         return None
 
+    def clinician_token(self, room_id: str) -> str:
+        """An API token of a physician who owns ``room_id`` (made once per room): audio and
+        transcripts are for the room's clinicians, never for the IT key."""
+        if room_id not in self._clinicians:
+            rooms = self.roomscribe("admin", "room", "list")
+            clinic = next(r["clinic_id"] for r in rooms if r["id"] == room_id)
+            username = f"lab_dr_{room_id}".replace("-", "_")[:64]
+            self.roomscribe("review", "user", "add", username, "--clinic", clinic, "--role",
+                            "physician")
+            self.roomscribe("review", "room-physician", room_id, username)
+            self._clinicians[room_id] = self.roomscribe(
+                "review", "user", "token", username, "--name", "lab")["token"]
+        return self._clinicians[room_id]
+
     def stored_audio(self, encounter_id: str) -> bytes:
-        """The encounter's stored PCM (the WAV body from the API, header stripped)."""
-        wav = self.api_bytes(f"/api/v1/encounters/{encounter_id}/audio.wav")
+        """The encounter's stored PCM (the WAV body from the API, header stripped), read as
+        the physician of its room."""
+        room_id = self.api(f"/api/v1/encounters/{encounter_id}")["room_id"]
+        wav = self.api_bytes(f"/api/v1/encounters/{encounter_id}/audio.wav",
+                             token=self.clinician_token(room_id))
         return wav[44:]
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ their byte offsets come from the frames' lengths, summed in sequence order.
 from __future__ import annotations
 
 import io
+import math
 import wave
 
 from sqlalchemy import func, select
@@ -36,6 +37,8 @@ def _wav(pcm: bytes) -> bytes:
 
 def audio_span(s: Session, encounter_id: str, start_s: float, end_s: float | None) -> bytes:
     """WAV bytes of [start_s, end_s) (end None: to the end), clipped to what is stored."""
+    if not math.isfinite(start_s) or (end_s is not None and not math.isfinite(end_s)):
+        raise InvalidInput("start and end must be finite numbers of seconds")
     if start_s < 0 or (end_s is not None and end_s <= start_s):
         raise InvalidInput("need 0 <= start < end (seconds)")
     if end_s is not None and end_s - start_s > MAX_SPAN_S:

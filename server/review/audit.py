@@ -7,6 +7,8 @@ records (a view commits its row before the data is returned).
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -16,7 +18,7 @@ from sqlalchemy.orm import Session
 from server.review.auth import Principal
 from server.review.models import AuditEvent, ReviewItem
 
-__all__ = ["AuditAction", "query", "record"]
+__all__ = ["AuditAction", "AuditRow", "query", "record", "redact"]
 
 
 class AuditAction(StrEnum):
@@ -40,6 +42,27 @@ class AuditAction(StrEnum):
     PATIENT = "patient"  # a reviewer set the patient of an item
     VIEW_SCHEDULE = "view_schedule"  # a reviewer looked at a room's appointments
     SCHEDULE = "schedule"  # a schedule imported, or a clinic's time zone changed
+    # admin changes (server/review/directory.py; detail: "old → new")
+    USER_ADD = "user_add"  # an account made (with its first membership)
+    USER_DISABLE = "user_disable"  # an account disabled: its sessions and tokens revoked
+    USER_ENABLE = "user_enable"
+    PASSWORD = "password"  # a password changed (by its user) or reset (by an admin)
+    MEMBERSHIP = "membership"  # a membership added or its role changed
+    MEMBERSHIP_REMOVE = "membership_remove"
+    POOL = "pool"  # a pool made
+    POOL_MEMBER = "pool_member"  # a pool member added or removed
+    ROUTING_RULE = "routing_rule"
+    ROOM_PHYSICIAN = "room_physician"
+    TOKEN_REVOKE = "token_revoke"  # a user's API token revoked
+    API_KEY_REVOKE = "api_key_revoke"  # an IT API key revoked
+    ACCESS_DENIED = "access_denied"  # a PHI route refused (401/403/404): who, route, ids
+    VIEW_QUEUE = "view_queue"  # a review queue listed (detail: how many entries)
+    DEVICE_COMMAND = "device_command"  # start / stop / mute / unmute sent to a room device
+    CONSENT = "consent"  # a patient's consent recorded for an encounter (server/privacy)
+    CONSENT_WITHDRAWN = "consent_withdrawn"  # withdrawn: capture stopped, data deleted
+    DELETE = "delete"  # patient data deleted (retention, request, held audio expired)
+    LEGAL_HOLD = "legal_hold"  # a legal hold set or cleared on an encounter
+    PRIVACY_POLICY = "privacy_policy"  # a clinic's consent / retention policy changed
 
 
 def record(s: Session, who: Principal | None, action: AuditAction, item: ReviewItem | None = None,
@@ -60,11 +83,41 @@ def record(s: Session, who: Principal | None, action: AuditAction, item: ReviewI
     return event
 
 
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """One audit event as the admin views show it (detached from the session)."""
+
+    id: int
+    at: datetime
+    user_id: int | None
+    actor: str
+    clinic_id: str
+    action: str
+    item_id: str
+    encounter_id: str
+    detail: str
+
+
+_REASON = re.compile(r"; reason: (.*)$", re.DOTALL)
+
+
+def redact(row: AuditRow) -> AuditRow:
+    """``row`` without patient text: a return comment becomes "comment (n chars)", an
+    amendment's reason "reason (n chars)". The lifecycle (the item itself) keeps them."""
+    if row.action == AuditAction.RETURN.value:
+        return replace(row, detail=f"comment ({len(row.detail)} chars)")
+    if row.action in (AuditAction.EDIT.value, AuditAction.AMEND.value):
+        detail = _REASON.sub(lambda m: f"; reason ({len(m.group(1))} chars)", row.detail)
+        return replace(row, detail=detail)
+    return row
+
+
 def query(s: Session, *, clinics: list[str] | None = None, user_id: int | None = None,
           action: str | None = None, item_id: str | None = None,
           encounter_id: str | None = None, since: datetime | None = None,
-          until: datetime | None = None, limit: int = 200) -> list[AuditEvent]:
-    """Newest first. ``clinics`` limits to those clinics (None: all, for the IT key)."""
+          until: datetime | None = None, limit: int = 200) -> list[AuditRow]:
+    """Newest first, PHI text redacted (:func:`redact`): this is what admins and IT see.
+    ``clinics`` limits to those clinics (None: all, for the IT key); ``limit`` 1..5000."""
     stmt = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
     if clinics is not None:
         stmt = stmt.where(AuditEvent.clinic_id.in_(clinics))
@@ -80,4 +133,6 @@ def query(s: Session, *, clinics: list[str] | None = None, user_id: int | None =
         stmt = stmt.where(AuditEvent.at >= since)
     if until is not None:
         stmt = stmt.where(AuditEvent.at < until)
-    return list(s.scalars(stmt.limit(max(1, min(limit, 5000)))))
+    return [redact(AuditRow(e.id, e.at, e.user_id, e.actor, e.clinic_id, e.action, e.item_id,
+                            e.encounter_id, e.detail))
+            for e in s.scalars(stmt.limit(max(1, min(limit, 5000))))]

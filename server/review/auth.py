@@ -6,29 +6,57 @@ its SHA-256. Cookie-authenticated changes must carry a CSRF token, an HMAC of
 the session under the server's secret key. API tokens (``rsu_…``) act as their
 user for scripts and integrations and need no CSRF token. Blocking functions
 over a session; ``now`` is passed in.
+
+Logins (:func:`login`) resist guessing:
+
+- every refusal looks the same: unknown user, wrong password, locked or disabled
+  account all give ``wrong username or password`` after one argon2 verification (a
+  dummy one where there is no real hash to check), so neither the message nor the
+  time tells which usernames exist;
+- each attempt is *reserved* before its password is checked, by one atomic
+  ``UPDATE users SET failed_logins = failed_logins + 1 ... RETURNING`` on an account
+  that is not locked; the attempt that reaches ``max_failures`` locks the account in
+  the same transaction. Parallel guesses therefore get exactly ``max_failures``
+  password checks, on SQLite (one writer at a time) and PostgreSQL (row lock) alike;
+- the lock expires (``lockout_s``, doubling with each further lock, capped at
+  ``lockout_max_s``; a lock more than a day old is forgotten), and a good password
+  after it works and clears the count;
+- password hashing runs through a bounded gate (``server/review/ratelimit.py``).
+
+Changing a password (:func:`change_password`, or an admin's reset in
+``directory.set_password``) ends the user's other sessions and revokes their API
+tokens (:func:`end_sessions`).
 """
 
 from __future__ import annotations
 
 import hmac
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from hashlib import sha256
+from typing import Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import CursorResult, Result, case, or_, select, update
 from sqlalchemy.orm import Session
 
-from server.review.errors import AuthError, Forbidden
+from server.review.errors import AuthError, Forbidden, InvalidInput
 from server.review.lifecycle import Actor, Role
 from server.review.models import Membership, User, UserSession, UserToken
+from server.review.ratelimit import HashGate, lock_duration
 from server.security import hash_secret, new_token
+from server.settings import Settings
 
 __all__ = [
+    "WRONG_LOGIN",
+    "LockPolicy",
     "Principal",
+    "change_password",
     "create_user_token",
     "csrf_token",
+    "end_sessions",
     "hash_password",
     "load_principal",
     "login",
@@ -42,6 +70,24 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not a real password")
 MAX_FAILURES = 10
 LOCKOUT = timedelta(minutes=5)
+#: The one answer to every refused login (see the module docstring).
+WRONG_LOGIN = "wrong username or password"
+#: A lock older than this is forgotten: the next lock starts the back-off again.
+_FORGET_LOCK = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class LockPolicy:
+    """When an account locks, and for how long (Settings.login_*)."""
+
+    max_failures: int = MAX_FAILURES
+    lockout_s: float = LOCKOUT.total_seconds()
+    lockout_max_s: float = 3600.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LockPolicy:
+        return cls(settings.login_max_failures, settings.login_lockout_s,
+                   settings.login_lockout_max_s)
 
 
 @dataclass(frozen=True)
@@ -95,31 +141,113 @@ def load_principal(s: Session, user: User, via: str, session_hash: str = "") -> 
     return Principal(user.id, user.username, user.display_name, roles, via, session_hash)
 
 
-def login(s: Session, username: str, password: str, now: datetime,
-          ttl: timedelta) -> tuple[str, Principal]:
-    """Check the password and open a session. Returns (cookie token, principal)."""
+def _reserve_attempt(s: Session, user_id: int, now: datetime, policy: LockPolicy) -> bool:
+    """Count one password check against the account, atomically; False if it is locked.
+
+    The attempt that reaches a multiple of ``max_failures`` locks the account in the
+    same transaction (the caller commits before hashing), so the attempts racing it
+    find the lock and never reach a password check."""
+    free = or_(User.locked_until.is_(None), User.locked_until <= now)
+    stale = User.locked_until < now - _FORGET_LOCK
+    count = s.execute(
+        update(User).where(User.id == user_id, free)
+        .values(failed_logins=case((stale, 1), else_=User.failed_logins + 1),
+                locked_until=case((stale, None), else_=User.locked_until))
+        .returning(User.failed_logins)
+        .execution_options(synchronize_session=False)).scalar_one_or_none()
+    if count is None:
+        return False
+    if count % policy.max_failures == 0:
+        until = now + lock_duration(count // policy.max_failures, policy.lockout_s,
+                                    policy.lockout_max_s)
+        s.execute(update(User).where(User.id == user_id).values(locked_until=until)
+                  .execution_options(synchronize_session=False))
+    return True
+
+
+def _clear_attempts(s: Session, user_id: int) -> None:
+    s.execute(update(User).where(User.id == user_id).values(failed_logins=0, locked_until=None)
+              .execution_options(synchronize_session=False))
+
+
+def check_password(s: Session, user: User | None, password: str, now: datetime,
+                   policy: LockPolicy, gate: HashGate | None = None) -> bool:
+    """One guarded password check: the attempt is reserved (and committed) first, the
+    hash is checked inside the gate, a good password clears the count. Unknown,
+    disabled and locked accounts cost one dummy verification and give False.
+
+    Commits ``s`` first (callers have only read so far), so no database connection is
+    held while waiting for a hashing slot."""
+    s.commit()
+    with gate.slot() if gate is not None else nullcontext():
+        allowed = (user is not None and user.disabled_at is None
+                   and _reserve_attempt(s, user.id, now, policy))
+        s.commit()  # the count holds whatever happens next; the connection goes back
+        if user is None or not allowed:
+            verify_password(_DUMMY_HASH, password)  # the same time as a real check
+            return False
+        if not verify_password(user.password_hash, password):
+            return False
+        if _hasher.check_needs_rehash(user.password_hash):
+            user.password_hash = _hasher.hash(password)
+    _clear_attempts(s, user.id)
+    return True
+
+
+def login(s: Session, username: str, password: str, now: datetime, ttl: timedelta, *,
+          policy: LockPolicy | None = None,
+          gate: HashGate | None = None) -> tuple[str, Principal]:
+    """Check the password and open a session. Returns (cookie token, principal).
+
+    Every refusal is ``AuthError(WRONG_LOGIN)``; a full ``gate`` raises
+    ``LoginThrottled`` before anything is counted."""
     user = s.scalars(select(User).where(User.username == username)).first()
-    if user is None:
-        verify_password(_DUMMY_HASH, password)  # same time as a real check
-        raise AuthError("wrong username or password")
-    if user.disabled_at is not None:
-        raise AuthError("this account is disabled")
-    if user.locked_until is not None and _aware(user.locked_until) > now:
-        raise AuthError("too many failed logins; try again in a few minutes")
-    if not verify_password(user.password_hash, password):
-        user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILURES:
-            user.locked_until, user.failed_logins = now + LOCKOUT, 0
-        s.commit()  # the count survives the error the caller raises
-        raise AuthError("wrong username or password")
-    user.failed_logins, user.locked_until = 0, None
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
+    if not check_password(s, user, password, now, policy or LockPolicy(), gate):
+        raise AuthError(WRONG_LOGIN)
+    assert user is not None
     token = new_token("rss")
     s.add(UserSession(token_hash=hash_secret(token), user_id=user.id, created_at=now,
                       expires_at=now + ttl))
     s.flush()
     return token, load_principal(s, user, "session", hash_secret(token))
+
+
+def _rowcount(result: Result[Any]) -> int:
+    return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
+def end_sessions(s: Session, user_id: int, now: datetime, *, keep_session: str = "",
+                 tokens: bool = True) -> int:
+    """Revoke the user's open sessions (all but ``keep_session``, a token hash) and,
+    with ``tokens``, their API tokens. Returns how many credentials ended."""
+    stmt = update(UserSession).where(UserSession.user_id == user_id,
+                                     UserSession.revoked_at.is_(None))
+    if keep_session:
+        stmt = stmt.where(UserSession.token_hash != keep_session)
+    ended = _rowcount(s.execute(stmt.values(revoked_at=now)
+                                .execution_options(synchronize_session=False)))
+    if tokens:
+        ended += _rowcount(s.execute(update(UserToken).where(UserToken.user_id == user_id,
+                                                             UserToken.revoked_at.is_(None))
+                                     .values(revoked_at=now)
+                                     .execution_options(synchronize_session=False)))
+    return ended
+
+
+def change_password(s: Session, who: Principal, old: str, new: str, now: datetime, *,
+                    policy: LockPolicy | None = None, gate: HashGate | None = None) -> int:
+    """The user changes their own password (the old one is checked like a login, so
+    it counts towards the lock). Their other sessions and all their API tokens end;
+    returns how many."""
+    if len(new) < 8:
+        raise InvalidInput("a password needs at least 8 characters")
+    user = s.get(User, who.user_id)
+    if not check_password(s, user, old, now, policy or LockPolicy(), gate):
+        raise AuthError("wrong password")
+    assert user is not None
+    with gate.slot() if gate is not None else nullcontext():
+        user.password_hash = hash_password(new)
+    return end_sessions(s, user.id, now, keep_session=who.session_hash)
 
 
 def logout(s: Session, token: str, now: datetime) -> None:

@@ -2,9 +2,12 @@
 
     roomscribe review user add USERNAME --clinic ID --role physician|partner|admin
                                         [--name "Dr A. Jones"] [--password-stdin]
-    roomscribe review user list | user passwd USERNAME [--password-stdin]
+    roomscribe review user list | user password USERNAME [--password-stdin]  (alias: passwd)
+    roomscribe review user disable USERNAME | user enable USERNAME
     roomscribe review user token USERNAME --name NAME        (API token, shown once)
+    roomscribe review user token list USERNAME | user token revoke USERNAME --id N|--name NAME
     roomscribe review member add USERNAME --clinic ID --role ROLE
+    roomscribe review member remove USERNAME --clinic ID
     roomscribe review pool add --clinic ID NAME [--id SLUG] [--suite S] [--specialty S]
                                [--turnaround-h 24] [--target-pct 90] [--lease-min 30]
     roomscribe review pool list | pool member add|remove POOL USERNAME
@@ -18,6 +21,9 @@
     roomscribe review outbox flush                    (write FHIR exports missing from the outbox)
 
 Without ``--password-stdin`` a random password is generated and printed once.
+A new password, and disabling a user, end every session and API token of theirs.
+Every change is audited (actor ``cli``). Whoever runs this holds the database, so
+it may choose a physician's or partner's password (the admin API may not).
 """
 
 from __future__ import annotations
@@ -61,18 +67,26 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--name", default="")
     add.add_argument("--password-stdin", action="store_true")
     user.add_parser("list")
-    passwd = user.add_parser("passwd")
+    passwd = user.add_parser("password", aliases=["passwd"])
     passwd.add_argument("username")
     passwd.add_argument("--password-stdin", action="store_true")
-    token = user.add_parser("token")
-    token.add_argument("username")
-    token.add_argument("--name", required=True)
+    user.add_parser("disable", help="no more logins; sessions and tokens end").add_argument(
+        "username")
+    user.add_parser("enable").add_argument("username")
+    token = user.add_parser("token", help="USERNAME --name N (new) | list USERNAME | "
+                            "revoke USERNAME --id N|--name N")
+    token.add_argument("words", nargs="+", metavar="[list|revoke] USERNAME")
+    token.add_argument("--name")
+    token.add_argument("--id", type=int)
 
     member = sub.add_parser("member").add_subparsers(dest="verb", required=True)
     madd = member.add_parser("add")
     madd.add_argument("username")
     madd.add_argument("--clinic", required=True)
     madd.add_argument("--role", required=True, choices=["physician", "partner", "admin"])
+    mremove = member.add_parser("remove")
+    mremove.add_argument("username")
+    mremove.add_argument("--clinic", required=True)
 
     pool = sub.add_parser("pool").add_subparsers(dest="verb", required=True)
     padd = pool.add_parser("add")
@@ -141,33 +155,59 @@ def _user_row(s: Session, u: User) -> dict[str, Any]:
             "disabled": u.disabled_at is not None}
 
 
+_CLI = "cli"  # the audit log's actor for changes made here
+
+
+def _token(args: argparse.Namespace, s: Session) -> Any:
+    words = args.words
+    if len(words) == 2 and words[0] == "list":
+        return [{"id": t.id, "name": t.name, "created_at": t.created_at,
+                 "revoked_at": t.revoked_at} for t in directory.list_tokens(s, words[1])]
+    if len(words) == 2 and words[0] == "revoke":
+        rows = directory.revoke_token(s, words[1], args.id, args.name or "", actor=_CLI)
+        return [{"id": t.id, "name": t.name, "revoked_at": t.revoked_at} for t in rows]
+    if len(words) == 1 and args.name:
+        u = directory.get_user(s, words[0])
+        return {"username": u.username, "name": args.name,
+                "token": create_user_token(s, u.id, args.name)}
+    raise ValueError("user token USERNAME --name NAME | token list USERNAME | "
+                     "token revoke USERNAME --id N|--name NAME")
+
+
 def _run(args: argparse.Namespace, s: Session, settings: Settings) -> Any:
-    match (args.what, getattr(args, "verb", None)):
+    verb = getattr(args, "verb", None)
+    match (args.what, "password" if verb == "passwd" else verb):
         case ("user", "add"):
             password, generated = _password(args)
-            u = directory.add_user(s, args.username, password, args.clinic, args.role, args.name)
+            u = directory.add_user(s, args.username, password, args.clinic, args.role, args.name,
+                                   actor=_CLI, chosen=not generated)
             out = _user_row(s, u)
             if generated:
                 out["password"] = password
             return out
         case ("user", "list"):
             return [_user_row(s, u) for u in s.scalars(select(User).order_by(User.username))]
-        case ("user", "passwd"):
+        case ("user", "password"):
             password, generated = _password(args)
-            directory.set_password(s, args.username, password)
+            directory.set_password(s, args.username, password, actor=_CLI)
             return {"username": args.username} | ({"password": password} if generated else {})
+        case ("user", "disable"):
+            return _user_row(s, directory.disable_user(s, args.username, actor=_CLI))
+        case ("user", "enable"):
+            return _user_row(s, directory.enable_user(s, args.username, actor=_CLI))
         case ("user", "token"):
-            u = directory.get_user(s, args.username)
-            return {"username": u.username, "name": args.name,
-                    "token": create_user_token(s, u.id, args.name)}
+            return _token(args, s)
         case ("member", "add"):
-            m = directory.add_membership(s, args.username, args.clinic, args.role)
+            m = directory.add_membership(s, args.username, args.clinic, args.role, actor=_CLI)
             return {"username": args.username, "clinic_id": m.clinic_id, "role": m.role}
+        case ("member", "remove"):
+            directory.remove_membership(s, args.username, args.clinic, actor=_CLI)
+            return {"username": args.username, "removed_from": args.clinic}
         case ("pool", "add"):
             p = directory.add_pool(s, args.clinic, args.name, suite=args.suite,
                                    specialty=args.specialty, turnaround_h=args.turnaround_h,
                                    target_pct=args.target_pct, lease_min=args.lease_min,
-                                   pool_id=args.id)
+                                   pool_id=args.id, actor=_CLI)
             return {"id": p.id, "clinic_id": p.clinic_id, "name": p.name}
         case ("pool", "list"):
             return [{"id": p.id, "clinic_id": p.clinic_id, "name": p.name,
@@ -178,17 +218,17 @@ def _run(args: argparse.Namespace, s: Session, settings: Settings) -> Any:
                     for p in s.scalars(select(Pool).order_by(Pool.id))]
         case ("pool", "member"):
             if args.action == "add":
-                directory.add_pool_member(s, args.pool, args.username)
+                directory.add_pool_member(s, args.pool, args.username, actor=_CLI)
             else:
-                directory.remove_pool_member(s, args.pool, args.username)
+                directory.remove_pool_member(s, args.pool, args.username, actor=_CLI)
             return {"pool": args.pool, args.action: args.username}
         case ("rule", "add"):
             r = directory.add_routing_rule(s, args.pool, priority=args.priority,
                                            room_id=args.room, room_prefix=args.room_prefix,
-                                           template=args.template)
+                                           template=args.template, actor=_CLI)
             return {"id": r.id, "pool_id": r.pool_id, "priority": r.priority}
         case ("room-physician", _):
-            directory.assign_room_physician(s, args.room, args.username)
+            directory.assign_room_physician(s, args.room, args.username, actor=_CLI)
             return {"room_id": args.room, "physician": args.username}
         case ("draft", "import"):
             draft = DraftNote.from_dict(json.loads(args.draft.read_text()))

@@ -290,10 +290,12 @@ def bundle_digest(bundle: dict[str, Any]) -> str:
 
 def write_outbox(outbox: Path, name: str, bundle: dict[str, Any]) -> Path:
     """Write atomically (temp file + fsync + rename): the outbox never holds half a file."""
-    outbox.mkdir(parents=True, exist_ok=True)
+    outbox.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = outbox / name
     tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    # 0600 whatever the umask: a bundle is the patient's signed note
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w",
+                   encoding="utf-8") as f:
         json.dump(bundle, f, indent=2)
         f.flush()
         os.fsync(f.fileno())

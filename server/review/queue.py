@@ -9,6 +9,9 @@ Each entry names its patient (from the schedule or a reviewer; empty while
 unknown), the visit's length and its chief complaint (the note's first
 sentence of it, else the booked visit reason), so visits in one room can be
 told apart at a glance.
+
+Listing a queue shows patient names, so each list writes one ``view_queue``
+audit row with the number of entries (``audit=False`` for internal reads).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from server.models import Encounter, Room
 from server.review.access import facts_of, visible_clause
+from server.review.audit import AuditAction, record
 from server.review.auth import Principal
 from server.review.lifecycle import FINAL_STATES, ReviewState, effective
 from server.review.models import NoteVersion, Pool, ReviewItem, User
@@ -77,7 +81,7 @@ def queue_rank(state: ReviewState, overdue: bool, due_at: datetime) -> tuple[int
 
 def list_queue(s: Session, who: Principal, now: datetime, *, clinic_id: str | None = None,
                pool_id: str | None = None, states: set[ReviewState] | None = None,
-               mine: bool = False, limit: int = 500) -> list[QueueEntry]:
+               mine: bool = False, limit: int = 500, audit: bool = True) -> list[QueueEntry]:
     stmt = select(ReviewItem).where(visible_clause(s, who))
     if clinic_id:
         stmt = stmt.where(ReviewItem.clinic_id == clinic_id)
@@ -115,7 +119,14 @@ def list_queue(s: Session, who: Principal, now: datetime, *, clinic_id: str | No
             item.patient_mrn, _aware(item.appointment_at) if item.appointment_at else None,
             item.visit_reason, seconds.get(item.encounter_id), item.visit_reason))
     entries.sort(key=lambda e: queue_rank(e.state, e.overdue, e.due_at))
-    return _with_complaints(s, entries[:limit])
+    shown = _with_complaints(s, entries[:limit])
+    if audit:
+        clinics = {e.clinic_id for e in shown} or ({clinic_id} if clinic_id else set())
+        record(s, who, AuditAction.VIEW_QUEUE,
+               detail=f"{len(shown)} entries" + (f" of pool {pool_id}" if pool_id else ""),
+               clinic_id=next(iter(clinics)) if len(clinics) == 1 else "", now=now)
+        s.flush()
+    return shown
 
 
 def _with_complaints(s: Session, entries: list[QueueEntry]) -> list[QueueEntry]:

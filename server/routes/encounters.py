@@ -1,20 +1,47 @@
-"""Encounter records and their stored audio (admin API key for now; the review
-queue issue puts physicians and partners in front of these)."""
+"""Encounter records and their stored audio.
+
+- ``GET /api/v1/encounters`` and ``/{id}``: the ingest bookkeeping (device,
+  room, frames, gaps; no patient data) for the IT API key.
+- ``GET /api/v1/encounters/{id}/audio.wav``: the visit's audio, for its
+  clinicians only (``server/review/viewers.py``): a bearer user token, the
+  session cookie, or a ``?ticket=`` of purpose ``encounter-audio``. The IT key
+  gets 403. Each read is audited (``play_audio``), and so is each refusal.
+
+Encounter ids are canonical lowercase UUIDs; anything else is 422.
+"""
 
 from __future__ import annotations
 
 import io
 import wave
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Response
-from pydantic import BaseModel
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from pydantic import AfterValidator, BaseModel
 from sqlalchemy import func, select
 
-from protocol import SUPPORTED_FORMAT
-from server.deps import AdminKey, SessionDep
+from protocol import SUPPORTED_FORMAT, is_canonical_uuid
+from server.deps import AdminKey, ServicesDep, SessionDep
 from server.models import AudioFrameRow, AudioGap, Encounter
+from server.review.audit import AuditAction, record
+from server.review.deps import AuditRefusals
+from server.review.tickets import TicketPurpose, ticket_book_of
+from server.review.viewers import encounter_reader
+
+__all__ = ["EncounterIdPath", "router"]
 
 router = APIRouter(prefix="/api/v1/encounters", tags=["encounters"])
+
+
+def _canonical(value: str) -> str:
+    if not is_canonical_uuid(value):
+        raise ValueError("encounter ids are canonical lowercase UUIDs "
+                         "(8-4-4-4-12 hex digits, as the device made them)")
+    return value
+
+
+#: An encounter id in a path: a canonical lowercase UUID, else 422.
+EncounterIdPath = Annotated[str, Path(), AfterValidator(_canonical)]
 
 
 class GapPublic(BaseModel):
@@ -49,8 +76,8 @@ def _public(enc: Encounter, gaps: list[AudioGap] | None = None) -> EncounterPubl
 
 @router.get("", response_model=list[EncounterPublic])
 def list_encounters(session: SessionDep, _: AdminKey, room_id: str | None = None,
-                    limit: int = 100) -> list[EncounterPublic]:
-    stmt = select(Encounter).order_by(Encounter.created_at.desc()).limit(min(limit, 1000))
+                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[EncounterPublic]:
+    stmt = select(Encounter).order_by(Encounter.created_at.desc()).limit(limit)
     if room_id:
         stmt = stmt.where(Encounter.room_id == room_id)
     return [_public(e) for e in session.scalars(stmt)]
@@ -64,17 +91,24 @@ def _get(session: SessionDep, encounter_id: str) -> Encounter:
 
 
 @router.get("/{encounter_id}", response_model=EncounterPublic)
-def get_encounter(encounter_id: str, session: SessionDep, _: AdminKey) -> EncounterPublic:
+def get_encounter(encounter_id: EncounterIdPath, session: SessionDep,
+                  _: AdminKey) -> EncounterPublic:
     enc = _get(session, encounter_id)
     gaps = list(session.scalars(select(AudioGap).where(AudioGap.encounter_id == encounter_id)
                                 .order_by(AudioGap.id)))
     return _public(enc, gaps)
 
 
-@router.get("/{encounter_id}/audio.wav")
-def encounter_audio(encounter_id: str, session: SessionDep, _: AdminKey) -> Response:
-    """The stored audio as a WAV file, frames in sequence order."""
-    _get(session, encounter_id)
+@router.get("/{encounter_id}/audio.wav", dependencies=[AuditRefusals],
+            responses={200: {"content": {"audio/wav": {}}}})
+def encounter_audio(encounter_id: EncounterIdPath, request: Request, session: SessionDep,
+                    services: ServicesDep) -> Response:
+    """The stored audio as a WAV file, frames in sequence order (clinicians only)."""
+    grant = encounter_reader(session, request, encounter_id, tickets=ticket_book_of(services),
+                             purpose=TicketPurpose.ENCOUNTER_AUDIO)
+    record(session, grant.who, AuditAction.PLAY_AUDIO, grant.item, "whole visit",
+           clinic_id=grant.clinic_id, encounter_id=encounter_id)
+    session.commit()  # the audit row is in before the audio goes out
     count = session.scalar(select(func.count()).select_from(AudioFrameRow)
                            .where(AudioFrameRow.encounter_id == encounter_id))
     buf = io.BytesIO()
@@ -89,4 +123,4 @@ def encounter_audio(encounter_id: str, session: SessionDep, _: AdminKey) -> Resp
         for (pcm,) in rows:
             wav.writeframesraw(pcm)
     return Response(buf.getvalue(), media_type="audio/wav",
-                    headers={"X-RoomScribe-Frames": str(count)})
+                    headers={"X-RoomScribe-Frames": str(count), "Cache-Control": "no-store"})

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from protocol import CommandAction
 from server import registry
 from server.deps import AdminKey, ServicesDep, SessionDep
-from server.models import Clinic, Device, Room
+from server.models import ApiKey, Clinic, Device, Room
+from server.review import audit
 
 router = APIRouter(prefix="/api/v1", tags=["registry"])
 
@@ -76,6 +77,21 @@ class EnrolResponse(BaseModel):
 
 class CommandRequest(BaseModel):
     action: CommandAction
+
+
+class ApiKeyPublic(BaseModel):
+    """An IT API key as IT sees it: never the key or its hash."""
+
+    id: int
+    name: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def _api_key_public(key: ApiKey) -> ApiKeyPublic:
+    return ApiKeyPublic(id=key.id, name=key.name, role=key.role, created_at=key.created_at,
+                        revoked_at=key.revoked_at)
 
 
 def _http(err: registry.RegistryError) -> HTTPException:
@@ -162,10 +178,41 @@ def revoke_device(device_id: str, session: SessionDep, services: ServicesDep,
 
 @router.post("/devices/{device_id}/command", status_code=202)
 async def command_device(device_id: str, body: CommandRequest, services: ServicesDep,
-                         _: AdminKey) -> dict[str, str]:
-    if not await services.devices.send_command(device_id, body.action):
+                         key: AdminKey) -> dict[str, str]:
+    """Start / stop / mute / unmute a room's device (audited, sent or not)."""
+    sent = await services.devices.send_command(device_id, body.action)
+
+    def note() -> None:
+        with services.db.session() as s:
+            device = s.get(Device, device_id)
+            room = s.get(Room, device.room_id) if device else None
+            audit.record(s, None, audit.AuditAction.DEVICE_COMMAND, actor=f"api-key:{key.name}",
+                         clinic_id=room.clinic_id if room else "",
+                         detail=f"{body.action} -> device {device_id}: "
+                                f"{'sent' if sent else 'not connected'}")
+
+    await services.run_db(note)
+    if not sent:
         raise HTTPException(status.HTTP_409_CONFLICT, f"device {device_id} is not connected")
     return {"device_id": device_id, "action": body.action}
+
+
+@router.get("/api-keys", response_model=list[ApiKeyPublic])
+def list_api_keys(session: SessionDep, _: AdminKey) -> list[ApiKeyPublic]:
+    """Every IT API key (names and dates, never the keys), oldest first."""
+    return [_api_key_public(k) for k in registry.list_api_keys(session)]
+
+
+@router.post("/api-keys/{key_id}/revoke", response_model=ApiKeyPublic)
+def revoke_api_key(key_id: int, session: SessionDep, key: AdminKey) -> ApiKeyPublic:
+    """The key stops working at once (audited). A key may revoke itself."""
+    try:
+        revoked = registry.revoke_api_key(session, key_id)
+    except registry.RegistryError as err:
+        raise _http(err) from err
+    audit.record(session, None, audit.AuditAction.API_KEY_REVOKE, actor=f"api-key:{key.name}",
+                 detail=f"api key {revoked.id} ({revoked.name}): active -> revoked")
+    return _api_key_public(revoked)
 
 
 @router.post("/devices/enroll", response_model=EnrolResponse)

@@ -1,49 +1,36 @@
-"""Who may watch an encounter's transcript. One place, so the review queue can extend it.
+"""Who may watch an encounter's transcript. One place; the rule itself is the review
+queue's (``server/review/viewers.py``): clinicians of the encounter only.
 
-A valid admin API key, as a bearer token (``Authorization: Bearer KEY``) or,
-for browsers that cannot set headers on a websocket, the ``access_token``
-query parameter; or a review-queue user (``server/review/viewers.py``): a user
-token (``rsu_…``) or the browser's session cookie, for the room's physician and
-whoever may open the encounter's review item (audited).
+- a user API token as a bearer header (``Authorization: Bearer rsu_…``);
+- for the live websocket, which a browser cannot give a header: the session
+  cookie (same origin) or a ``?ticket=`` from ``POST /api/v1/review/tickets``
+  (purpose ``live-transcript``, the encounter id as resource);
+- the IT API key gets 403: it manages devices and configuration, not PHI.
+
+Every grant writes a ``view_transcript`` audit row (who, which encounter).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
-from server.registry import verify_api_key
+from server.review.audit import AuditAction, record
+from server.review.tickets import TicketPurpose, ticket_book_of
+from server.review.viewers import EncounterGrant, encounter_reader
 
-__all__ = ["ViewerIdentity", "authorize_viewer", "bearer_token"]
-
-
-@dataclass(frozen=True, slots=True)
-class ViewerIdentity:
-    kind: str  # "api-key" | "user"
-    name: str
+__all__ = ["authorize_viewer"]
 
 
-def bearer_token(conn: HTTPConnection) -> str | None:
-    header = conn.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return conn.query_params.get("access_token") or None
-
-
-def authorize_viewer(session: Session, conn: HTTPConnection,
-                     encounter_id: str) -> ViewerIdentity | None:
-    """The viewer if ``conn`` may see ``encounter_id``'s transcript, else None."""
-    token = bearer_token(conn)
-    if token is None or token.startswith("rsu_"):
-        # Review-queue users (physicians, partners): a user token or the session cookie.
-        from server.review.viewers import encounter_viewer
-
-        who = encounter_viewer(session, conn, token, encounter_id)
-        return ViewerIdentity("user", who.username) if who else None
-    key = verify_api_key(session, token)
-    if key is None or key.role != "admin":
-        return None
-    return ViewerIdentity("api-key", key.name)
+def authorize_viewer(session: Session, conn: HTTPConnection, encounter_id: str,
+                     services: Any, detail: str, *, live: bool = False) -> EncounterGrant:
+    """The grant if ``conn`` may see ``encounter_id``'s transcript (audited, flushed);
+    raises the review errors (401 / 403 / 404) otherwise. Tickets only when ``live``."""
+    grant = encounter_reader(session, conn, encounter_id, tickets=ticket_book_of(services),
+                             purpose=TicketPurpose.LIVE_TRANSCRIPT if live else None)
+    record(session, grant.who, AuditAction.VIEW_TRANSCRIPT, grant.item, detail,
+           clinic_id=grant.clinic_id, encounter_id=encounter_id)
+    session.flush()
+    return grant

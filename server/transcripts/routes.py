@@ -1,8 +1,12 @@
 """Transcript routes: the stored transcript, live per-room metrics, the live-view websocket.
 
-    GET /api/v1/encounters/{id}/transcript   segments + status + progress (viewer)
-    GET /api/v1/transcription/rooms          rooms being transcribed, backlog, lag (admin)
-    WS  /ws/encounters/{id}/live             live events (viewer), see README
+    GET /api/v1/encounters/{id}/transcript   segments + status + progress (clinician)
+    GET /api/v1/transcription/rooms          rooms being transcribed, backlog, lag (IT key)
+    WS  /ws/encounters/{id}/live             live events (clinician), see README
+
+Viewers are the encounter's clinicians (``server/transcripts/auth.py``); each
+read is audited, and so is each refusal. Encounter ids are canonical lowercase
+UUIDs (422 / close 4404 otherwise).
 """
 
 from __future__ import annotations
@@ -12,33 +16,38 @@ import contextlib
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.websockets import WebSocketState
 
+from protocol import is_canonical_uuid
 from server.deps import AdminKey, ServicesDep, SessionDep
-from server.models import Encounter
-from server.transcripts.auth import ViewerIdentity, authorize_viewer
+from server.review.deps import AuditRefusals, record_refusal
+from server.review.errors import ReviewError
+from server.review.viewers import EncounterGrant
+from server.routes.encounters import EncounterIdPath
+from server.transcripts.auth import authorize_viewer
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["transcripts"])
 
 #: Close codes of the live socket.
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_NOT_FOUND = 4404
+CLOSE_UNAUTHORIZED = 4401  # not logged in, a bad / used / expired ticket
+CLOSE_FORBIDDEN = 4403  # the IT API key or an admin: no patient data
+CLOSE_NOT_FOUND = 4404  # no such encounter (or not yours; or not a canonical UUID)
 CLOSE_TOO_SLOW = 1013  # the viewer did not keep up; reconnect to resume
 
 
-def require_viewer(encounter_id: str, request: Request, session: SessionDep) -> ViewerIdentity:
-    viewer = authorize_viewer(session, request, encounter_id)
-    if viewer is None:
-        raise HTTPException(401, "not allowed to view this encounter's transcript",
-                            headers={"WWW-Authenticate": "Bearer"})
-    return viewer
+def require_viewer(encounter_id: EncounterIdPath, request: Request, session: SessionDep,
+                   services: ServicesDep) -> EncounterGrant:
+    grant = authorize_viewer(session, request, encounter_id, services, "transcript")
+    session.commit()  # the audit row is in before the transcript goes out
+    return grant
 
 
-Viewer = Annotated[ViewerIdentity, Depends(require_viewer)]
+Viewer = Annotated[EncounterGrant, Depends(require_viewer)]
 
 
 class WordPublic(BaseModel):
@@ -77,11 +86,10 @@ class TranscriptPublic(BaseModel):
     segments: list[SegmentPublic]
 
 
-@router.get("/api/v1/encounters/{encounter_id}/transcript", response_model=TranscriptPublic)
-def get_transcript(encounter_id: str, services: ServicesDep, session: SessionDep,
+@router.get("/api/v1/encounters/{encounter_id}/transcript", response_model=TranscriptPublic,
+            dependencies=[AuditRefusals])
+def get_transcript(encounter_id: EncounterIdPath, services: ServicesDep,
                    _: Viewer) -> TranscriptPublic:
-    if session.get(Encounter, encounter_id) is None:
-        raise HTTPException(404, f"no encounter {encounter_id}")
     stored = services.transcripts.load(encounter_id)
     live = services.transcription.monitor.get(encounter_id) if services.transcription else None
     if stored is None:
@@ -121,19 +129,28 @@ def _event(type_: str, data: dict[str, Any]) -> str:
 async def live_transcript(ws: WebSocket, encounter_id: str) -> None:
     services = ws.app.state.services
     await ws.accept()
-
-    def check() -> tuple[bool, bool]:
-        with services.db.session() as session:
-            allowed = authorize_viewer(session, ws, encounter_id) is not None
-            exists = session.get(Encounter, encounter_id) is not None
-        return allowed, exists
-
-    allowed, exists = await services.run_db(check)
-    if not allowed:
-        await ws.close(CLOSE_UNAUTHORIZED, "not allowed to view this encounter")
+    if not is_canonical_uuid(encounter_id):
+        await ws.close(CLOSE_NOT_FOUND, "encounter ids are canonical lowercase UUIDs")
         return
-    if not exists:
-        await ws.close(CLOSE_NOT_FOUND, "no such encounter")
+
+    def check() -> tuple[int, str]:
+        try:
+            with services.db.session() as session:
+                authorize_viewer(session, ws, encounter_id, services, "live transcript",
+                                 live=True)
+            return 0, ""
+        except ReviewError as err:
+            record_refusal(services, ws, err.status, encounter_id=encounter_id)
+            return err.status, err.message
+
+    try:
+        status, message = await services.run_db(check)
+    except SQLAlchemyError:
+        await ws.close(1011, "database unavailable")
+        return
+    if status:
+        code = {401: CLOSE_UNAUTHORIZED, 403: CLOSE_FORBIDDEN}.get(status, CLOSE_NOT_FOUND)
+        await ws.close(code, message[:120])
         return
     with services.live.subscribe(encounter_id) as viewer:
         # Subscribed first, then the stored finals: nothing falls between the two.

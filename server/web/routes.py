@@ -124,7 +124,8 @@ def login_submit(request: Request, session: SessionDep, services: ServicesDep,
         return _page(request, "login.html", None, services, 403, error="cross-site login refused")
     redirect = RedirectResponse(_local_path(next), 303)
     try:
-        start_session(session, services.settings, redirect, username, password)
+        start_session(session, services.settings, redirect, username, password,
+                      client=request.client.host if request.client else "")
     except AuthError as err:
         return _page(request, "login.html", None, services, 401, error=err.message,
                      username=username, next=_local_path(next))

@@ -166,3 +166,32 @@ async def test_capture_errors_are_reported_and_retried(tmp_path: Path,
     await eventually(lambda: run.agent.counters.frames_spooled == 10)
     assert run.agent.capture_error is None, "cleared once capture works again"
     await run.stop()
+
+
+async def test_consent_from_the_room_reaches_the_server_and_withdrawal_stops_capture(
+        tmp_path: Path, fake_server: FakeServer) -> None:
+    from protocol import Consent, EncounterEnd
+
+    run = Running(tmp_path, fake_server, FakeMic(30, finite=False))
+    sock = run.settings.control_socket
+    await eventually(lambda: sock.exists())
+    refused = await asyncio.to_thread(request, sock, "consent", consent="verbal", by="Dr Lee")
+    assert not refused["ok"] and "no visit in progress" in refused["error"]
+    enc = (await run.ctl("start"))["encounter_id"]
+    given = await asyncio.to_thread(request, sock, "consent", consent="verbal", by="Dr Lee")
+    assert (given["ok"], given["consent"], given["state"]) == (True, "given", "listening")
+    assert run.spool.get(enc).consent["method"] == "verbal"  # type: ignore[union-attr]
+    await fake_server.until(lambda: any(isinstance(e, Consent) for e in fake_server.events))
+    withdrawn = await asyncio.to_thread(request, sock, "consent", consent="withdraw",
+                                        by="Dr Lee")
+    assert (withdrawn["consent"], withdrawn["state"], withdrawn["encounter_id"]) == (
+        "withdrawn", "idle", enc)  # capture stopped, the visit ended
+    await fake_server.until(lambda: fake_server.complete(enc))
+    kinds = [(type(e).__name__, getattr(e, "state", None)) for e in fake_server.events
+             if isinstance(e, Consent | EncounterEnd)]
+    assert kinds == [("Consent", "given"), ("Consent", "withdrawn"), ("EncounterEnd", None)]
+    [given_event] = [e for e in fake_server.events
+                     if isinstance(e, Consent) and e.state == "given"]
+    assert (given_event.encounter_id, given_event.method, given_event.obtained_by) == (
+        enc, "verbal", "Dr Lee")
+    assert await run.stop() == 0

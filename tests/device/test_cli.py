@@ -60,6 +60,14 @@ def test_ctl_without_an_agent(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "no agent listening" in one_line_error(capsys)
 
 
+def test_ctl_consent_needs_how(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sock = str(tmp_path / "none.sock")
+    assert main(["ctl", "consent", "--socket", sock]) == 2
+    assert "verbal, written or withdraw" in one_line_error(capsys)
+    assert main(["ctl", "stop", "verbal", "--socket", sock]) == 2
+    assert "takes no 'verbal'" in one_line_error(capsys)
+
+
 async def spawn(config: Path, *args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         *AGENT, "run", "--config", str(config), *args,
@@ -125,6 +133,9 @@ async def test_ctl_drives_a_running_agent(tmp_path: Path, fake_server: FakeServe
         assert await asyncio.to_thread(main, ["ctl", "mute", "--config", str(config)]) == 0
         reply = json.loads(capsys.readouterr().out)
         assert reply["ok"] and reply["state"] == "muted"
+        assert await asyncio.to_thread(main, ["ctl", "consent", "written", "--by", "Dr Lee",
+                                              "--config", str(config)]) == 0
+        assert json.loads(capsys.readouterr().out)["consent"] == "given"
         assert await asyncio.to_thread(main, ["ctl", "stop", "--socket",
                                               str(tmp_path / "ctl.sock")]) == 0
         assert json.loads(capsys.readouterr().out)["state"] == "idle"

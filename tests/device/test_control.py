@@ -64,7 +64,7 @@ async def test_bad_requests_get_clear_answers(server: Any) -> None:
                         b'{"cmd": "mute"}\n')
     assert "not JSON" in replies[0]["error"]
     assert replies[1]["error"] == \
-        "unknown cmd 'reboot'; use one of start, stop, mute, unmute, status"
+        "unknown cmd 'reboot'; use one of start, stop, mute, unmute, status, consent"
     assert not replies[2]["ok"]
     assert replies[3] == {"ok": False, "error": "mute failed: microphone on fire"}
     assert handler.calls == ["mute"]
@@ -100,3 +100,22 @@ async def test_a_stale_socket_is_replaced_but_a_live_one_is_not(tmp_path: Path) 
     await second.start()
     assert (await ask(path, b'{"cmd": "status"}\n'))[0]["ok"]
     await second.close()
+
+
+async def test_consent_carries_its_fields_to_the_handler(tmp_path: Path) -> None:
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    def handler(cmd: str, **params: str) -> dict[str, Any]:
+        seen.append((cmd, params))
+        return {"ok": True, "state": "listening", "encounter_id": "e-1"}
+
+    srv = ControlServer(tmp_path / "ctl.sock", handler)
+    await srv.start()
+    try:
+        reply = await asyncio.to_thread(request, srv.path, "consent", consent="written",
+                                        by="Dr Lee")
+        await ask(srv.path, b'{"cmd": "status", "by": "ignored"}\n')
+    finally:
+        await srv.close()
+    assert reply["ok"] is True
+    assert seen == [("consent", {"consent": "written", "by": "Dr Lee"}), ("status", {})]

@@ -55,7 +55,8 @@ def test_setup_a_clinic_and_import_a_draft(settings: Settings, db: Database, tmp
     token = run(capsys, settings, "user", "token", "pat", "--name", "ehr")
     assert token["token"].startswith("rsu_")  # type: ignore[index]
     audit = run(capsys, settings, "audit", "--clinic", "main-street-clinic")
-    assert audit[0]["action"] == "intake"  # type: ignore[index]
+    assert [a["action"] for a in audit][:2] == ["view_queue", "intake"]  # type: ignore[index]
+    assert audit[0]["detail"] == "1 entries"  # type: ignore[index]
     assert run(capsys, settings, "outbox", "flush")["written"] == []  # type: ignore[index]
 
 

@@ -95,12 +95,15 @@ def test_reviewers_cannot_administer(server: ServerThread, item: str) -> None:
 
 def test_admin_manages_only_their_clinic(server: ServerThread, item: str) -> None:
     admin = UserClient(server.http_url, "admin_north")
-    body = {"username": "erin", "password": "long enough pw", "clinic_id": "south-clinic",
-            "role": "partner"}
+    body = {"username": "erin", "clinic_id": "south-clinic", "role": "partner"}
     assert admin.post("/api/v1/admin/users", json=body).status_code == 403
+    # an admin may not choose a partner's password: the account gets a one-time one
+    chosen = body | {"clinic_id": "north-clinic", "password": "long enough pw"}
+    assert admin.post("/api/v1/admin/users", json=chosen).status_code == 422
     r = admin.post("/api/v1/admin/users", json=body | {"clinic_id": "north-clinic"})
     assert r.status_code == 201
-    assert set(r.json()) == {"id", "username", "display_name", "disabled", "memberships"}
+    assert set(r.json()) == {"id", "username", "display_name", "disabled", "memberships",
+                             "password"} and len(r.json()["password"]) >= 12
     assert admin.post("/api/v1/admin/pools/south-general/members",
                       json={"username": "erin"}).status_code == 403
     users = admin.get("/api/v1/admin/users").json()

@@ -15,7 +15,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from protocol import AudioFrame, EncounterEnd, EncounterStart, Hello, encode_event
+from protocol import AudioFrame, Consent, EncounterEnd, EncounterStart, Hello, encode_event
 from server import registry
 from server.asr.stage import StageLimits, TranscriptionStage
 from server.db import Database
@@ -46,6 +46,30 @@ def api_key(db: Database) -> str:
         return registry.create_api_key(s, "viewer-test")
 
 
+def clinician_token(db: Database, dev: Enrolled) -> str:
+    """A user API token of a physician of the device's clinic (the room has no owner)."""
+    from server.models import Room
+    from server.review import directory
+    from server.review.auth import create_user_token
+
+    with db.session() as s:
+        room = s.get(Room, dev.room_id)
+        assert room is not None
+        user = directory.add_user(s, f"doc-{uuid.uuid4().hex[:6]}", "a long password",
+                                  room.clinic_id, "physician")
+        s.flush()
+        return create_user_token(s, user.id, "viewer")
+
+
+async def ticket(server: ServerThread, token: str, eid: str) -> str:
+    async with httpx.AsyncClient(base_url=server.http_url, timeout=WAIT) as http:
+        r = await http.post("/api/v1/review/tickets", headers={"Authorization": f"Bearer {token}"},
+                            json={"purpose": "live-transcript", "resource": eid})
+        assert r.status_code == 200, r.text
+        text: str = r.json()["ticket"]
+        return text
+
+
 async def recv(ws: ClientConnection) -> dict[str, Any]:
     message = await asyncio.wait_for(ws.recv(), WAIT)
     assert isinstance(message, str)
@@ -59,6 +83,8 @@ async def start_visit(server: ServerThread, dev: Enrolled, eid: str) -> ClientCo
     assert (await recv(ws))["type"] == "ready"
     await ws.send(encode_event(EncounterStart(eid, T0).to_event()))
     assert (await recv(ws))["type"] == "ack"
+    # the patient agreed to the recording, as the room records it (server/privacy)
+    await ws.send(encode_event(Consent(eid, "given", "verbal", "Dr Test", T0).to_event()))
     return ws
 
 
@@ -90,9 +116,10 @@ def summary(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
 async def test_viewer_sees_partials_finals_and_completion(server: ServerThread, db: Database,
                                                           api_key: str) -> None:
     dev, eid = enrol_device(db), str(uuid.uuid4())
+    token = clinician_token(db, dev)
     device_ws = await start_visit(server, dev, eid)
-    live = f"ws://127.0.0.1:{server.port}/ws/encounters/{eid}/live?access_token={api_key}"
-    viewer = asyncio.create_task(viewer_events(live))
+    live = f"ws://127.0.0.1:{server.port}/ws/encounters/{eid}/live"
+    viewer = asyncio.create_task(viewer_events(f"{live}?ticket={await ticket(server, token, eid)}"))
     await asyncio.sleep(0.3)  # the viewer is subscribed before any audio
     await send_audio_and_end(device_ws, eid, 3.5)
     events, code = await asyncio.wait_for(viewer, WAIT)
@@ -106,7 +133,7 @@ async def test_viewer_sees_partials_finals_and_completion(server: ServerThread, 
     assert events[-1]["data"]["segments"] == 2
 
     async with httpx.AsyncClient(base_url=server.http_url, timeout=WAIT) as http:
-        headers = {"Authorization": f"Bearer {api_key}"}
+        headers = {"Authorization": f"Bearer {token}"}
         r = await http.get(f"/api/v1/encounters/{eid}/transcript", headers=headers)
         assert r.status_code == 200, r.text
         body = r.json()
@@ -118,11 +145,14 @@ async def test_viewer_sees_partials_finals_and_completion(server: ServerThread, 
         missing = await http.get(f"/api/v1/encounters/{uuid.uuid4()}/transcript",
                                  headers=headers)
         assert missing.status_code == 404
-        rooms = (await http.get("/api/v1/transcription/rooms", headers=headers)).json()
+        it_key = {"Authorization": f"Bearer {api_key}"}  # devices and configuration only
+        refused = await http.get(f"/api/v1/encounters/{eid}/transcript", headers=it_key)
+        assert refused.status_code == 403 and "segments" not in refused.text
+        rooms = (await http.get("/api/v1/transcription/rooms", headers=it_key)).json()
         assert rooms["engine"] == "fake:scripted" and rooms["active"] == 0
 
     # A viewer arriving after the end gets the stored finals, then the socket closes.
-    late, code = await viewer_events(live)
+    late, code = await viewer_events(f"{live}?ticket={await ticket(server, token, eid)}")
     assert summary(late) == [("final", "good morning"), ("final", "ten milligrams daily")]
     assert late[0]["data"]["status"] == "complete" and code == 1000
 
@@ -130,12 +160,23 @@ async def test_viewer_sees_partials_finals_and_completion(server: ServerThread, 
 async def test_live_view_refuses_unauthorised_and_unknown(server: ServerThread, db: Database,
                                                           api_key: str) -> None:
     dev, eid = enrol_device(db), str(uuid.uuid4())
+    token = clinician_token(db, dev)
     device_ws = await start_visit(server, dev, eid)
     base = f"ws://127.0.0.1:{server.port}/ws/encounters"
     _, code = await viewer_events(f"{base}/{eid}/live")
     assert code == 4401
-    _, code = await viewer_events(f"{base}/{eid}/live?access_token=wrong")
+    _, code = await viewer_events(f"{base}/{eid}/live?access_token={token}")  # never in URLs
     assert code == 4401
-    _, code = await viewer_events(f"{base}/{uuid.uuid4()}/live?access_token={api_key}")
+    _, code = await viewer_events(f"{base}/{eid}/live?ticket=wrong")
+    assert code == 4401
+    other = await ticket(server, token, eid)  # a ticket opens only its own encounter
+    _, code = await viewer_events(f"{base}/{uuid.uuid4()}/live?ticket={other}")
+    assert code == 4401
+    async with connect(f"{base}/{eid}/live", open_timeout=WAIT,
+                       additional_headers={"Authorization": f"Bearer {api_key}"}) as ws:
+        with pytest.raises(ConnectionClosed):
+            await recv(ws)
+        assert ws.close_code == 4403  # the IT key: no patient data
+    _, code = await viewer_events(f"{base}/{eid.upper()}/live")
     assert code == 4404
     await device_ws.close()

@@ -21,11 +21,12 @@ from pathlib import Path
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlalchemy import select
 from websockets.sync.client import connect as ws_connect
 
 from protocol import Hello, Status, encode_event, parse_event
 from server.models import Clinic, utcnow
-from server.review.models import Appointment, ReviewItem
+from server.review.models import Appointment, ReviewItem, User
 from server.settings import Settings
 from tests.review.world import PASSWORD, UserClient, World, add_encounter
 from tests.support import ServerThread, enrol_device
@@ -349,8 +350,11 @@ def test_unsaved_text_survives_a_reload_and_logout_clears_it(
     partner.get_by_role("region", name="PLAN").get_by_role("button", name="Edit plan").click()
     partner.get_by_role("textbox", name="PLAN").fill("Typed before the crash.")
     partner.locator('fieldset[data-order="o3"]').get_by_label("Reject").check()
-    partner.wait_for_function(
-        "Object.keys(sessionStorage).some(k => k.startsWith('roomscribe-unsaved:'))")
+    for _ in range(100):  # the autosave is debounced (wait_for_function would need eval: CSP)
+        if partner.evaluate(
+                "Object.keys(sessionStorage).some(k => k.startsWith('roomscribe-unsaved:'))"):
+            break
+        partner.wait_for_timeout(100)
     partner.once("dialog", lambda d: d.accept())  # "leave the page?"
     partner.reload()
     expect(partner.locator("#restore-banner")).to_contain_text("unsaved changes")
@@ -623,3 +627,29 @@ def test_a_double_clicked_save_is_one_version_and_no_conflict(
     versions = UserClient(server.http_url, "alice").get(
         f"/api/v1/review/items/{item}/versions").json()
     assert [v["number"] for v in versions] == [1, 2]
+
+
+def test_a_hostile_display_name_is_text_not_script(
+        browser: Browser, server: ServerThread, world: World) -> None:
+    """Stored XSS (issue 16, finding 5): a user's name reaches other users' pages only as
+    text, and the page's CSP would refuse inline script anyway."""
+    payload = '<img src=x onerror="window.__xss=1">Bob'
+    with world.db.session() as s:
+        for user in s.scalars(select(User).where(User.username == "bob")):
+            user.display_name = payload
+    _, item = add_encounter(world.db, "exam-1")
+    partner = _claimed(browser, server, item)
+    partner.get_by_role("button", name="Edit plan").click()
+    partner.get_by_role("textbox", name="PLAN").fill("Alice's plan.")
+    with world.db.session() as s:
+        row = s.get(ReviewItem, item)
+        assert row is not None
+        row.lease_expires_at = utcnow()
+    bob = UserClient(server.http_url, "bob")
+    assert bob.post(f"/api/v1/review/items/{item}/claim").status_code == 200
+    assert bob.put(f"/api/v1/review/items/{item}/note",
+                   json={"base_version": 1, "sections": {"plan": "Bob's plan."}}).status_code == 200
+    banner = partner.locator("#banner")
+    expect(banner).to_contain_text(payload + " saved version 2")
+    assert partner.evaluate("window.__xss") is None
+    assert banner.locator("img").count() == 0

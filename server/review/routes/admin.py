@@ -1,15 +1,26 @@
 """Admin (IT) API: users, roles, pools, routing, room physicians, rooms status, audit.
 
 An admin user manages only the clinics where they hold the admin role; the IT
-API key manages every clinic. Neither reaches notes or transcripts. Each change
-commits before its response is sent, so a client can use what it made at once.
+API key manages every clinic. Neither reaches notes or transcripts, nor gives
+itself a way to (``server/review/directory.py``: no clinical role for yourself or
+an admin-only account; a physician's or partner's password is a one-time one
+this API returns once). Every change is audited (``old -> new``) and commits
+before its response is sent, so a client can use what it made at once.
+
+Taking access away: ``POST /users/{u}/disable`` (every session and API token ends
+at once) and ``/enable``; ``DELETE /users/{u}/memberships/{clinic}``;
+``POST /users/{u}/password`` (a reset: a one-time password, every session and
+token ends); ``GET /users/{u}/tokens`` and ``DELETE /users/{u}/tokens/{id}``.
+IT API keys are listed and revoked under ``/api/v1/api-keys`` (server/routes/registry.py).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from nlp.assemble import STYLES, TEMPLATES
@@ -18,7 +29,8 @@ from server.models import Clinic, Device, Room
 from server.review import audit, directory, notesettings
 from server.review.deps import Operator, OperatorDep
 from server.review.errors import NotFound
-from server.review.models import AuditEvent, Membership, Pool, PoolMember, RoutingRule, User
+from server.review.models import Membership, Pool, PoolMember, RoutingRule, User
+from server.review.routes.auth import TokenPublic, token_public
 from server.review.schemas import (
     AuditPublic,
     MembershipCreate,
@@ -31,12 +43,31 @@ from server.review.schemas import (
     RoomStatusPublic,
     RoutingRuleCreate,
     RoutingRulePublic,
-    UserCreate,
     UserPublic,
 )
 from server.routes.registry import _device_public
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+
+
+class UserCreate(BaseModel):
+    """A new account. Leave ``password`` out for a one-time one (required for a
+    physician or partner: an admin may not choose their password)."""
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str | None = Field(None, min_length=8, max_length=1024)
+    clinic_id: str
+    role: str = Field(pattern=r"^(physician|partner|admin)$")
+    display_name: str = Field("", max_length=200)
+
+
+class UserCreated(UserPublic):
+    password: str | None = None  # the one-time password, shown once; None if chosen
+
+
+class PasswordReset(BaseModel):
+    username: str
+    password: str  # one-time, shown once
 
 
 def _user_public(session: SessionDep, user: User, op: Operator) -> UserPublic:
@@ -59,12 +90,16 @@ def _pool_public(session: SessionDep, pool: Pool) -> PoolPublic:
                       members=list(members))
 
 
-@router.post("/users", status_code=201, response_model=UserPublic)
-def create_user(body: UserCreate, session: SessionDep, op: OperatorDep) -> UserPublic:
-    user = directory.add_user(session, body.username, body.password, body.clinic_id, body.role,
-                              body.display_name, clinics=op.clinics)
+@router.post("/users", status_code=201, response_model=UserCreated)
+def create_user(body: UserCreate, session: SessionDep, op: OperatorDep) -> UserCreated:
+    password = body.password or directory.new_password()
+    user = directory.add_user(session, body.username, password, body.clinic_id, body.role,
+                              body.display_name, clinics=op.clinics, who=op.principal,
+                              actor=op.name, trusted=False, chosen=body.password is not None)
     session.commit()
-    return _user_public(session, user, op)
+    public = _user_public(session, user, op)
+    return UserCreated(**public.model_dump(),
+                       password=None if body.password is not None else password)
 
 
 @router.get("/users", response_model=list[UserPublic])
@@ -79,9 +114,64 @@ def list_users(session: SessionDep, op: OperatorDep) -> list[UserPublic]:
 @router.post("/memberships", status_code=201, response_model=UserPublic)
 def add_membership(body: MembershipCreate, session: SessionDep, op: OperatorDep) -> UserPublic:
     directory.add_membership(session, body.username, body.clinic_id, body.role,
-                             clinics=op.clinics)
+                             clinics=op.clinics, who=op.principal, actor=op.name, trusted=False)
     session.commit()
     return _user_public(session, directory.get_user(session, body.username), op)
+
+
+@router.delete("/users/{username}/memberships/{clinic_id}", status_code=204)
+def remove_membership(username: str, clinic_id: str, session: SessionDep,
+                      op: OperatorDep) -> Response:
+    """The user leaves the clinic and its pools (their next request sees nothing of it)."""
+    directory.remove_membership(session, username, clinic_id, clinics=op.clinics,
+                                who=op.principal, actor=op.name)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.post("/users/{username}/disable", response_model=UserPublic)
+def disable_user(username: str, session: SessionDep, op: OperatorDep) -> UserPublic:
+    """No more logins; every session and API token of the user ends at once."""
+    user = directory.disable_user(session, username, clinics=op.clinics, who=op.principal,
+                                  actor=op.name)
+    session.commit()
+    return _user_public(session, user, op)
+
+
+@router.post("/users/{username}/enable", response_model=UserPublic)
+def enable_user(username: str, session: SessionDep, op: OperatorDep) -> UserPublic:
+    """Logins work again (the sessions and tokens ended by disabling stay ended)."""
+    user = directory.enable_user(session, username, clinics=op.clinics, who=op.principal,
+                                 actor=op.name)
+    session.commit()
+    return _user_public(session, user, op)
+
+
+@router.post("/users/{username}/password", response_model=PasswordReset)
+def reset_password(username: str, session: SessionDep, op: OperatorDep) -> PasswordReset:
+    """A new one-time password (shown once) for a user who lost theirs; every session
+    and API token of the user ends. Your own password: POST /api/v1/auth/password."""
+    _, password = directory.set_password(session, username, None, clinics=op.clinics,
+                                         who=op.principal, actor=op.name)
+    session.commit()
+    return PasswordReset(username=username, password=password)
+
+
+@router.get("/users/{username}/tokens", response_model=list[TokenPublic])
+def list_user_tokens(username: str, session: SessionDep, op: OperatorDep) -> list[TokenPublic]:
+    """The user's API tokens, newest first (never the tokens themselves)."""
+    return [token_public(t) for t in directory.list_tokens(session, username,
+                                                           clinics=op.clinics)]
+
+
+@router.delete("/users/{username}/tokens/{token_id}", status_code=204)
+def revoke_user_token(username: str, token_id: int, session: SessionDep,
+                      op: OperatorDep) -> Response:
+    """Revoke one of the user's API tokens (it stops working at once)."""
+    directory.revoke_token(session, username, token_id, clinics=op.clinics, who=op.principal,
+                           actor=op.name)
+    session.commit()
+    return Response(status_code=204)
 
 
 @router.post("/pools", status_code=201, response_model=PoolPublic)
@@ -89,7 +179,8 @@ def create_pool(body: PoolCreate, session: SessionDep, op: OperatorDep) -> PoolP
     pool = directory.add_pool(session, body.clinic_id, body.name, suite=body.suite,
                               specialty=body.specialty, turnaround_h=body.turnaround_h,
                               target_pct=body.target_pct, lease_min=body.lease_min,
-                              pool_id=body.id, clinics=op.clinics)
+                              pool_id=body.id, clinics=op.clinics, who=op.principal,
+                              actor=op.name)
     session.commit()
     return _pool_public(session, pool)
 
@@ -105,7 +196,8 @@ def list_pools(session: SessionDep, op: OperatorDep) -> list[PoolPublic]:
 @router.post("/pools/{pool_id}/members", status_code=201, response_model=PoolPublic)
 def add_pool_member(pool_id: str, body: PoolMemberCreate, session: SessionDep,
                     op: OperatorDep) -> PoolPublic:
-    directory.add_pool_member(session, pool_id, body.username, clinics=op.clinics)
+    directory.add_pool_member(session, pool_id, body.username, clinics=op.clinics,
+                              who=op.principal, actor=op.name)
     session.commit()
     pool = session.get(Pool, pool_id)
     assert pool is not None
@@ -115,7 +207,8 @@ def add_pool_member(pool_id: str, body: PoolMemberCreate, session: SessionDep,
 @router.delete("/pools/{pool_id}/members/{username}", status_code=204)
 def remove_pool_member(pool_id: str, username: str, session: SessionDep,
                        op: OperatorDep) -> Response:
-    directory.remove_pool_member(session, pool_id, username, clinics=op.clinics)
+    directory.remove_pool_member(session, pool_id, username, clinics=op.clinics,
+                                 who=op.principal, actor=op.name)
     session.commit()
     return Response(status_code=204)
 
@@ -124,7 +217,8 @@ def remove_pool_member(pool_id: str, username: str, session: SessionDep,
 def create_rule(body: RoutingRuleCreate, session: SessionDep, op: OperatorDep) -> RoutingRule:
     rule = directory.add_routing_rule(session, body.pool_id, priority=body.priority,
                                       room_id=body.room_id, room_prefix=body.room_prefix,
-                                      template=body.template, clinics=op.clinics)
+                                      template=body.template, clinics=op.clinics,
+                                      who=op.principal, actor=op.name)
     session.commit()
     return rule
 
@@ -172,7 +266,8 @@ def put_note_settings(clinic_id: str, body: NoteSettingsUpdate, session: Session
 def assign_room(body: RoomPhysicianCreate, session: SessionDep,
                 op: OperatorDep) -> dict[str, str]:
     """The physician who owns (signs) the encounters of a room from now on."""
-    directory.assign_room_physician(session, body.room_id, body.username, clinics=op.clinics)
+    directory.assign_room_physician(session, body.room_id, body.username, clinics=op.clinics,
+                                    who=op.principal, actor=op.name)
     session.commit()
     return {"room_id": body.room_id, "physician": body.username}
 
@@ -211,8 +306,9 @@ def query_audit(session: SessionDep, op: OperatorDep, clinic_id: str | None = No
                 username: str | None = None, action: str | None = None,
                 item_id: str | None = None, encounter_id: str | None = None,
                 since: datetime | None = None, until: datetime | None = None,
-                limit: int = 200) -> list[AuditEvent]:
-    """Who looked at or changed which patient data, newest first."""
+                limit: Annotated[int, Query(ge=1, le=5000)] = 200) -> list[audit.AuditRow]:
+    """Who looked at or changed which patient data, newest first. Patient text (return
+    comments, amendment reasons) is shown only as its length."""
     clinics = op.clinics
     if clinic_id:
         if clinics is not None and clinic_id not in clinics:

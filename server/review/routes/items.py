@@ -4,6 +4,12 @@ Every response with patient data writes an audit row first. Edits use
 optimistic concurrency: ``PUT …/note`` with ``base_version`` (or ``If-Match:
 "<version>"``); a stale one gets 409 with the current version and nothing is
 overwritten. Changes are pushed to open browsers after they commit.
+
+Every route here refuses the IT API key (403) and audits refusals
+(``AuditRefusals``: one ``access_denied`` row per refused request). Numbers in
+the URL are range-checked (422 with the allowed range). ``POST /tickets``
+gives a 60-second single-use ``?ticket=`` for the places a browser cannot send
+a header (the live-transcript socket, ``<audio src>``).
 """
 
 from __future__ import annotations
@@ -12,7 +18,8 @@ import logging
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from server.deps import ServicesDep, SessionDep
@@ -21,7 +28,7 @@ from server.review import audio, fhir, workflow
 from server.review.access import item_for
 from server.review.audit import AuditAction, record
 from server.review.auth import Principal
-from server.review.deps import CurrentUser
+from server.review.deps import AuditRefusals, CurrentUser
 from server.review.document import InstructionChange, OrderChange
 from server.review.errors import InvalidInput, NotFound
 from server.review.lifecycle import Action, ReviewState, allowed_actions
@@ -38,10 +45,21 @@ from server.review.schemas import (
     SignReviewPublic,
     VersionPublic,
 )
+from server.review.tickets import TICKET_TTL_S, TicketPurpose, ticket_book_of
+from server.review.viewers import encounter_grant, request_principal
 from server.services import Services
 
-router = APIRouter(prefix="/api/v1/review", tags=["review"])
+router = APIRouter(prefix="/api/v1/review", tags=["review"], dependencies=[AuditRefusals])
 log = logging.getLogger(__name__)
+
+#: Audio times (seconds from the visit's first frame): finite, 0..24 h.
+MAX_AUDIO_S = 24 * 3600.0
+#: Version numbers: 1..2^31-1 (the column is a 32-bit integer).
+MAX_VERSION = 2**31 - 1
+AudioTime = Query(ge=0, le=MAX_AUDIO_S, allow_inf_nan=False,
+                  description="seconds from the start of the visit, 0..86400")
+VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION,
+                                    description="a version number, 1..2147483647")]
 
 
 def item_public(session: SessionDep, who: Principal, item: ReviewItem) -> ItemPublic:
@@ -211,7 +229,7 @@ def list_versions(item_id: str, session: SessionDep, who: CurrentUser) -> list[V
 
 
 @router.get("/items/{item_id}/versions/{number}", response_model=VersionPublic)
-def get_version(item_id: str, number: int, session: SessionDep,
+def get_version(item_id: str, number: VersionNumber, session: SessionDep,
                 who: CurrentUser) -> VersionPublic:
     item, _ = item_for(session, who, item_id)
     v = workflow.current_version(session, item, number)
@@ -231,10 +249,14 @@ def transcript(item_id: str, session: SessionDep, who: CurrentUser) -> dict[str,
 
 
 @router.get("/items/{item_id}/audio.wav", responses={200: {"content": {"audio/wav": {}}}})
-def audio_wav(item_id: str, session: SessionDep, who: CurrentUser,
-              start: Annotated[float, Query(ge=0)] = 0.0,
-              end: Annotated[float | None, Query(gt=0)] = None) -> Response:
-    """A span of the visit's audio (seconds; 16 kHz mono WAV) for evidence playback."""
+def audio_wav(item_id: str, request: Request, session: SessionDep, services: ServicesDep,
+              start: Annotated[float, AudioTime] = 0.0,
+              end: Annotated[float | None, AudioTime] = None) -> Response:
+    """A span of the visit's audio (seconds, 0..86400; 16 kHz mono WAV) for evidence
+    playback. A bearer user token, the session cookie, or a ``?ticket=`` of purpose
+    ``item-audio`` for this item."""
+    who = request_principal(session, request, tickets=ticket_book_of(services),
+                            purpose=TicketPurpose.ITEM_AUDIO, resource=item_id)
     item, _ = item_for(session, who, item_id)
     wav = audio.audio_span(session, item.encounter_id, start, end)
     record(session, who, AuditAction.PLAY_AUDIO, item, f"{start:.2f}-{end if end else 'end'} s")
@@ -244,7 +266,8 @@ def audio_wav(item_id: str, session: SessionDep, who: CurrentUser,
 
 @router.get("/items/{item_id}/fhir")
 def fhir_bundle(item_id: str, session: SessionDep, who: CurrentUser,
-                version: int | None = None) -> dict[str, Any]:
+                version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
+                ) -> dict[str, Any]:
     """The FHIR R4 (4.3.0) document Bundle exported when the note was signed/amended."""
     item, _ = item_for(session, who, item_id)
     stmt = select(FhirExport).where(FhirExport.item_id == item.id)
@@ -269,3 +292,31 @@ def signed_diff(item_id: str, session: SessionDep, who: CurrentUser) -> dict[str
     return {"edit_distance": item.edit_distance, "draft_words": item.draft_words,
             "edit_rate": round(item.edit_distance / max(item.draft_words or 1, 1), 4),
             "unified_diff": item.signed_diff}
+
+
+class TicketRequest(BaseModel):
+    purpose: TicketPurpose
+    resource: str  # the encounter id (live-transcript, encounter-audio) or the item id
+
+
+class TicketPublic(BaseModel):
+    ticket: str
+    purpose: TicketPurpose
+    resource: str
+    expires_in_s: int
+
+
+@router.post("/tickets", response_model=TicketPublic)
+def create_ticket(body: TicketRequest, session: SessionDep, services: ServicesDep,
+                  who: CurrentUser) -> TicketPublic:
+    """A single-use ``?ticket=`` for one resource, valid 60 s, bound to you: for the live
+    transcript socket and ``<audio>`` elements, which cannot send a bearer header.
+    Refused (404 / 403) where you could not open the resource yourself."""
+    if body.purpose is TicketPurpose.ITEM_AUDIO:
+        item_for(session, who, body.resource)
+    else:
+        encounter_grant(session, who, body.resource)
+    text, _ = ticket_book_of(services).issue(who.user_id, body.purpose, body.resource,
+                                             utcnow().timestamp())
+    return TicketPublic(ticket=text, purpose=body.purpose, resource=body.resource,
+                        expires_in_s=TICKET_TTL_S)

@@ -284,6 +284,7 @@ function initItem() {
   const me = head.dataset.me;
   const base = `/api/v1/review/items/${id}`;
   const form = document.getElementById("note");
+  form.addEventListener("submit", (e) => e.preventDefault());
   const player = document.getElementById("player");
   const segments = JSON.parse(document.getElementById("segments-json").textContent);
   const segById = new Map(segments.map((s) => [s.id, s]));
@@ -907,17 +908,17 @@ function initItem() {
       version = res.data.version;
       applySaved(res.data);
       banner(`${escapeHtml(await lastAuthor() || "Someone")} saved version ${version}; the note above shows it.${sameOrders ? "" :
-        ` Their order or instruction changes show after you <a href="" onclick="location.reload();return false">reload</a>.`}`);
+        ` Their order or instruction changes show after you <button type="button" class="link" data-reload>reload</button>.`}`);
       return;
     }
     if (msg.action === "patient") {
       banner(`${escapeHtml(msg.actor_name || msg.actor || "Someone")} changed the patient of this visit.
-        <a href="" onclick="location.reload();return false">Reload</a> to see who it is now before you go on.`);
+        <button type="button" class="link" data-reload>Reload</button> to see who it is now before you go on.`);
       return;
     }
     $("#state-badge").textContent = (msg.state || "").replace("_", " ");
     banner(`${escapeHtml(msg.actor_name || msg.actor || "Someone")} changed this draft: it is now ${escapeHtml((msg.state || "").replace("_", " "))}.
-      <a href="" onclick="location.reload();return false">Reload</a> to see what you can do with it now.`);
+      <button type="button" class="link" data-reload>Reload</button> to see what you can do with it now.`);
   });
 }
 
@@ -1113,6 +1114,7 @@ function addInstruction(root) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  document.addEventListener("click", (e) => { if (e.target.closest("[data-reload]")) location.reload(); });
   const logout = document.getElementById("logout");
   if (logout) logout.addEventListener("click", async () => {
     sessionStorage.clear();  // no unsaved note text stays behind on a shared workstation
