@@ -366,6 +366,18 @@ def test_unsaved_text_survives_a_reload_and_logout_clears_it(
         "Object.keys(sessionStorage).filter(k => k.startsWith('roomscribe'))") == []
 
 
+def _claim_lapses_and_bob_saves(world: World, server: ServerThread, item: str) -> None:
+    """The partner's claim lapses; bob claims the draft and saves a plan of his own."""
+    with world.db.session() as s:
+        row = s.get(ReviewItem, item)
+        assert row is not None
+        row.lease_expires_at = utcnow()
+    bob = UserClient(server.http_url, "bob")
+    assert bob.post(f"/api/v1/review/items/{item}/claim").status_code == 200
+    assert bob.put(f"/api/v1/review/items/{item}/note",
+                   json={"base_version": 1, "sections": {"plan": "Bob's plan."}}).status_code == 200
+
+
 def test_second_tab_lease_countdown_and_someone_elses_save(
         browser: Browser, server: ServerThread, world: World) -> None:
     _, item = add_encounter(world.db, "exam-1")
@@ -383,14 +395,7 @@ def test_second_tab_lease_countdown_and_someone_elses_save(
     # alice types; her claim lapses; bob claims and saves a different plan
     partner.get_by_role("region", name="PLAN").get_by_role("button", name="Edit plan").click()
     partner.get_by_role("textbox", name="PLAN").fill("Alice's plan.")
-    with world.db.session() as s:
-        row = s.get(ReviewItem, item)
-        assert row is not None
-        row.lease_expires_at = utcnow()
-    bob = UserClient(server.http_url, "bob")
-    assert bob.post(f"/api/v1/review/items/{item}/claim").status_code == 200
-    assert bob.put(f"/api/v1/review/items/{item}/note",
-                   json={"base_version": 1, "sections": {"plan": "Bob's plan."}}).status_code == 200
+    _claim_lapses_and_bob_saves(world, server, item)
     box = partner.locator("#banner")
     expect(box).to_contain_text("Bob saved version 2")
     compare = box.locator(".compare")
@@ -641,14 +646,7 @@ def test_a_hostile_display_name_is_text_not_script(
     partner = _claimed(browser, server, item)
     partner.get_by_role("button", name="Edit plan").click()
     partner.get_by_role("textbox", name="PLAN").fill("Alice's plan.")
-    with world.db.session() as s:
-        row = s.get(ReviewItem, item)
-        assert row is not None
-        row.lease_expires_at = utcnow()
-    bob = UserClient(server.http_url, "bob")
-    assert bob.post(f"/api/v1/review/items/{item}/claim").status_code == 200
-    assert bob.put(f"/api/v1/review/items/{item}/note",
-                   json={"base_version": 1, "sections": {"plan": "Bob's plan."}}).status_code == 200
+    _claim_lapses_and_bob_saves(world, server, item)
     banner = partner.locator("#banner")
     expect(banner).to_contain_text(payload + " saved version 2")
     assert partner.evaluate("window.__xss") is None
