@@ -35,6 +35,31 @@ def test_imaging_lab_referral_follow_up() -> None:
     assert (fu.kind, fu.interval) == ("follow_up", "2 weeks")
 
 
+def test_follow_up_said_interval_first() -> None:
+    [fu] = orders("[doctor] in three weeks i'd like you to return .")
+    assert (fu.kind, fu.interval) == ("follow_up", "3 weeks")
+    [fu] = orders("[doctor] we'll be seeing you again in two weeks .")
+    assert (fu.kind, fu.interval) == ("follow_up", "2 weeks")
+    # without an interval a follow-up is no candidate (see nlp.orders._follow_ups)
+    assert orders("[doctor] the nurse will help you schedule a follow-up appointment .") == []
+
+
+def test_how_to_take_it_said_next_is_part_of_the_order() -> None:
+    [o] = orders("[doctor] we'll get you some motrin .\n"
+                 "[doctor] uh , we'll give you 600 milligrams every six hours .\n"
+                 "[patient] okay .\n"
+                 "[doctor] and a chest x-ray today .\n"
+                 "[doctor] take it twice a day .")
+    assert o.name == "ibuprofen"
+    assert o.description == "motrin 600 milligrams every six hours"
+    assert [e.segment_ids for e in o.evidence] == [(0,), (1,)]  # not past the x-ray
+
+
+def test_a_dose_said_before_the_name_keeps_its_number() -> None:
+    [o] = orders("[doctor] let's do 600 milligrams of ibuprofen three times a day .")
+    assert o.description.startswith("600 milligrams of ibuprofen")
+
+
 def test_switch_is_a_stop_and_a_new_order() -> None:
     got = orders("[doctor] i'm going to switch you from ibuprofen to meloxicam 15 mg daily .")
     assert {(o.name, o.status) for o in got} == {("ibuprofen", "stop"), ("meloxicam", "new")}
