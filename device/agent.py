@@ -24,16 +24,18 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from protocol import Status
+from protocol import ConfigChange, ConfigResult, Diagnostics, DiagnosticsRequest, Status
 
+from . import __version__
 from .audio import AudioChunk, AudioSource, StreamPosition
 from .backoff import Throttle
 from .control import ControlServer
-from .errors import CaptureError, SpoolError, SpoolFullError
+from .errors import CaptureError, ConfigError, SpoolError, SpoolFullError
+from .remote import RecentLog, diagnostic_bundle
 from .room import Effect, Room, RoomState, Transition
-from .settings import AgentSettings
+from .settings import AgentSettings, changed_live
 from .spool import Spool
-from .stats import Counters
+from .stats import Counters, InputLevel, cpu_temp_c, disk_usage, health_fields, oldest_unacked_s
 from .uplink import Uplink
 
 __all__ = ["Agent"]
@@ -71,6 +73,9 @@ class Agent:
         self.auto_start = auto_start
         self.exit_when_done = exit_when_done
         self.counters = Counters()
+        #: the input level over the last minute (a silent microphone is an alert on the server)
+        self.input_level = InputLevel()
+        self._started = time.monotonic()
         self.room = Room()
         self.capture_error: str | None = None
         self._clock_us = clock_us
@@ -82,7 +87,10 @@ class Agent:
         self.uplink = Uplink(
             settings, spool, self.counters, status=self.status_event,
             on_command=self._server_command, on_removed=lambda _enc: self._check_done(),
+            on_withdrawn=self._server_withdrawal, on_request=self._server_request,
         )
+        #: recent log lines for a diagnostic bundle (attached to the "device" logger in run)
+        self.recent_log = RecentLog()
 
     # ------------------------------------------------------------- lifecycle
 
@@ -95,6 +103,7 @@ class Agent:
         if self.source.finite:
             self.source.prepare()  # a bad file is an error of the command line
         tasks: list[asyncio.Task[Any]] = []
+        logging.getLogger("device").addHandler(self.recent_log)
         try:
             if self._control is not None:
                 await self._control.start()
@@ -126,6 +135,7 @@ class Agent:
             with contextlib.suppress(OSError):
                 self.spool.sync()
             log.info("agent stopped: %s", self.counters.summary())
+            logging.getLogger("device").removeHandler(self.recent_log)
 
     def _check_microphone(self) -> None:
         """Tell IT at start-up, not at the first visit, that the microphone is missing."""
@@ -180,7 +190,8 @@ class Agent:
         """Carry out ``start|stop|mute|unmute|status|consent``; answer like the control
         socket."""
         if cmd == "consent":
-            return self.consent(params.get("consent", ""), params.get("by", ""))
+            return self.consent(params.get("consent", ""), params.get("by", ""),
+                                params.get("encounter", ""))
         if cmd == "start":
             result = self._apply(self.room.start(str(uuid.uuid4())))
         elif cmd == "stop":
@@ -200,11 +211,14 @@ class Agent:
             reply["capture_error"] = self.capture_error
         return reply
 
-    def consent(self, what: str, by: str = "") -> dict[str, Any]:
+    def consent(self, what: str, by: str = "", encounter: str = "") -> dict[str, Any]:
         """Record the patient's consent for the visit in progress: ``verbal`` or
-        ``written`` (``by``: who obtained it), or ``withdraw``: capture stops at once and
-        the server deletes what it has of this visit (it is told before any more audio)."""
+        ``written`` (``by``: who obtained it), or ``withdraw``: capture stops at once, the
+        visit's audio still in the spool is deleted unsent, and the server deletes what it
+        has of this visit (it is told before anything more of it)."""
         enc = self.room.encounter_id
+        if encounter and encounter != enc:
+            return self._consent_earlier(encounter, what, by)
         if enc is None:
             return {"ok": False, "error": "no visit in progress; record consent for an "
                     "earlier visit in the web UI", **self._brief()}
@@ -224,11 +238,77 @@ class Agent:
         log.info("encounter %s: consent %s%s", enc, record["state"],
                  f" ({what})" if what != "withdraw" else "")
         if what == "withdraw":
+            # the audio the server does not have yet is deleted here, never uploaded
+            try:
+                dropped = self.spool.discard_audio(enc)
+            except SpoolError as err:
+                log.error("encounter %s: cannot delete withdrawn audio: %s", enc, err)
+                dropped = -1
+            self.uplink.audio_discarded(enc)
             stopped = self._apply(self.room.stop())  # capture stops; the visit ends
-            return {"ok": stopped.ok, "consent": "withdrawn", **self._brief(),
-                    "encounter_id": enc}
+            log.info("encounter %s: consent withdrawn; %d unsent frames deleted", enc, dropped)
+            return {"ok": stopped.ok and dropped >= 0, "consent": "withdrawn",
+                    **self._brief(), "encounter_id": enc, "frames_deleted": dropped}
         self.uplink.wake()
         return {"ok": True, "consent": "given", **self._brief()}
+
+    def _consent_earlier(self, enc: str, what: str, by: str) -> dict[str, Any]:
+        """Consent for a visit that has ended but is still in the spool (not yet
+        delivered): recorded and sent like the live one's; a withdrawal deletes its unsent
+        audio."""
+        if self.spool.get(enc) is None:
+            return {"ok": False, "error": f"visit {enc} is not in this device's spool (the "
+                    "server has all of it): use the web UI", **self._brief()}
+        if what not in ("verbal", "written", "withdraw"):
+            return {"ok": False, "error": "consent is verbal, written or withdraw",
+                    **self._brief()}
+        withdraw = what == "withdraw"
+        record = {"state": "withdrawn" if withdraw else "given",
+                  "method": "" if withdraw else what, "obtained_by": by[:200],
+                  "at_us": self._clock_us()}
+        try:
+            self.spool.set_consent(enc, record)
+            dropped = self.spool.discard_audio(enc) if withdraw else 0
+        except SpoolError as err:
+            return {"ok": False, "error": f"cannot record consent: {err}", **self._brief()}
+        if withdraw:
+            self.uplink.audio_discarded(enc)
+        log.info("encounter %s (ended): consent %s; %d unsent frames deleted", enc,
+                 record["state"], dropped)
+        self.uplink.wake()
+        return {"ok": True, "consent": record["state"], **self._brief(), "encounter_id": enc,
+                **({"frames_deleted": dropped} if withdraw else {})}
+
+    def _server_withdrawal(self, encounter_id: str, by: str) -> None:
+        """``consent-withdrawn`` from the server (web UI / API): as ``ctl consent withdraw``
+        for that visit, unless the spool already knows (the server says it again on each
+        reconnect) or no longer holds it (the server has all of it)."""
+        info = self.spool.get(encounter_id)
+        if info is None:
+            return
+        if (info.consent or {}).get("state") == "withdrawn" \
+                and info.discarded_through >= info.next_seq - 1:
+            return
+        reply = self.consent("withdraw", by or "server", encounter_id)
+        log.info("server withdrew consent for %s -> %s", encounter_id, reply)
+
+    def _server_request(self, body: DiagnosticsRequest | ConfigChange,
+                        ) -> Diagnostics | ConfigResult:
+        """IT's requests through the server (device/remote.py): a diagnostic bundle, or a
+        live settings change (all of it applied, or none of it and why)."""
+        if isinstance(body, DiagnosticsRequest):
+            return diagnostic_bundle(body.request, agent_version=__version__,
+                                     settings=self.settings, status=self.status(),
+                                     log_lines=self.recent_log.lines())
+        try:
+            new = changed_live(self.settings, body.changes)
+        except ConfigError as err:
+            log.warning("server config change refused: %s", err)
+            return ConfigResult(body.request, False, {}, str(err)[:500])
+        self.settings = self.uplink.settings = new
+        applied = {key: getattr(new, key) for key in body.changes}
+        log.info("server config change applied: %s (until the agent restarts)", applied)
+        return ConfigResult(body.request, True, applied)
 
     def _server_command(self, action: str) -> None:
         reply = self.command(action)
@@ -249,8 +329,17 @@ class Agent:
         }
 
     def status_event(self) -> Status:
+        now = time.monotonic()
+        health = health_fields(
+            agent_version=__version__, uptime_s=now - self._started, now_us=self._clock_us(),
+            spool_max_bytes=self.settings.spool_max_bytes,
+            oldest_unacked=oldest_unacked_s(self.spool.encounters(), self.settings.frame_ms,
+                                            self._clock_us()),
+            level=self.input_level.level(now), disk=disk_usage(self.settings.spool_dir),
+            cpu_temp=cpu_temp_c())
         return Status(state=self.room.state.value, encounter_id=self.room.encounter_id,
-                      spool_bytes=self.spool.used_bytes, counters=self.counters.as_dict())
+                      spool_bytes=self.spool.used_bytes, counters=self.counters.as_dict(),
+                      health=health)
 
     def _apply(self, t: Transition) -> Transition:
         for effect in t.effects:
@@ -318,6 +407,7 @@ class Agent:
             await asyncio.sleep(self._capture_retry_s)  # a live source ended by itself: reopen
 
     def _on_chunk(self, encounter_id: str, chunk: AudioChunk) -> None:
+        self.input_level.add(chunk.pcm, time.monotonic())
         self.counters.frames_captured += 1
         try:
             self.spool.append(encounter_id, chunk)
@@ -359,3 +449,4 @@ class Agent:
                      self.room.state.value, self.uplink.connected, self.spool.used_bytes,
                      self.counters.summary())
             self.uplink.status_changed()
+            self.uplink.wake()  # an idle device still reports its health

@@ -1,7 +1,7 @@
-"""Pure timing policies: reconnect back-off and log throttling.
+"""Pure policies: reconnect back-off, server failover and log throttling.
 
-Neither reads a clock nor sleeps: the caller passes a random generator or the
-current monotonic time, so both are tested without waiting.
+None reads a clock nor sleeps: the caller passes a random generator or the
+current monotonic time, so all are tested without waiting.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-__all__ = ["Backoff", "Throttle"]
+__all__ = ["Backoff", "Failover", "Throttle"]
 
 
 @dataclass(slots=True)
@@ -73,3 +73,39 @@ class Throttle:
     def take_suppressed(self) -> int:
         n, self.suppressed = self.suppressed, 0
         return n
+
+
+@dataclass(slots=True)
+class Failover:
+    """Which server node to connect to next (``server_urls`` in room.toml).
+
+    Every ended session moves on to the next URL (a node that just failed is the
+    least likely to answer); the agent resumes there from the server's last ack.
+    :meth:`moved_on` says whether to back off first: only once every node has
+    failed in a row, so a dead node costs one quick retry, not a back-off.
+    """
+
+    urls: tuple[str, ...]
+    index: int = field(default=0, init=False)
+    _failed: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        if not self.urls:
+            raise ValueError("need at least one server URL")
+
+    @property
+    def current(self) -> str:
+        return self.urls[self.index]
+
+    def moved_on(self, healthy: bool) -> bool:
+        """The session on :attr:`current` ended (``healthy``: it had worked). Move to
+        the next URL; True when all of them have now failed in a row: back off."""
+        self.index = (self.index + 1) % len(self.urls)
+        if healthy:
+            self._failed = 0
+            return False
+        self._failed += 1
+        if self._failed >= len(self.urls):
+            self._failed = 0
+            return True
+        return False

@@ -7,7 +7,8 @@ A push button, a GPIO script or IT can drive the room without the network::
 
 Commands: ``start``, ``stop``, ``mute``, ``unmute``, ``status``, and ``consent`` with
 ``"consent": "verbal" | "written" | "withdraw"`` and ``"by": "<who obtained it>"``
-(the patient's consent for the visit in progress). Each reply is one
+(the patient's consent for the visit in progress, or with ``"encounter": "<id>"`` for
+an earlier visit still in the spool: a withdrawal deletes its unsent audio). Each reply is one
 JSON object with ``ok`` (bool), ``state`` and ``encounter_id``, plus ``error``
 when ``ok`` is false. The socket is mode 0660: root and the agent's group.
 """
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 COMMANDS = ("start", "stop", "mute", "unmute", "status", "consent")
 #: Request fields passed on to the handler (as keyword arguments) for ``consent``.
-_PARAMS = ("consent", "by")
+_PARAMS = ("consent", "by", "encounter")
 _MAX_LINE = 4096
 _IDLE_TIMEOUT_S = 60.0
 

@@ -8,6 +8,9 @@ argv or the config file themselves. A bad file fails fast with a
 Example ``room.toml``::
 
     server_url = "wss://scribe.clinic.example/ws/device"
+    # or several nodes, tried in turn when one fails (resuming from the last ack):
+    # server_urls = ["wss://scribe-a.clinic.example/ws/device",
+    #                "wss://scribe-b.clinic.example/ws/device"]
     device_id = "7f3c..."                          # given at enrolment
     room_id = "exam-3"
     token_file = "/etc/roomscribe/device.token"   # 0600, the device's secret
@@ -34,7 +37,7 @@ import os
 import stat
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,7 +49,9 @@ from .errors import ConfigError
 __all__ = [
     "DEFAULT_CONFIG",
     "DEFAULT_CONTROL_SOCKET",
+    "LIVE_KEYS",
     "AgentSettings",
+    "changed_live",
     "control_socket_of",
     "is_loopback_host",
     "load_settings",
@@ -63,7 +68,8 @@ class AgentSettings:
     """Everything the agent needs to know about its room and its server."""
 
     server_url: str
-    """``wss://host[:port]/ws/device`` (``ws://`` only to a loopback host)."""
+    """``wss://host[:port]/ws/device`` (``ws://`` only to a loopback host); the first of
+    :attr:`server_urls`."""
     device_id: str
     """The device's id, given at enrolment."""
     token_file: Path
@@ -91,6 +97,14 @@ class AgentSettings:
     backoff_cap_s: float = 30.0
     max_inflight_kb: int = 1024
     """Most unacked audio (KiB) on the wire at once."""
+    server_urls: tuple[str, ...] = ()
+    """Every server node to try, in order, :attr:`server_url` first; when a connection
+    fails the agent moves to the next one (``()``: just :attr:`server_url`)."""
+
+    @property
+    def servers(self) -> tuple[str, ...]:
+        """The URLs the uplink rotates through (at least one)."""
+        return self.server_urls or (self.server_url,)
 
     @property
     def frame_bytes(self) -> int:
@@ -104,7 +118,8 @@ class AgentSettings:
 
 # key -> (accepted TOML types, required)
 _KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
-    "server_url": ((str,), True),
+    "server_url": ((str,), False),
+    "server_urls": ((list,), False),
     "device_id": ((str,), True),
     "token_file": ((str,), True),
     "room_id": ((str,), False),
@@ -125,7 +140,8 @@ _KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
     "max_inflight_kb": ((int,), False),
 }
 _PATH_KEYS = frozenset({"token_file", "ca_bundle", "spool_dir", "control_socket"})
-_TYPE_NAMES = {str: "a string", bool: "true or false", int: "an integer", float: "a number"}
+_TYPE_NAMES = {str: "a string", bool: "true or false", int: "an integer", float: "a number",
+               list: "a list of strings"}
 
 
 def is_loopback_host(host: str) -> bool:
@@ -174,16 +190,50 @@ def load_settings(path: Path | None, overrides: Mapping[str, Any] | None = None)
     for key, (_types, required) in _KEYS.items():
         if required and key not in values:
             raise ConfigError(f"{where}: missing required key {key!r}")
+    if "server_url" not in values and not values.get("server_urls"):
+        raise ConfigError(f"{where}: missing required key 'server_url' (or 'server_urls')")
 
     def fail(key: str, problem: str) -> ConfigError:
         return ConfigError(f"{origins.get(key, where)}: {key}: {problem}")
 
     _validate(values, fail)
+    _merge_server_urls(values)
     token = _read_token(values["token_file"], lambda problem: fail("token_file", problem))
     try:
         return AgentSettings(token=token, **values)
     except TypeError as err:  # pragma: no cover - _KEYS and the dataclass disagree
         raise ConfigError(f"{where}: {err}") from err
+
+
+#: Settings the server may change while the agent runs (``config-change``): each is read
+#: where it is used (the counters log at once; liveness checks, the connect timeout and the
+#: send window from the next connection). The rest (server, identity, spool, capture
+#: device, frame size, back-off) are fixed for the process: they change in the room's TOML
+#: file and a restart.
+LIVE_KEYS = frozenset({"log_interval_s", "ping_interval_s", "pong_timeout_s", "ack_timeout_s",
+                       "open_timeout_s", "max_inflight_kb"})
+
+
+def changed_live(settings: AgentSettings, changes: Mapping[str, Any]) -> AgentSettings:
+    """``settings`` with ``changes`` (TOML key names) applied, validated as the TOML file
+    is; :class:`ConfigError` (nothing applied) for an unknown key, a key not in
+    :data:`LIVE_KEYS`, a wrong type or a value out of range."""
+    if not changes:
+        raise ConfigError("config-change: nothing to change")
+    for key, value in changes.items():
+        _check_key("config-change", key, value)
+        if key not in LIVE_KEYS:
+            raise ConfigError(f"config-change: {key} cannot change while the agent runs "
+                              f"(live: {', '.join(sorted(LIVE_KEYS))}); edit the room's TOML "
+                              "file and restart the agent")
+    values: dict[str, Any] = {"device_id": settings.device_id,
+                              **{k: getattr(settings, k) for k in LIVE_KEYS}, **changes}
+
+    def fail(key: str, problem: str) -> ConfigError:
+        return ConfigError(f"config-change: {key}: {problem}")
+
+    _validate(values, fail)
+    return replace(settings, **changes)
 
 
 def control_socket_of(path: Path) -> Path:
@@ -208,12 +258,15 @@ def _check_key(origin: str, key: str, value: Any) -> None:
         raise ConfigError(f"{origin}: unknown key {key!r} (known keys: {known})")
     types, _required = spec
     # TOML booleans are not numbers here, although Python's bool is an int.
-    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+    if (not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
+            or (isinstance(value, list) and not all(isinstance(v, str) for v in value))):
         wanted = " or ".join(_TYPE_NAMES[t] for t in types)
         raise ConfigError(f"{origin}: {key}: must be {wanted}, got {value!r}")
 
 
 def _resolve(key: str, value: Any, base: Path) -> Any:
+    if key == "server_urls":
+        return tuple(value)
     if key == "input_device":
         return str(value)
     if key in _PATH_KEYS:
@@ -226,25 +279,45 @@ def _resolve(key: str, value: Any, base: Path) -> Any:
     return value
 
 
-def _validate(v: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> None:
-    url = urlsplit(v["server_url"])
+def _merge_server_urls(v: dict[str, Any]) -> None:
+    """``server_url`` first (when given), then the other ``server_urls``, once each."""
+    urls = ([v["server_url"]] if "server_url" in v else []) + list(v.get("server_urls", ()))
+    unique = tuple(dict.fromkeys(urls))
+    v["server_url"] = unique[0]
+    v["server_urls"] = unique if len(unique) > 1 else ()
+
+
+def _validate_url(key: str, value: str, allow_insecure: bool,
+                  fail: Callable[[str, str], ConfigError]) -> None:
+    url = urlsplit(value)
     if url.scheme not in ("ws", "wss"):
-        raise fail("server_url", f"scheme must be wss:// (ws:// on loopback), got {url.scheme!r}")
+        raise fail(key, f"scheme must be wss:// (ws:// on loopback), got {url.scheme!r}")
     if not url.hostname:
-        raise fail("server_url", f"no host in {v['server_url']!r}")
+        raise fail(key, f"no host in {value!r}")
     try:
         url.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as err:
-        raise fail("server_url", f"bad port: {err}") from err
+        raise fail(key, f"bad port: {err}") from err
     if url.scheme == "ws":
         if not is_loopback_host(url.hostname):
             raise fail(
-                "server_url",
+                key,
                 f"ws:// (unencrypted) is only allowed to a loopback host, not {url.hostname!r}; "
                 "use wss://",
             )
-        if not v.get("allow_insecure", False):
-            raise fail("server_url", "ws:// (unencrypted) needs allow_insecure = true")
+        if not allow_insecure:
+            raise fail(key, "ws:// (unencrypted) needs allow_insecure = true")
+
+
+def _validate(v: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> None:
+    insecure = bool(v.get("allow_insecure", False))
+    if "server_url" in v:
+        _validate_url("server_url", v["server_url"], insecure, fail)
+    if "server_urls" in v:
+        if not v["server_urls"]:
+            raise fail("server_urls", "must list at least one URL")
+        for url in v["server_urls"]:
+            _validate_url("server_urls", url, insecure, fail)
     if not v["device_id"].strip():
         raise fail("device_id", "must not be empty")
     ca = v.get("ca_bundle")

@@ -11,7 +11,15 @@ Layout under ``spool_dir``::
     .tmp-<encounter-id>/           a directory being created (removed on recovery)
 
 ``encounter.json``: ``{"encounter_id", "started_at_us", "source", "muted",
-"ended", "last_seq", "ended_at_us", "consent"}`` (``consent`` only once recorded).
+"ended", "last_seq", "ended_at_us", "consent", "discarded_through"}``
+(``consent`` only once recorded; ``discarded_through`` only after a withdrawal).
+
+Consent withdrawn in the room (:meth:`Spool.discard_audio`): every segment of the
+encounter is deleted at once, so audio the server does not have yet never leaves
+the device. Its sequence numbers stay taken: the reader hands each discarded seq
+to the uplink as a one-sample silent placeholder (2 bytes instead of 3,200), so
+the server's sequence stays whole, it acks the visit complete (storing nothing:
+it was told of the withdrawal first) and the encounter leaves the spool.
 
 Durability: every frame is written to the OS with one ``write()`` before it is
 sent, so a crash of the agent loses nothing; segment data is fsynced by
@@ -80,6 +88,8 @@ class EncounterInfo:
     #: The patient's consent as recorded in the room (``ctl consent``): {"state", "method",
     #: "obtained_by", "at_us"}; None while nobody recorded it.
     consent: dict[str, Any] | None = None
+    #: Frames up to this seq were deleted unsent (consent withdrawn); -1: none.
+    discarded_through: int = -1
 
     @property
     def last_seq(self) -> int:
@@ -108,6 +118,11 @@ class _Encounter:
     def ended(self) -> bool:
         return bool(self.meta.get("ended", False))
 
+    @property
+    def discarded_through(self) -> int:
+        value = self.meta.get("discarded_through", -1)
+        return value if isinstance(value, int) else -1
+
     def info(self) -> EncounterInfo:
         m = self.meta
         return EncounterInfo(
@@ -116,6 +131,7 @@ class _Encounter:
             next_seq=self.next_seq, acked=self.acked, ended=self.ended,
             ended_at_us=int(m.get("ended_at_us", 0)),
             consent=dict(m["consent"]) if isinstance(m.get("consent"), dict) else None,
+            discarded_through=self.discarded_through,
         )
 
     def open_size(self) -> int | None:
@@ -222,6 +238,9 @@ class Spool:
         A refused frame does not consume a sequence number.
         """
         enc = self._live(encounter_id)
+        if enc.discarded_through >= 0:
+            raise SpoolError(f"encounter {encounter_id}: consent was withdrawn; no audio is "
+                             "kept")
         record = encode_record(enc.next_seq, chunk.captured_at_us, chunk.pcm)
         if enc.fd is None and enc.segments and \
                 not self.policy.should_rotate(enc.sizes[enc.segments[-1]], len(record)):
@@ -264,6 +283,32 @@ class Spool:
         if enc is None:
             raise SpoolError(f"encounter {encounter_id} is not in the spool")
         self._update_meta(enc, consent=dict(consent))
+
+    def discard_audio(self, encounter_id: str) -> int:
+        """Consent was withdrawn: delete every frame of the encounter still on disk, now
+        (durably), and take no more. Returns how many frames the server had not acked.
+
+        The sequence numbers stay taken (see the module docstring): the uplink sends
+        placeholders for them, never the audio."""
+        enc = self._encounters.get(encounter_id)
+        if enc is None:
+            raise SpoolError(f"encounter {encounter_id} is not in the spool")
+        unsent = max(enc.next_seq - 1 - max(enc.acked, enc.discarded_through), 0)
+        self._close_segment(enc)
+        self._update_meta(enc, discarded_through=enc.next_seq - 1)
+        for first in enc.segments:
+            try:
+                os.unlink(enc.dir / segment_name(first))
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                raise SpoolError(f"cannot delete withdrawn audio of {encounter_id}: "
+                                 f"{err.strerror}") from err
+        with contextlib.suppress(OSError):
+            fsync_dir(enc.dir)
+        self.used_bytes -= enc.total()
+        enc.segments, enc.sizes = [], {}
+        return unsent
 
     def end(self, encounter_id: str, ended_at_us: int) -> EncounterInfo:
         """Mark the encounter ended: no more audio; ``last_seq`` is fixed."""
@@ -441,6 +486,14 @@ class Spool:
         enc.acked = enc.acked_on_disk = max(acked if acked is not None else -1, floor)
         if not segments:
             enc.next_seq = enc.acked + 1
+        if enc.discarded_through >= 0:
+            # withdrawn: a segment written before the deletion could finish must not
+            # survive a crash, and the discarded seqs stay taken
+            for first in enc.segments:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(directory / segment_name(first))
+            enc.segments, enc.sizes = [], {}
+            enc.next_seq = max(enc.next_seq, enc.discarded_through + 1)
         if enc.ended:
             last = meta.get("last_seq")
             if isinstance(last, int) and last + 1 > enc.next_seq:

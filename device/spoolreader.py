@@ -1,4 +1,8 @@
-"""Reading one spooled encounter's frames back, in order, for the uplink."""
+"""Reading one spooled encounter's frames back, in order, for the uplink.
+
+Frames of a withdrawn encounter (``discarded_through``) were deleted from disk; each
+comes back as :data:`PLACEHOLDER_PCM`, one sample of silence, so its sequence number
+can still be delivered without any of the audio."""
 
 from __future__ import annotations
 
@@ -10,7 +14,10 @@ from typing import IO, Protocol
 from .errors import SpoolError
 from .segments import RECORD, SEGMENT_MAGIC, Record, segment_name
 
-__all__ = ["SegmentLog", "SpoolReader"]
+__all__ = ["PLACEHOLDER_PCM", "SegmentLog", "SpoolReader"]
+
+#: What is sent for a frame deleted unsent (consent withdrawn): one 16-bit sample of 0.
+PLACEHOLDER_PCM = b"\x00\x00"
 
 
 class SegmentLog(Protocol):
@@ -29,6 +36,11 @@ class SegmentLog(Protocol):
         """One past the last frame written."""
         ...
 
+    @property
+    def discarded_through(self) -> int:
+        """Frames up to this seq were deleted unsent (consent withdrawn); -1: none."""
+        ...
+
 
 class SpoolReader:
     """Reads one encounter's frames in order from ``from_seq``.
@@ -41,7 +53,8 @@ class SpoolReader:
 
     def __init__(self, log: SegmentLog, from_seq: int) -> None:
         self._log = log
-        self.next_seq = max(from_seq, log.segments[0]) if log.segments else from_seq
+        self.next_seq = max(from_seq, log.segments[0]) \
+            if log.segments and log.discarded_through < 0 else from_seq
         self._fh: IO[bytes] | None = None
         self._seg: int | None = None
 
@@ -83,6 +96,10 @@ class SpoolReader:
 
     def _next_record(self) -> Record | None:
         seq = self.next_seq
+        if seq <= self._log.discarded_through:
+            self.close()  # the file may still be open: never read from it again
+            self.next_seq += 1
+            return Record(seq, 0, PLACEHOLDER_PCM)
         fh = self._open_at(seq)
         if fh is None:
             return None

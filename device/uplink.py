@@ -9,6 +9,14 @@ jittered back-off, whatever goes wrong. Per connection::
     → audio seq+1 ...       ← ack ...          from the spool, bounded window in flight
     → encounter-end         ← ack(complete)    → the spool deletes the encounter
     → ping                  ← pong             no pong in time → reconnect
+                            ← consent-withdrawn  the agent deletes the visit's unsent audio
+                            ← diagnostics-request → diagnostics   (device/remote.py)
+                            ← config-change       → config-result
+
+With several ``server_urls`` (nodes of one cluster), a connection that ends
+moves to the next node (:class:`~device.backoff.Failover`); the handshake there
+resumes each encounter from that server's ack, which is the cluster's (the
+nodes share one database), so nothing is lost or sent twice.
 
 Capture never waits for the network: the sender only ever *reads* the spool,
 woken by an :class:`asyncio.Event` when the agent appends a frame.
@@ -36,7 +44,12 @@ from protocol import (
     AudioFrame,
     CloseCode,
     Command,
+    ConfigChange,
+    ConfigResult,
     Consent,
+    ConsentWithdrawn,
+    Diagnostics,
+    DiagnosticsRequest,
     EncounterEnd,
     EncounterStart,
     ErrorCode,
@@ -52,7 +65,7 @@ from protocol import (
 )
 
 from . import __version__
-from .backoff import Backoff
+from .backoff import Backoff, Failover
 from .errors import SpoolError
 from .segments import Record
 from .sendstate import SendState
@@ -103,8 +116,8 @@ def describe_close(code: int | None, reason: str = "") -> SessionEnded:
     return SessionEnded(f"{text} [close {code}]{detail}", at_cap=at_cap)
 
 
-def _ssl_context(settings: AgentSettings) -> ssl.SSLContext | None:
-    if urlsplit(settings.server_url).scheme != "wss":
+def _ssl_context(settings: AgentSettings, url: str) -> ssl.SSLContext | None:
+    if urlsplit(url).scheme != "wss":
         return None
     cafile = str(settings.ca_bundle) if settings.ca_bundle else None
     return ssl.create_default_context(cafile=cafile)  # verifies chain and hostname
@@ -122,6 +135,9 @@ class Uplink:
         status: Callable[[], Status],
         on_command: Callable[[str], Any] = lambda _action: None,
         on_removed: Callable[[str], None] = lambda _encounter_id: None,
+        on_withdrawn: Callable[[str, str], Any] = lambda _encounter_id, _by: None,
+        on_request: Callable[[DiagnosticsRequest | ConfigChange],
+                             Diagnostics | ConfigResult | None] = lambda _body: None,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
@@ -132,8 +148,11 @@ class Uplink:
         self._status = status
         self._on_command = on_command
         self._on_removed = on_removed
+        self._on_withdrawn = on_withdrawn
+        self._on_request = on_request
         self._rng = rng or random.Random()
-        self._ssl = _ssl_context(settings)
+        self.failover = Failover(settings.servers)
+        self._ssl = {url: _ssl_context(settings, url) for url in settings.servers}
         self._wake = asyncio.Event()
         self._status_due = True
         self._readers: dict[str, SpoolReader] = {}
@@ -143,11 +162,20 @@ class Uplink:
         self._ping_id = 0
         #: consent state sent per encounter on this connection (sent again on reconnect)
         self._consent_sent: dict[str, str] = {}
+        #: bumped on each withdrawal: frames read before it are not sent
+        self._discards = 0
 
     # ---------------------------------------------------------- agent -> uplink
 
     def wake(self) -> None:
         """New audio or a new/ended encounter is in the spool."""
+        self._wake.set()
+
+    def audio_discarded(self, encounter_id: str) -> None:
+        """The encounter's unsent audio was deleted (consent withdrawn): frames of it
+        already read into memory are not sent; the placeholders go instead."""
+        self._discards += 1
+        self._drop_reader(encounter_id)
         self._wake.set()
 
     def status_changed(self) -> None:
@@ -176,21 +204,32 @@ class Uplink:
             finally:
                 self.connected = False
                 self._close_readers()
-            if self._healthy or loop.time() - started >= backoff.cap:
+            healthy = self._healthy or loop.time() - started >= backoff.cap
+            if healthy:
                 backoff.reset()
-            delay = backoff.cap_delay(self._rng) if end.at_cap else backoff.next_delay(self._rng)
+            failed_url = self.failover.current
+            all_failed = self.failover.moved_on(healthy)
+            if end.at_cap:
+                delay = backoff.cap_delay(self._rng)
+            elif healthy or all_failed:
+                delay = backoff.next_delay(self._rng)
+            else:  # another node has not failed yet: try it at once
+                delay = self._rng.uniform(0.0, backoff.base)
             self.last_error = end.message
+            where = (f" ({failed_url}); next: {self.failover.current}"
+                     if len(self.failover.urls) > 1 else "")
             log.log(logging.ERROR if end.at_cap else logging.WARNING,
-                    "uplink: %s; reconnecting in %.1f s", end.message, delay)
+                    "uplink: %s%s; reconnecting in %.1f s", end.message, where, delay)
             self.counters.reconnects += 1
             await asyncio.sleep(delay)
 
     async def _session(self) -> None:
         s = self.settings
-        host = urlsplit(s.server_url).hostname
+        url = self.failover.current
+        host = urlsplit(url).hostname
         try:
             async with connect(
-                s.server_url, ssl=self._ssl, open_timeout=s.open_timeout_s,
+                url, ssl=self._ssl[url], open_timeout=s.open_timeout_s,
                 max_size=4 * MAX_EVENT_BYTES, compression=None, ping_interval=None,
                 close_timeout=5, user_agent_header=f"roomscribe-device/{__version__}",
             ) as ws:
@@ -243,7 +282,8 @@ class Uplink:
             raise SessionEnded(
                 f"server takes at most {body.max_audio_payload} audio bytes per frame but "
                 f"frame_ms={s.frame_ms} makes {s.frame_bytes}: lower frame_ms", at_cap=True)
-        log.info("uplink: connected to %s (server %s)", s.server_url, body.server_version)
+        log.info("uplink: connected to %s (server %s)", self.failover.current,
+                 body.server_version)
         return body
 
     async def _stream(self, ws: ClientConnection) -> None:
@@ -306,13 +346,15 @@ class Uplink:
                 if not state.window_open():
                     return  # an ack will wake us
                 budget = min(state.window_bytes - state.inflight_bytes, _READ_CAP)
+                discards = self._discards
                 records = self._read(enc, p.next_seq, budget)
                 if not records:
                     p.refused = True  # cannot be delivered; do not hold up the others
                     break
                 for record in records:
-                    if state.get(enc) is not p or p.next_seq != record.seq:
-                        return  # rewound or completed meanwhile; start over
+                    if state.get(enc) is not p or p.next_seq != record.seq \
+                            or self._discards != discards:
+                        return  # rewound, completed or withdrawn meanwhile; start over
                     state.on_sent(enc, record.seq, len(record.pcm))
                     frame = AudioFrame(enc, record.seq, record.captured_at_us, record.pcm)
                     await ws.send(frame.to_bytes())
@@ -368,8 +410,24 @@ class Uplink:
                 log.warning("uplink: ignoring a malformed event from the server: %s",
                             err.message)
                 continue
+            if isinstance(body, DiagnosticsRequest | ConfigChange):
+                await self._answer(ws, body)
+                continue
             self._handle(body, state)
         raise describe_close(ws.close_code, ws.close_reason or "")
+
+    async def _answer(self, ws: ClientConnection,
+                      body: DiagnosticsRequest | ConfigChange) -> None:
+        """A request from IT (admin API): the agent answers, the answer goes back."""
+        log.info("uplink: server asks for %s (request %s)", body.TYPE, body.request)
+        try:
+            answer = self._on_request(body)
+        except Exception as err:
+            log.exception("uplink: %s failed", body.TYPE)
+            answer = (ConfigResult(body.request, False, {}, f"agent error: {err!r}"[:500])
+                      if isinstance(body, ConfigChange) else None)
+        if answer is not None:
+            await ws.send(encode_event(answer.to_event()))
 
     def _handle(self, body: object, state: SendState) -> None:
         if isinstance(body, Ack):
@@ -385,6 +443,15 @@ class Uplink:
                 self._on_command(body.action)
             except Exception:
                 log.exception("uplink: command %s failed", body.action)
+        elif isinstance(body, ConsentWithdrawn):
+            # handled before the next event (an ack that would resume it): the spool's
+            # copy is deleted before another frame of it can be read
+            log.info("uplink: server says consent for %s was withdrawn", body.encounter_id)
+            try:
+                self._on_withdrawn(body.encounter_id, body.by)
+            except Exception:
+                log.exception("uplink: withdrawal of %s failed", body.encounter_id)
+            self.audio_discarded(body.encounter_id)
         elif not isinstance(body, Ready):
             log.debug("uplink: ignoring %s from the server", type(body).__name__)
 

@@ -31,11 +31,26 @@ Event flow (→ device to server, ← server to device)::
     → encounter-end    encounter_id, last_seq, ended_at_us
     → ping / ← pong    liveness, any time after ready
     ← command          start | stop | mute | unmute  (from the web UI)
-    → status           listening | idle | muted, spool bytes, counters
+    → status           listening | idle | muted, spool bytes, counters, health (input
+                       level, disk, clock, uptime; at least every log_interval_s)
     → consent          encounter_id, state given | withdrawn, method, obtained_by, at_us
                        (sent after encounter-start, again on reconnect; a withdrawal
                        deletes the visit's audio on the server, whose later frames are
                        acked and not stored)
+    ← consent-withdrawn  encounter_id, by, at_us: consent was withdrawn on the server (web
+                       UI / API); the device deletes that visit's unsent audio from its
+                       spool (capture stops if it is the visit in progress). Sent when it
+                       happens and again, before the ack, for every encounter-start of a
+                       withdrawn visit (a device that was offline learns it on reconnect).
+                       An older agent logs it as an unknown event and goes on.
+    ← diagnostics-request  request: IT asked for a diagnostic bundle (admin API)
+    → diagnostics      request, bundle {agent_version, state, config without the token,
+                       counters, status, log: recent agent log lines (never audio)}
+    ← config-change    request, changes {key: value}: settings to change live
+    → config-result    request, ok, applied {key: value}, error (why it was refused)
+                       (an older agent ignores both requests; the server's caller gets
+                       "no answer". An older server answers the replies with error
+                       malformed-event, which the agent logs.)
     ← error            code + message; the connection stays open unless closed
 
 Numbers: every integer is a signed 64-bit value; sequence numbers (``seq``,
@@ -65,6 +80,7 @@ __all__ = [
     "AUDIO_MAGIC",
     "MAX_AUDIO_PAYLOAD",
     "MAX_EVENT_BYTES",
+    "MAX_REQUEST_ID",
     "MAX_SEQ",
     "MAX_TIME_US",
     "PROTOCOL_VERSION",
@@ -75,8 +91,13 @@ __all__ = [
     "CloseCode",
     "Command",
     "CommandAction",
+    "ConfigChange",
+    "ConfigResult",
     "Consent",
     "ConsentChange",
+    "ConsentWithdrawn",
+    "Diagnostics",
+    "DiagnosticsRequest",
     "EncounterEnd",
     "EncounterStart",
     "ErrorCode",
@@ -384,6 +405,11 @@ class Status(_Body):
     encounter_id: str | None = None
     spool_bytes: int = 0
     counters: dict[str, int] = field(default_factory=dict)
+    #: Device health for the fleet page (device/stats.py ``health_fields``): agent_version,
+    #: uptime_s, sent_at_us (clock offset), spool_max_bytes, oldest_unacked_s,
+    #: input_rms_dbfs / input_peak_dbfs (last minute), disk_free_bytes / disk_total_bytes,
+    #: cpu_temp_c; each optional (an older agent sends none).
+    health: dict[str, Any] = field(default_factory=dict)
 
 
 class ConsentChange(StrEnum):
@@ -413,10 +439,91 @@ class Consent(_Body):
                                 "consent.method must be verbal or written")
 
 
+@dataclass(frozen=True, slots=True)
+class ConsentWithdrawn(_Body):
+    """Server → device: the visit's consent was withdrawn on the server; the device deletes
+    what it still holds of the visit's audio, unsent (and stops capturing it)."""
+
+    TYPE: ClassVar[str] = "consent-withdrawn"
+    RANGES: ClassVar[dict[str, tuple[int, int]]] = {"at_us": (0, MAX_TIME_US)}
+    encounter_id: str
+    by: str = ""  # who took the withdrawal (a name, never patient data)
+    at_us: int = 0
+
+    def _validate(self) -> None:
+        _Body._validate(self)
+        _check_uuid(self.TYPE, self.encounter_id)
+
+
+#: Longest request id of a server → device request (``diagnostics-request``, ``config-change``).
+MAX_REQUEST_ID = 64
+
+
+def _check_request(event_type: str, request: str) -> None:
+    if not 0 < len(request) <= MAX_REQUEST_ID:
+        raise ProtocolError(ErrorCode.MALFORMED_EVENT,
+                            f"{event_type}.request must be 1..{MAX_REQUEST_ID} characters")
+
+
+@dataclass(frozen=True, slots=True)
+class DiagnosticsRequest(_Body):
+    """Server → device: send a diagnostic bundle (answered with :class:`Diagnostics`)."""
+
+    TYPE: ClassVar[str] = "diagnostics-request"
+    request: str
+
+    def _validate(self) -> None:
+        _Body._validate(self)
+        _check_request(self.TYPE, self.request)
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostics(_Body):
+    """Device → server: the bundle asked for (it fits one text frame: the device trims
+    the oldest log lines)."""
+
+    TYPE: ClassVar[str] = "diagnostics"
+    request: str
+    bundle: dict[str, Any] = field(default_factory=dict)
+
+    def _validate(self) -> None:
+        _Body._validate(self)
+        _check_request(self.TYPE, self.request)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChange(_Body):
+    """Server → device: change these settings now (answered with :class:`ConfigResult`)."""
+
+    TYPE: ClassVar[str] = "config-change"
+    request: str
+    changes: dict[str, Any] = field(default_factory=dict)
+
+    def _validate(self) -> None:
+        _Body._validate(self)
+        _check_request(self.TYPE, self.request)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigResult(_Body):
+    """Device → server: the change was applied (all of it) or refused (none of it)."""
+
+    TYPE: ClassVar[str] = "config-result"
+    request: str
+    ok: bool
+    applied: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+    def _validate(self) -> None:
+        _Body._validate(self)
+        _check_request(self.TYPE, self.request)
+
+
 _BODIES: dict[str, type[_Body]] = {
     cls.TYPE: cls
     for cls in (Hello, Ready, EncounterStart, EncounterEnd, Ack, ErrorEvent, Ping, Pong, Command,
-                Status, Consent)
+                Status, Consent, ConsentWithdrawn, DiagnosticsRequest, Diagnostics,
+                ConfigChange, ConfigResult)
 }
 
 

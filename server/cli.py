@@ -1,6 +1,7 @@
 """``roomscribe``: run the server and administer rooms and devices.
 
     roomscribe serve [--host H] [--port P] [--ssl-certfile F --ssl-keyfile F]
+    roomscribe worker [--stages transcription,drafting]   (server/work/worker.py; no HTTP)
     roomscribe db upgrade | db backup FILE | db restore FILE [--force]   (server/backup.py)
     roomscribe admin clinic add NAME | clinic list
     roomscribe admin room add --clinic ID NAME [--id SLUG] | room list
@@ -61,10 +62,27 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     private_umask()  # the database, its WAL and the outbox files: 0600 (server/datadir.py)
     logging.getLogger("uvicorn.access").addFilter(RedactSecrets())  # no token in a log line
     app = create_app(settings)
+    # h11 with a header-read timeout (server/httpprotocol.py): no slowloris
+    from server.httpprotocol import header_timeout_protocol
+
     uvicorn.run(app, host=settings.host, port=settings.port, ws_max_size=WS_MAX_MESSAGE,
                 ssl_certfile=settings.ssl_certfile, ssl_keyfile=settings.ssl_keyfile,
-                log_level=args.log_level.lower())
+                log_level=args.log_level.lower(),
+                http=header_timeout_protocol(settings.http_header_timeout_s))
     return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from server.pipeline.events import parse_stages
+    from server.work.worker import run_worker
+
+    try:
+        stages = parse_stages(args.stages)
+    except ValueError as err:
+        print(f"roomscribe worker: {err}", file=sys.stderr)
+        return 2
+    private_umask()
+    return run_worker(settings, stages)
 
 
 def _with_session(settings: Settings, fn: Callable[[Session], Any]) -> Any:
@@ -189,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ssl-keyfile")
     serve.set_defaults(func=_serve)
 
+    worker = sub.add_parser("worker", help="run pipeline stages from the queue, no HTTP")
+    worker.add_argument("--stages", default="transcription,drafting",
+                        help="comma list of transcription, drafting (default: both)")
+    worker.set_defaults(func=_worker)
+
     db = sub.add_parser("db", help="database schema, backup and restore")
     db.add_argument("verb", choices=["upgrade", "backup", "restore"])
     db.add_argument("file", nargs="?", type=Path, help="backup file (backup / restore)")
@@ -249,7 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(head)
     if rest is not None:
         args.rest = rest
-    args.log_level = (args.log_level or ("INFO" if args.command == "serve" else "WARNING")).upper()
+    args.log_level = (args.log_level or ("INFO" if args.command in ("serve", "worker")
+                                         else "WARNING")).upper()
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -15,6 +15,10 @@
     error                   logged with the encounter; the transcript stays stored, and
                             `roomscribe review draft import` can queue a draft by hand
 
+The stage gets what it needs as :class:`DraftPorts` (the composition root,
+server/services.py, builds them): it knows nothing of the database, the review queue
+or the server. Pipeline events: ``drafting-start`` / ``drafting-end`` / ``error``.
+
 So at the end of a visit only the last utterances and the sentences whose context
 changed go through the models, not the whole visit. The NLP models load once,
 lazily, on the first visit (or at start with ``preload``); a missing model is a
@@ -29,20 +33,21 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from nlp.schema import DraftNote, Transcript, TranscriptSegment
+from server import metrics
 from server.ingest.handoff import EncounterInfo
+from server.pipeline.events import OnEvent, PipelineEvent, Stage, log_event
 
 if TYPE_CHECKING:
     from nlp.pipeline import DraftWriter
-    from server.services import Services
 
-__all__ = ["DraftingStage", "PriorityWorker"]
+__all__ = ["DraftPorts", "DraftingStage", "PriorityWorker"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -92,18 +97,33 @@ class PriorityWorker:
         self._jobs.put((-1, -1, None))
 
 
+@dataclass(frozen=True, slots=True)
+class DraftPorts:
+    """What the drafting stage calls out to (server/pipeline/ports.py has the server's)."""
+
+    #: runs a blocking call off the event loop (the database worker pool)
+    run_db: Callable[..., Awaitable[Any]]
+    #: blocking: the patient's consent still allows a draft of this encounter
+    consent_allows: Callable[[str], bool]
+    #: blocking: (template, style) of a room's clinic
+    note_settings: Callable[[str], tuple[str, str]]
+    #: the draft into the review queue; returns the review item (it has an ``id``)
+    submit: Callable[[str, DraftNote, Transcript], Awaitable[Any]]
+
+
 class DraftingStage:
     """Drafts each finished transcript and puts the draft in the review queue."""
 
-    def __init__(self, services: Services, models_dir: Path, prepare_every_s: float = 10.0,
+    def __init__(self, ports: DraftPorts, models_dir: Path, prepare_every_s: float = 10.0,
                  writer: DraftWriter | None = None, threads: int = 1,
-                 prepare_share: float = 0.35) -> None:
+                 prepare_share: float = 0.35, on_event: OnEvent = log_event) -> None:
         """``writer``: loaded models to use (default: loaded from ``models_dir`` on first
         use); ``threads``: CPU threads for the models' inference (torch's, for the process),
         applied when the models load; ``prepare_share``: the most of the NLP worker's time
         preparations may take (one at a time across visits), so speech recognition keeps
         the cores it needs."""
-        self.services = services
+        self.ports = ports
+        self.on_event = on_event
         self.models_dir = models_dir
         self.prepare_every_s = prepare_every_s
         self.prepare_share = min(1.0, max(0.01, prepare_share))
@@ -199,57 +219,34 @@ class DraftingStage:
             await asyncio.gather(task, return_exceptions=True)
 
     async def __call__(self, encounter: EncounterInfo, transcript: Transcript) -> None:
-        from server.review.intake import submit_draft
-
+        eid = encounter.encounter_id
         started = time.monotonic()
-        await self.stop_preparing(encounter.encounter_id)
-        if not await self.services.run_db(self._consent_allows, encounter.encounter_id):
+        await self.stop_preparing(eid)
+        ports = self.ports
+        if not await ports.run_db(ports.consent_allows, eid):
             log.warning("encounter %s: no consent (withdrawn or never recorded); no draft",
-                        encounter.encounter_id)
+                        eid)
             return
+        self.on_event(PipelineEvent.start(Stage.DRAFTING, eid,
+                                          segments=len(transcript.segments)))
         try:
-            note = await self.services.run_db(self._note_settings, encounter.room_id)
+            note = await ports.run_db(ports.note_settings, encounter.room_id)
             draft = await asyncio.wrap_future(
                 self._worker.submit(DRAFT, self._draft, encounter, transcript, note))
-            item = await submit_draft(self.services, encounter.encounter_id, draft, transcript)
-        except Exception:
-            log.exception("encounter %s: drafting failed; the transcript is stored",
-                          encounter.encounter_id)
+            item = await ports.submit(eid, draft, transcript)
+        except Exception as err:
+            log.exception("encounter %s: drafting failed; the transcript is stored", eid)
+            self.on_event(PipelineEvent.error(Stage.DRAFTING, eid,
+                                              f"{type(err).__name__}: {err}"))
             raise
-        self.latency_s[encounter.encounter_id] = time.monotonic() - started
+        self.latency_s[eid] = time.monotonic() - started
+        metrics.observe_draft_latency(self.latency_s[eid])
+        self.on_event(PipelineEvent.end(Stage.DRAFTING, eid, item=item.id,
+                                        orders=len(draft.orders)))
         log.info("encounter %s: draft in the queue (item %s, %d sections, %d orders) %.2f s "
                  "after the transcript", encounter.encounter_id, item.id,
                  sum(1 for s in draft.sections if s.sentences), len(draft.orders),
                  self.latency_s[encounter.encounter_id])
-
-    def _consent_allows(self, encounter_id: str) -> bool:
-        """The patient's consent (server/privacy) still allows a draft of this visit."""
-        from datetime import timedelta
-
-        from server.models import utcnow
-        from server.privacy.consent import Verdict, verdict
-
-        grace = timedelta(minutes=self.services.settings.consent_grace_min)
-        with self.services.db.session() as s:
-            return verdict(s, encounter_id, utcnow(), grace) is Verdict.PROCEED
-
-    def _note_settings(self, room_id: str) -> tuple[str, str]:
-        """(template source, style) of the room's clinic (``server.review.notesettings``);
-        a template that has gone missing since it was chosen falls back to SOAP, logged."""
-        from server.models import Room
-        from server.review.errors import InvalidInput
-        from server.review.notesettings import NoteSettings, note_settings, template_source
-
-        with self.services.db.session() as s:
-            room = s.get(Room, room_id)
-            note = note_settings(s, room.clinic_id) if room is not None else NoteSettings()
-        try:
-            return template_source(note.template, self.services.settings.note_templates), \
-                note.style
-        except InvalidInput as err:
-            log.warning("room %s: note template %r unusable (%s); drafting with soap",
-                        room_id, note.template, err)
-            return "soap", note.style
 
     def _draft(self, encounter: EncounterInfo, transcript: Transcript,
                note: tuple[str, str] = ("soap", "concise")) -> DraftNote:

@@ -16,11 +16,13 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -39,6 +41,7 @@ __all__ = [
     "GapKind",
     "PrivacyDeletion",
     "Room",
+    "StageJob",
     "utcnow",
 ]
 
@@ -214,3 +217,25 @@ class PrivacyDeletion(Base):
     transcript_segments: Mapped[int] = mapped_column(Integer, default=0)
     note_versions: Mapped[int] = mapped_column(Integer, default=0)
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class StageJob(Base):
+    """One hand-off between pipeline stages (server/work): "transcribe encounter E" (its
+    audio is read as stored: ``encounters.next_seq``) or "draft encounter E" (its
+    transcript is complete). Workers take it by lease (server/work/lease.py)."""
+
+    __tablename__ = "stage_jobs"
+    __table_args__ = (UniqueConstraint("kind", "encounter_id", name="uq_stage_jobs_kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))  # server.pipeline.Stage
+    encounter_id: Mapped[str] = mapped_column(
+        ForeignKey("encounters.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    owner: Mapped[str] = mapped_column(String(200), default="")
+    #: leased: the lease's end; queued: not before (epoch seconds; 0 = at once)
+    lease_until: Mapped[float] = mapped_column(Float, default=0.0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                                 onupdate=utcnow)

@@ -6,6 +6,8 @@ passed down; nothing else reads the environment.
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 from pydantic import Field, model_validator
@@ -29,8 +31,44 @@ class Settings(BaseSettings):
     database_url: str = Field("", description="SQLAlchemy URL; empty = SQLite in data_dir")
     host: str = "127.0.0.1"
     port: int = 8000
+    #: A connection must finish sending a request's line and headers within this many
+    #: seconds of opening (or of its previous response) or it is closed (slowloris).
+    http_header_timeout_s: float = Field(10.0, gt=0, le=600)
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
+
+    # --- several nodes (server/bus; README "Running on several machines")
+    #: Redis for live events between nodes and workers (``redis://host:6379/0``); empty =
+    #: one process, nothing leaves it.
+    redis_url: str = Field("", repr=False)
+    #: This process's name in the cluster (logs, device hand-over); empty = hostname-pid.
+    node_id: str = ""
+    #: Prefix of this deployment's Redis channels (two deployments can share one Redis).
+    bus_channel_prefix: str = Field("roomscribe", pattern=r"^[A-Za-z0-9_.-]+$")
+    #: Live events waiting for Redis (while it restarts) before new ones are dropped.
+    bus_outbox: int = Field(10_000, ge=1)
+
+    # --- monitoring (server/metrics.py, GET /metrics)
+    #: Bearer token Prometheus sends to read /metrics (16+ characters); empty = only the
+    #: IT admin API key may read it.
+    metrics_token: str = Field("", repr=False, pattern=r"^(|.{16,})$")
+    #: How long the admin API waits for a device's answer (diagnostics, config change).
+    device_answer_timeout_s: float = Field(10.0, gt=0, le=120)
+
+    # --- stages in worker processes (server/work; `roomscribe worker`)
+    #: The stages `roomscribe serve` runs itself: all (the one-process default) | none
+    #: (an ingest/web node: visits are queued for `roomscribe worker` processes) | a
+    #: comma list of transcription, drafting.
+    run_stages: str = Field("all", pattern=r"^[a-z, ]*$")
+    #: A worker's lease on a visit lasts this long after its last renewal: a worker that
+    #: died is replaced this many seconds after its last heartbeat (seconds).
+    stage_lease_s: float = Field(15.0, gt=1)
+    #: Leases are renewed this often (well under stage_lease_s).
+    stage_heartbeat_s: float = Field(2.0, gt=0)
+    #: Queued visits, and audio stored by another node, are looked for this often (s).
+    stage_poll_s: float = Field(0.5, gt=0)
+    #: Visits one process transcribes or drafts at once (its ASR workers share the cores).
+    stage_capacity: int = Field(64, ge=1, le=10_000)
 
     # Device uplink limits
     max_audio_payload: int = Field(MAX_AUDIO_PAYLOAD, gt=0, le=MAX_AUDIO_PAYLOAD)
@@ -67,6 +105,49 @@ class Settings(BaseSettings):
     consent_grace_min: float = Field(10.0, ge=0)
     #: How often a held visit's consent is checked again from the database (seconds).
     consent_poll_s: float = Field(5.0, gt=0)
+    #: The longest audio is held without consent while its visit has not ended (a device
+    #: left recording, an end that never came): then it is deleted like expired held
+    #: audio, counted from when the server first heard of the visit (minutes).
+    consent_hold_max_min: float = Field(60.0, gt=0)
+
+    # --- the fleet: device health and alerts (server/fleet; rules in server/fleet/rules.py)
+    #: How often every device's health is judged and alerts raised or resolved (seconds).
+    fleet_evaluate_every_s: float = Field(15.0, gt=0)
+    #: Status reports kept per device for this many hours (pruned as new ones arrive).
+    fleet_history_h: float = Field(24.0, gt=0)
+    #: When the clinics are open, in each clinic's own time zone: comma-separated
+    #: ``<days> <HH:MM>-<HH:MM>`` (``Mon-Fri 07:00-19:00, Sat 08:00-12:00``); "" = never.
+    fleet_clinic_hours: str = "Mon-Fri 07:00-19:00"
+    #: Offline during clinic hours: warning / failing after this many minutes; after
+    #: hours a warning only, after the third.
+    fleet_offline_warn_min: float = Field(2.0, ge=0)
+    fleet_offline_fail_min: float = Field(5.0, ge=0)
+    fleet_offline_after_hours_warn_min: float = Field(720.0, ge=0)
+    #: Listening with the input peak at or below this level (dBFS) is silence ...
+    fleet_silence_dbfs: float = Field(-60.0, le=0)
+    #: ... a warning / failing (mic unplugged or muted) after this many minutes.
+    fleet_silent_warn_min: float = Field(2.0, ge=0)
+    fleet_silent_fail_min: float = Field(5.0, ge=0)
+    #: Spool use (% of the device's cap) for a warning / failing.
+    fleet_spool_warn_pct: float = Field(50.0, ge=0, le=100)
+    fleet_spool_fail_pct: float = Field(80.0, ge=0, le=100)
+    #: Age of the oldest audio the server has not acknowledged (s) for a warning / failing.
+    fleet_unacked_warn_s: float = Field(120.0, ge=0)
+    fleet_unacked_fail_s: float = Field(600.0, ge=0)
+    #: Capture errors within this many minutes: any is a warning, this many failing.
+    fleet_capture_window_min: float = Field(10.0, gt=0)
+    fleet_capture_errors_fail: int = Field(3, ge=1)
+    #: A device clock further than this from the server's (s) is failing.
+    fleet_clock_offset_max_s: float = Field(2.0, gt=0)
+    #: Free disk on the device's spool volume (%) for a warning / failing.
+    fleet_disk_warn_pct: float = Field(10.0, ge=0, le=100)
+    fleet_disk_fail_pct: float = Field(3.0, ge=0, le=100)
+    fleet_cpu_temp_warn_c: float = Field(80.0)
+    #: Alerts are POSTed as JSON to each of these URLs (comma-separated; "" = none), with
+    #: this many attempts, the pause doubling from the back-off (s).
+    fleet_webhook_urls: str = Field("", repr=False)
+    fleet_webhook_attempts: int = Field(5, ge=1, le=20)
+    fleet_webhook_backoff_s: float = Field(2.0, gt=0)
 
     # --- transcription (server/asr, server/modelstore, server/transcripts)
     #: Model manifests (*.toml) and fetched/built model files.
@@ -76,6 +157,12 @@ class Settings(BaseSettings):
     asr_engine: str = "auto"
     asr_vosk_model: str = "vosk-small-en-us"
     asr_whisper_model: str = "whisper-tiny.en"
+    #: Where Whisper runs: cpu, or cuda on a GPU worker (faster-whisper's CTranslate2 CUDA
+    #: build and the NVIDIA libraries it needs, cuBLAS and cuDNN, must be installed) ...
+    asr_whisper_device: str = Field("cpu", pattern=r"^(cpu|cuda|auto)$")
+    #: ... which GPU, and the CTranslate2 compute type ("" = int8 on cpu, float16 on cuda).
+    asr_whisper_device_index: int = Field(0, ge=0)
+    asr_whisper_compute_type: str = Field("", pattern=r"^[a-z0-9_]*$")
     #: One term a line; "" = the bundled server/asr/vocabulary/medical_en.txt, "none" = off.
     asr_vocabulary: str = ""
     #: Worker threads running engines (rooms decoded at once) and CPU threads per decode.
@@ -164,7 +251,20 @@ class Settings(BaseSettings):
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError(
                 "set both ROOMSCRIBE_SSL_CERTFILE and ROOMSCRIBE_SSL_KEYFILE, or neither")
+        from server.pipeline.events import parse_stages
+
+        try:
+            parse_stages(self.run_stages)
+        except ValueError as err:
+            raise ValueError(f"ROOMSCRIBE_RUN_STAGES: {err}") from err
+        if self.stage_heartbeat_s * 2 >= self.stage_lease_s:
+            raise ValueError("ROOMSCRIBE_STAGE_HEARTBEAT_S must be under half of "
+                             "ROOMSCRIBE_STAGE_LEASE_S")
         return self
+
+    @property
+    def resolved_node_id(self) -> str:
+        return self.node_id or f"{socket.gethostname()}-{os.getpid()}"
 
     @property
     def resolved_database_url(self) -> str:

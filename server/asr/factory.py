@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from server.asr.engine import SpeechEngine
 from server.asr.errors import ModelNotInstalled
@@ -65,7 +65,9 @@ def _whisper(settings: Settings, vocabulary: Sequence[str], partials: bool) -> W
         max_segment_s=min(settings.asr_max_segment_s, 28.0),
         min_speech_s=settings.asr_min_speech_ms / 1000,
         min_speech_dbfs=settings.asr_min_speech_dbfs,
-        stock_phrase_vad_prob=settings.asr_stock_phrase_vad_prob)
+        stock_phrase_vad_prob=settings.asr_stock_phrase_vad_prob,
+        device=settings.asr_whisper_device, device_index=settings.asr_whisper_device_index,
+        compute_type=settings.asr_whisper_compute_type)
     return WhisperEngine(path, name=spec.name, vocabulary=vocabulary, options=options)
 
 
@@ -86,8 +88,12 @@ def build_engine(settings: Settings, engine: str | None = None,
     return TwoPassEngine(_vosk(settings, vosk_phrases), _whisper(settings, terms, partials=False))
 
 
-def build_stage(settings: Settings) -> TranscriptionStage | None:
-    """The server's transcription stage per settings (None when ``asr_engine = none``).
+def build_stage(settings: Settings, *, engine: SpeechEngine | None = None,
+                **ports: Any) -> TranscriptionStage | None:
+    """The server's transcription stage per settings (None when ``asr_engine = none`` and
+    no ``engine`` is given), with its ports (``store``, ``events``, ``db_pool``,
+    ``next_stage``, ``labeler``, ``watcher``, ``voices``, ``resume_from``, ``on_event``:
+    see :class:`~server.asr.stage.TranscriptionStage`) from the composition root.
 
     Loads the engine now, so a missing model stops the server at start with a
     message naming the command that fetches it.
@@ -96,9 +102,10 @@ def build_stage(settings: Settings) -> TranscriptionStage | None:
 
     from server.asr.stage import StageLimits, TranscriptionStage
 
-    if settings.asr_engine == "none":
-        return None
-    engine = build_engine(settings)
+    if engine is None:
+        if settings.asr_engine == "none":
+            return None
+        engine = build_engine(settings)
     pool = ThreadPoolExecutor(max_workers=settings.asr_workers, thread_name_prefix="asr")
     limits = StageLimits(behind_threshold_s=settings.asr_behind_threshold_s)
-    return TranscriptionStage(engine, pool, limits=limits, owns_pool=True)
+    return TranscriptionStage(engine, pool, limits=limits, owns_pool=True, **ports)

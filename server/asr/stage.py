@@ -2,7 +2,11 @@
 
 Implements :class:`server.ingest.handoff.EncounterStage`. Per encounter:
 
-    transcription-start   begin (or restart from the first frame) in the database
+    transcription-start   begin (or restart from the first frame) in the database; or,
+                          with ``resume_from``, continue an interrupted transcript: its
+                          stored segments are kept, the engine starts at the end of the
+                          last one (the audio before it is read, not decoded), new
+                          segments continue its ids and times
     audio → engine        chunks are batched (up to ``max_batch_s``) and fed to the
                           recognizer in the ASR worker pool, off the event loop
     partial / final       published to live viewers; finals labelled (speaker hook)
@@ -20,6 +24,8 @@ Implements :class:`server.ingest.handoff.EncounterStage`. Per encounter:
                           status complete, then ``next_stage(encounter, transcript)``
     error                 the engine failed: status failed, error published, re-raised
 
+Live events go to ``events`` (viewers; :class:`~server.pipeline.events.LiveEvent`),
+pipeline events (``transcription-start`` / ``-end`` / ``error``) to ``on_event``.
 Segment times are seconds of stored audio from the encounter's first frame
 (the sum of the frames' lengths before it), i.e. positions in its ``/audio.wav``;
 a capture gap in the device's audio is not inserted as silence.
@@ -55,11 +61,14 @@ from server.asr.errors import TranscriptionFailed
 from server.asr.monitor import RoomProgress, TranscriptionMonitor
 from server.asr.roles import SpeakerLabeler, tag_clusters, unknown_speakers
 from server.ingest.handoff import AudioChunk, EncounterInfo
+from server.pipeline.events import LiveEvent, OnEvent, PipelineEvent, Stage, log_event
 from server.transcripts.store import Progress
 
 __all__ = [
     "EventSink",
     "NextStage",
+    "ResumeFrom",
+    "ResumePoint",
     "StageLimits",
     "TranscriptSink",
     "TranscriptWatcher",
@@ -74,6 +83,19 @@ NextStage = Callable[[EncounterInfo, Transcript], Awaitable[None]]
 #: Called on the event loop after each stored final with the transcript so far
 #: (it must return at once: schedule work, don't do it).
 TranscriptWatcher = Callable[[EncounterInfo, Transcript], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """An interrupted transcript: its stored segments (ids 0..n-1) and where the engine
+    starts again (seconds from the first frame: the end of the last segment)."""
+
+    segments: tuple[TranscriptSegment, ...]
+    offset_s: float
+
+
+#: Blocking: the stored state to continue from, or None to begin afresh.
+ResumeFrom = Callable[[str], "ResumePoint | None"]
 
 
 class EventSink(Protocol):
@@ -206,10 +228,14 @@ class TranscriptionStage:
                  clock: Callable[[], float] = time.monotonic,
                  owns_pool: bool = False,
                  voices: VoiceEmbedder | None = None,
-                 clusters: ClusterParams | None = None) -> None:
-        """``store``/``events``/``db_pool`` may come later from :meth:`attach` (the
-        server's Services own them); ``owns_pool``: :meth:`close` shuts ``pool`` down;
-        ``voices``: diarize by voice (None: roles from the words alone)."""
+                 clusters: ClusterParams | None = None,
+                 resume_from: ResumeFrom | None = None,
+                 on_event: OnEvent = log_event) -> None:
+        """``store``/``events``: where transcripts and live events go (the composition
+        root, server/services.py, passes them); ``owns_pool``: :meth:`close` shuts
+        ``pool`` down; ``voices``: diarize by voice (None: roles from the words alone);
+        ``resume_from``: continue interrupted transcripts (None: always from the first
+        frame); ``on_event``: pipeline events."""
         self.engine = engine
         self.pool = pool
         self.db_pool = db_pool or pool
@@ -224,20 +250,19 @@ class TranscriptionStage:
         self.clock = clock
         self.voices = voices
         self.clusters = clusters or ClusterParams()
-
-    def attach(self, store: TranscriptSink, events: EventSink, db_pool: Executor) -> None:
-        self._store, self._events, self.db_pool = store, events, db_pool
+        self.resume_from = resume_from
+        self.on_event = on_event
 
     @property
     def store(self) -> TranscriptSink:
         if self._store is None:
-            raise RuntimeError("TranscriptionStage has no store: attach() it first")
+            raise RuntimeError("TranscriptionStage was built without a transcript store")
         return self._store
 
     @property
     def events(self) -> EventSink:
         if self._events is None:
-            raise RuntimeError("TranscriptionStage has no event sink: attach() it first")
+            raise RuntimeError("TranscriptionStage was built without a live event sink")
         return self._events
 
     def close(self) -> None:
@@ -256,20 +281,32 @@ class TranscriptionStage:
 
     async def run(self, encounter: EncounterInfo, audio: AsyncIterator[AudioChunk]) -> None:
         eid = encounter.encounter_id
-        started = await self._in(self.db_pool, self.store.begin, eid, self.engine.name,
-                                 self.engine.language)
-        if not started:
-            log.info("encounter %s: already transcribed; audio not decoded again", eid)
-            return
+        point = None
+        if self.resume_from is not None:
+            point = await self._in(self.db_pool, self.resume_from, eid)
+        if point is None:
+            started = await self._in(self.db_pool, self.store.begin, eid, self.engine.name,
+                                     self.engine.language)
+            if not started:
+                log.info("encounter %s: already transcribed; audio not decoded again", eid)
+                return
+        else:
+            log.info("encounter %s: continuing its transcript after segment %d, at %.2f s",
+                     eid, len(point.segments) - 1, point.offset_s)
         progress = RoomProgress(eid, encounter.room_id, self.engine.name)
         self.monitor.add(progress)
         queue = _AudioQueue(int(self.limits.queue_s * BYTES_PER_SECOND))
         feed_end: list[float] = []
-        reader = asyncio.create_task(self._read(audio, queue, progress, feed_end),
+        run = _Run(self, encounter, progress, point)
+        reader = asyncio.create_task(self._read(audio, queue, progress, feed_end,
+                                                run.offset_bytes),
                                      name=f"asr-read-{eid}")
-        run = _Run(self, encounter, progress)
         try:
-            self.events.publish(eid, "transcription-start", {"engine": self.engine.name})
+            self.events.publish(eid, LiveEvent.TRANSCRIPTION_START,
+                                {"engine": self.engine.name})
+            self.on_event(PipelineEvent.start(
+                Stage.TRANSCRIPTION, eid, engine=self.engine.name,
+                **({"resumed_at_s": round(point.offset_s, 3)} if point else {})))
             recognizer = await self._in(self.pool, self.engine.recognizer)
             ended = False
             while not ended:
@@ -284,9 +321,10 @@ class TranscriptionStage:
             raise
         except Exception as err:
             message = f"{type(err).__name__}: {err}"
+            self.on_event(PipelineEvent.error(Stage.TRANSCRIPTION, eid, message))
             await self._in(self.db_pool, self.store.fail, eid, message, run.progress_record())
-            self.events.publish(eid, "error", {"code": "transcription-failed",
-                                               "message": message})
+            self.events.publish(eid, LiveEvent.ERROR, {"code": "transcription-failed",
+                                                       "message": message})
             raise TranscriptionFailed(f"encounter {eid}: {message}") from err
         finally:
             reader.cancel()
@@ -294,11 +332,18 @@ class TranscriptionStage:
             self.monitor.remove(eid)
 
     async def _read(self, audio: AsyncIterator[AudioChunk], queue: _AudioQueue,
-                    progress: RoomProgress, feed_end: list[float]) -> None:
-        """Storage → queue. The end marker goes in however the feed ends, so the engine
-        side never waits forever; a feed error then surfaces from ``await reader``."""
+                    progress: RoomProgress, feed_end: list[float], skip: int = 0) -> None:
+        """Storage → queue, less the first ``skip`` bytes (decoded before a resume). The
+        end marker goes in however the feed ends, so the engine side never waits
+        forever; a feed error then surfaces from ``await reader``."""
         try:
             async for chunk in audio:
+                if skip:
+                    if skip >= len(chunk.pcm):
+                        skip -= len(chunk.pcm)
+                        continue
+                    chunk = replace(chunk, pcm=chunk.pcm[skip:])
+                    skip = 0
                 await queue.put(chunk)
                 progress.received_s += len(chunk.pcm) / BYTES_PER_SECOND
                 progress.arrivals.append((progress.received_s, self.clock()))
@@ -311,16 +356,23 @@ class _Run:
     """The mutable state of one encounter's transcription (segments, ids, lag)."""
 
     def __init__(self, stage: TranscriptionStage, encounter: EncounterInfo,
-                 progress: RoomProgress) -> None:
+                 progress: RoomProgress, resume: ResumePoint | None = None) -> None:
         self.stage = stage
         self.encounter = encounter
         self.eid = encounter.encounter_id
         self.progress = progress
-        self.segments: list[TranscriptSegment] = []
-        self.saved_at_s = 0.0
+        self.segments: list[TranscriptSegment] = list(resume.segments) if resume else []
+        #: where the engine starts: audio before it was decoded by an earlier worker
+        self.offset_bytes = round(resume.offset_s * BYTES_PER_SECOND / 2) * 2 if resume else 0
+        self.offset_s = self.offset_bytes / BYTES_PER_SECOND
+        progress.received_s = progress.decoded_s = self.offset_s
+        self.saved_at_s = self.offset_s
         keep_s = stage.limits.audio_kept_s if stage.voices is not None else 0.0
         self.audio = _AudioTail(int(keep_s * BYTES_PER_SECOND))
+        self.audio.dropped = self.offset_bytes
         self.clusters = SpeakerClusters(stage.clusters)
+        for seg in self.segments:  # their voices are not stored: the words decide them
+            self.clusters.add(seg.id, None, weight=seg.end_s - seg.start_s)
         self.voice_failed = False
 
     def progress_record(self) -> Progress:
@@ -338,7 +390,7 @@ class _Run:
         p.engine_s += stage.clock() - t0
         p.decoded_s += n_bytes / BYTES_PER_SECOND
         for event in events:
-            await self._publish(event)
+            await self._publish(_shifted(event, self.offset_s))
         self._check_lag()
         if p.decoded_s - self.saved_at_s >= stage.limits.progress_every_s:
             self.saved_at_s = p.decoded_s
@@ -359,12 +411,12 @@ class _Run:
             log.warning("room %s encounter %s: transcription is %.1f s behind the audio "
                         "(engine %s); audio is stored, decoding continues",
                         self.encounter.room_id, self.eid, backlog, stage.engine.name)
-            stage.events.publish(self.eid, "lagging", {"backlog_s": round(backlog, 2)})
+            stage.events.publish(self.eid, LiveEvent.LAGGING, {"backlog_s": round(backlog, 2)})
         elif p.behind and backlog < threshold / 2:
             p.behind = False
             log.info("room %s encounter %s: transcription caught up", self.encounter.room_id,
                      self.eid)
-            stage.events.publish(self.eid, "lagging", {"backlog_s": round(backlog, 2)})
+            stage.events.publish(self.eid, LiveEvent.LAGGING, {"backlog_s": round(backlog, 2)})
 
     async def _publish(self, event: RecognitionEvent) -> None:
         stage = self.stage
@@ -372,16 +424,14 @@ class _Run:
             self.progress.partials += 1
             # audio_s: how much of the visit's audio the engine had heard for this guess
             # (latency = arrival − capture time of that audio; bench_rooms measures it).
-            stage.events.publish(self.eid, "partial", {"segment_id": len(self.segments),
-                                                       "start_s": event.start_s,
-                                                       "text": event.text,
-                                                       "audio_s": round(self.progress.decoded_s,
-                                                                        3)})
+            stage.events.publish(self.eid, LiveEvent.PARTIAL, {
+                "segment_id": len(self.segments), "start_s": event.start_s,
+                "text": event.text, "audio_s": round(self.progress.decoded_s, 3)})
             return
         assert isinstance(event, Final)
         if not event.text:  # the engine decided the utterance was not speech
-            stage.events.publish(self.eid, "partial", {"segment_id": len(self.segments),
-                                                       "start_s": event.start_s, "text": ""})
+            stage.events.publish(self.eid, LiveEvent.PARTIAL, {
+                "segment_id": len(self.segments), "start_s": event.start_s, "text": ""})
             return
         segment = TranscriptSegment(id=len(self.segments), start_s=event.start_s,
                                     end_s=event.end_s, text=event.text, words=event.words)
@@ -434,7 +484,7 @@ class _Run:
         await stage._in(stage.db_pool, stage.store.add_segment, self.eid, segment,
                         self.progress_record())
         self.progress.store_s += stage.clock() - t0
-        stage.events.publish(self.eid, "final", segment.to_dict())
+        stage.events.publish(self.eid, LiveEvent.FINAL, segment.to_dict())
         if stage.watcher is not None:
             stage.watcher(self.encounter, Transcript(self.eid, tuple(self.segments),
                                                      stage.engine.name, stage.engine.language))
@@ -462,10 +512,13 @@ class _Run:
         await stage._in(stage.db_pool, stage.store.complete, self.eid, labels,
                         self.progress_record(), elapsed_ms)
         elapsed_ms = round((stage.clock() - feed_ended_at) * 1000)
-        stage.events.publish(self.eid, "transcript-complete", {
+        stage.events.publish(self.eid, LiveEvent.TRANSCRIPT_COMPLETE, {
             "segments": len(segments), "engine": stage.engine.name,
             "audio_s": round(self.progress.decoded_s, 3),
             "end_to_transcript_ms": elapsed_ms})
+        stage.on_event(PipelineEvent.end(Stage.TRANSCRIPTION, self.eid,
+                                         segments=len(segments),
+                                         end_to_transcript_ms=elapsed_ms))
         p = self.progress
         log.info("encounter %s: transcript stored %d ms after the end of its audio "
                  "(%d segments, %.1f s audio, rtf %s; engine %.1f s, speaker labels %.1f s, "
@@ -477,3 +530,16 @@ class _Run:
             raise
         except Exception:
             log.exception("encounter %s: the stage after transcription failed", self.eid)
+
+
+def _shifted(event: RecognitionEvent, offset_s: float) -> RecognitionEvent:
+    """An event of a recognizer that started ``offset_s`` into the visit, in the visit's
+    seconds (a resumed transcript)."""
+    if not offset_s:
+        return event
+    if isinstance(event, Partial):
+        return Partial(round(event.start_s + offset_s, 3), event.text)
+    return Final(round(event.start_s + offset_s, 3), round(event.end_s + offset_s, 3),
+                 event.text, tuple(replace(w, start_s=round(w.start_s + offset_s, 3),
+                                           end_s=round(w.end_s + offset_s, 3))
+                                   for w in event.words))

@@ -86,6 +86,14 @@ class WhisperOptions:
     min_speech_s: float = 0.3  # VAD-speech an utterance needs to be decoded
     min_speech_dbfs: float = -42.0  # quieter speech is background, not decoded; -120 = off
     stock_phrase_vad_prob: float = 0.85  # a stock phrase needs this mean VAD probability
+    # --- where the model runs (Settings.asr_whisper_device, asr_whisper_compute_type)
+    device: str = "cpu"  # cpu | cuda (a GPU worker: many rooms on one card)
+    compute_type: str = ""  # "" = int8 on cpu, float16 on cuda; any CTranslate2 type
+    device_index: int = 0  # which GPU
+
+    @property
+    def resolved_compute_type(self) -> str:
+        return self.compute_type or ("float16" if self.device == "cuda" else "int8")
 
 
 #: Whisper's training subtitles end in these; it writes them for silence and noise.
@@ -178,7 +186,9 @@ class WhisperEngine:
             raise ValueError("whisper decodes at most 30 s at once: max_segment_s must be <= 28")
         self.name = f"whisper:{name}"
         self.language = "en"
-        self.model = WhisperModel(str(model_dir), device="cpu", compute_type="int8",
+        self.model = WhisperModel(str(model_dir), device=self.options.device,
+                                  device_index=self.options.device_index,
+                                  compute_type=self.options.resolved_compute_type,
                                   cpu_threads=self.options.threads,
                                   num_workers=self.options.workers)
         self.tokenizer = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual,

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,8 +24,10 @@ from protocol import (
     Ack,
     AudioFrame,
     CloseCode,
-    Command,
+    ConfigResult,
     Consent,
+    ConsentWithdrawn,
+    Diagnostics,
     EncounterEnd,
     EncounterStart,
     ErrorCode,
@@ -38,11 +42,15 @@ from protocol import (
     encode_event,
     parse_event,
 )
+from server import metrics
+from server.bus.devices import DEVICES_CHANNEL, ConnectedDevices
+from server.fleet.store import record_status
 from server.ingest.handoff import EncounterInfo, Handoff
 from server.ingest.store import AckState, AudioStore, DeviceIdentity, EncounterConflict
 from server.settings import Settings
 
-__all__ = ["ConnectedDevices", "DeviceSession", "DeviceTransport", "TransportClosed"]
+__all__ = ["DEVICES_CHANNEL", "ConnectedDevices", "DeviceSession", "DeviceTransport",
+           "TransportClosed"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -63,33 +71,6 @@ class DeviceTransport(Protocol):
     async def close(self, code: int, reason: str) -> None: ...
 
 
-class ConnectedDevices:
-    """The live device connections of this server process, by device id."""
-
-    def __init__(self) -> None:
-        self._sessions: dict[str, DeviceSession] = {}
-
-    def attach(self, session: DeviceSession) -> DeviceSession | None:
-        assert session.device is not None
-        old = self._sessions.get(session.device.device_id)
-        self._sessions[session.device.device_id] = session
-        return old
-
-    def detach(self, session: DeviceSession) -> None:
-        if session.device and self._sessions.get(session.device.device_id) is session:
-            del self._sessions[session.device.device_id]
-
-    def is_connected(self, device_id: str) -> bool:
-        return device_id in self._sessions
-
-    async def send_command(self, device_id: str, action: str) -> bool:
-        session = self._sessions.get(device_id)
-        if session is None:
-            return False
-        await session.send(Command(action).to_event())
-        return True
-
-
 class _StorageDown(Exception):
     pass
 
@@ -97,8 +78,11 @@ class _StorageDown(Exception):
 class DeviceSession:
     def __init__(self, transport: DeviceTransport, *, settings: Settings, store: AudioStore,
                  handoff: Handoff, devices: ConnectedDevices,
-                 run_db: Callable[..., Awaitable[object]], server_version: str) -> None:
+                 run_db: Callable[..., Awaitable[object]], server_version: str,
+                 peer: str = "") -> None:
         self.transport = transport
+        #: the device's address as this server sees it (the fleet page shows it)
+        self.peer = peer
         self.settings = settings
         self.store = store
         self.handoff = handoff
@@ -106,6 +90,11 @@ class DeviceSession:
         self._run_db = run_db
         self.server_version = server_version
         self.device: DeviceIdentity | None = None
+        #: Tells this connection from the device's others (on any node); set on attach.
+        self.session_id = secrets.token_hex(8)
+        self.attached_at = 0.0
+        #: The device's latest ``status`` (for /metrics); None before the first.
+        self.last_status: Status | None = None
         self._queue: asyncio.Queue[
             AudioFrame | EncounterStart | EncounterEnd | Status | Consent | None] = (
             asyncio.Queue(maxsize=settings.ingest_queue_frames))
@@ -216,6 +205,10 @@ class DeviceSession:
                 await self.send(Pong(event.id).to_event())
             elif isinstance(event, EncounterStart | EncounterEnd | Status | Consent):
                 await self._queue.put(event)
+            elif isinstance(event, Diagnostics | ConfigResult):  # answers to admin requests
+                assert self.device is not None
+                self.devices.answered(self.device.device_id, event.request,
+                                      event.to_event().data)
             else:
                 await self.send(ErrorEvent(ErrorCode.MALFORMED_EVENT,
                                            f"{event.TYPE} is not sent by devices").to_event())
@@ -275,7 +268,11 @@ class DeviceSession:
         device = self.device
         assert device is not None
         if isinstance(event, Status):
+            self.last_status = event
             await self._db(self.store.record_device_state, device.device_id, event.state)
+            await self._db(record_status, self.store.db, device.device_id,
+                           event.to_event().data, datetime.now(UTC), self.peer, "",
+                           self.settings.fleet_history_h)
             return
         if isinstance(event, Consent):
             await self._consent(event)
@@ -294,6 +291,9 @@ class DeviceSession:
             await self.send(ErrorEvent(ErrorCode.UNKNOWN_ENCOUNTER, str(err),
                                        encounter_id=event.encounter_id).to_event())
             return
+        if ack.withdrawn and isinstance(event, EncounterStart):
+            # before the ack that lets it resume: not one more frame of real audio
+            await self.send(ConsentWithdrawn(event.encounter_id).to_event())
         await self._send_ack(ack)
 
     async def _consent(self, event: Consent) -> None:
@@ -321,6 +321,7 @@ class DeviceSession:
         device = self.device
         assert device is not None
         result = await self._db(self.store.store_frames, device, frames)
+        metrics.audio_ingested(device.room_id, result.stored_bytes)
         for eid, seq in result.unknown[:1]:
             await self.send(ErrorEvent(ErrorCode.UNKNOWN_ENCOUNTER,
                                        "audio for an encounter this device has not started",

@@ -54,12 +54,16 @@ class AckState:
     encounter_id: str
     seq: int
     complete: bool
+    #: the visit's consent was withdrawn: the device is told to delete its unsent audio
+    withdrawn: bool = False
 
 
 @dataclass(slots=True)
 class StoreResult:
     acks: dict[str, AckState] = field(default_factory=dict)
     stored: int = 0
+    #: PCM bytes of the frames stored (new audio only)
+    stored_bytes: int = 0
     duplicates: int = 0
     #: (encounter_id, seq the device should resend from) per out-of-order run
     out_of_order: list[tuple[str, int]] = field(default_factory=list)
@@ -71,7 +75,8 @@ class StoreResult:
 
 def _ack(enc: Encounter) -> AckState:
     complete = enc.status == EncounterStatus.AUDIO_COMPLETE
-    return AckState(enc.id, enc.next_seq - 1, complete)
+    return AckState(enc.id, enc.next_seq - 1, complete,
+                    enc.consent_state == ConsentState.WITHDRAWN)
 
 
 def _settle_status(enc: Encounter) -> None:
@@ -185,6 +190,7 @@ class AudioStore:
                     self._append(s, enc, frame)
                     refused_run.discard(eid)
                     result.stored += 1
+                    result.stored_bytes += len(frame.pcm)
             for eid, maybe_enc in encounters.items():
                 if maybe_enc is not None:
                     _settle_status(maybe_enc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import server.fleet.tables  # device health, alerts: their tables
 import server.review.models  # noqa: F401  (review queue tables)
 from server.models import Base
 from server.transcripts import tables as _transcript_tables  # noqa: F401  (its tables)

@@ -21,20 +21,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.db import Database
-from server.migrate import upgrade
 from server.models import Clinic, Encounter, PrivacyDeletion, utcnow
 from server.privacy.consent import consent_view, record_consent, withdraw_consent
 from server.privacy.retention import DeletionReason, LegalHoldError, clinic_of, purge, run_retention
 from server.review.audit import AuditAction, record
-from server.review.errors import ReviewError
+from server.review.clirun import USER_ERRORS, run_command
 from server.settings import Settings
 
 __all__ = ["main"]
@@ -83,7 +80,8 @@ def _run(args: argparse.Namespace, s: Session, settings: Settings) -> Any:
     now = utcnow()
     if args.verb == "run":
         grace = timedelta(minutes=settings.consent_grace_min)
-        done = run_retention(s, now, grace=grace, dry_run=args.dry_run, clinic_id=args.clinic)
+        done = run_retention(s, now, grace=grace, dry_run=args.dry_run, clinic_id=args.clinic,
+                             max_hold=timedelta(minutes=settings.consent_hold_max_min))
         if args.dry_run:
             s.rollback()
         return {"dry_run": args.dry_run, "deleted": [p.as_dict() for p in done]}
@@ -143,22 +141,5 @@ def _run(args: argparse.Namespace, s: Session, settings: Settings) -> Any:
 
 def main(argv: list[str], settings: Settings) -> int:
     args = _parser().parse_args(argv)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.resolved_database_url)
-    try:
-        upgrade(db)
-        with db.session() as s:
-            result = _run(args, s, settings)
-    except ReviewError as err:
-        print(f"roomscribe retention: {err.message}", file=sys.stderr)
-        return 1
-    except LegalHoldError as err:
-        print(f"roomscribe retention: refused: {err}", file=sys.stderr)
-        return 1
-    except (KeyError, ValueError) as err:
-        print(f"roomscribe retention: {err}", file=sys.stderr)
-        return 1
-    finally:
-        db.dispose()
-    print(json.dumps(result, indent=2, default=str))
-    return 0
+    return run_command("roomscribe retention", settings, lambda s: _run(args, s, settings),
+                       errors=(LegalHoldError, *USER_ERRORS))

@@ -4,12 +4,15 @@
 
     encounter-start ──▶ held ──consent──▶ given ──▶ transcription, draft (as before)
                          │ │                │
-                         │ └──grace period after the end, no consent──▶ audio deleted
+                         │ └──grace period after the end, or the longest hold
+                         │    (a visit that never ends), no consent──▶ audio deleted
                          └──────────────────┴──withdraw──▶ withdrawn: capture stopped,
                                                             audio + transcript + draft deleted
 
 Consent is recorded from the room's device (``roomscribe-device ctl consent``, the
-``consent`` protocol event), the web API (a physician of the clinic) or the CLI. Where
+``consent`` protocol event), the web API and the review page (a physician of the clinic),
+the CLI, or the clinic's schedule (an appointment with consent on file,
+:mod:`server.privacy.scheduled`). Where
 the clinic does not require consent (``Clinic.consent_required`` off) audio is never
 held. Held audio is stored (the device's spool drains) but no transcript or draft is
 made from it; :class:`ConsentGate` is what the ingest hand-off awaits before it hands a
@@ -35,13 +38,16 @@ from server.privacy.retention import (
     LegalHoldError,
     Purge,
     clinic_of,
+    held_detail,
     held_expired,
     purge,
 )
+from server.privacy.scheduled import consent_from_schedule
 from server.review.audit import AuditAction, record
 from server.review.errors import Conflict, InvalidInput, NotFound, ReviewError
 
 __all__ = [
+    "DEFAULT_MAX_HOLD",
     "ConsentGate",
     "ConsentMethod",
     "Verdict",
@@ -53,6 +59,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: The longest audio is held waiting for consent while its visit has not ended
+#: (``ROOMSCRIBE_CONSENT_HOLD_MAX_MIN``).
+DEFAULT_MAX_HOLD = timedelta(minutes=60)
 
 
 class ConsentMethod(StrEnum):
@@ -70,7 +80,8 @@ class Verdict(StrEnum):
     GONE = "gone"  # no such encounter
 
 
-def verdict(s: Session, encounter_id: str, now: datetime, grace: timedelta) -> Verdict:
+def verdict(s: Session, encounter_id: str, now: datetime, grace: timedelta,
+            max_hold: timedelta | None = None) -> Verdict:
     enc = s.get(Encounter, encounter_id)
     if enc is None:
         return Verdict.GONE
@@ -83,7 +94,7 @@ def verdict(s: Session, encounter_id: str, now: datetime, grace: timedelta) -> V
         return Verdict.PROCEED
     if enc.audio_deleted_at is not None:
         return Verdict.DISCARD
-    if held_expired(s, enc, now, grace) and not enc.legal_hold:
+    if held_expired(s, enc, now, grace, max_hold) and not enc.legal_hold:
         return Verdict.DISCARD
     return Verdict.HOLD
 
@@ -197,15 +208,18 @@ class ConsentGate:
     """What the ingest hand-off awaits before transcribing a visit.
 
     :meth:`wait` returns True once the visit may be transcribed, False when it never
-    will be (withdrawn, or held past its grace period: then the held audio is deleted
-    here). While held it asks the database again every ``poll_s`` seconds, or at once
-    when :meth:`changed` is called (consent recorded in this process). ``clock`` is
-    injected so tests move time instead of sleeping."""
+    will be (withdrawn, or held past its grace period or longer than ``max_hold``: then
+    the held audio is deleted here). Each look also asks the clinic's schedule (consent on
+    file for the visit's appointment releases it). While held it asks the database again
+    every ``poll_s`` seconds, or at once when :meth:`changed` is called (consent recorded
+    in this process). ``clock`` is injected so tests move time instead of sleeping."""
 
     def __init__(self, db: Database, *, grace: timedelta, poll_s: float = 5.0,
+                 max_hold: timedelta | None = DEFAULT_MAX_HOLD,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.db = db
         self.grace = grace
+        self.max_hold = max_hold
         self.poll_s = poll_s
         self.clock = clock
         self._wakes: dict[str, asyncio.Event] = {}
@@ -248,11 +262,13 @@ class ConsentGate:
     def _check(self, encounter_id: str) -> Verdict:
         now = self.clock()
         with self.db.session() as s:
-            answer = verdict(s, encounter_id, now, self.grace)
-            if answer is Verdict.DISCARD:
-                enc = s.get(Encounter, encounter_id)
-                if enc is not None and enc.audio_deleted_at is None:
-                    purge(s, enc, DeletionReason.HELD_EXPIRED, now=now.astimezone(UTC),
-                          actor="consent-gate",
-                          detail="no consent recorded within the grace period")
+            enc = s.get(Encounter, encounter_id)
+            if enc is not None and enc.consent_state == ConsentState.NONE:
+                consent_from_schedule(s, enc, now)
+            answer = verdict(s, encounter_id, now, self.grace, self.max_hold)
+            if answer is Verdict.DISCARD and enc is not None \
+                    and enc.audio_deleted_at is None:
+                purge(s, enc, DeletionReason.HELD_EXPIRED, now=now.astimezone(UTC),
+                      actor="consent-gate",
+                      detail=held_detail(enc, now, self.grace, self.max_hold))
             return answer

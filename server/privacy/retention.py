@@ -4,7 +4,9 @@ What may delete, and what it deletes (nothing else deletes patient data)::
 
     reason                 trigger                                    deletes
     withdrawal             consent withdrawn (device, API)            audio, transcript, draft/note
-    held_expired           no consent within the grace period         audio (no transcript exists)
+    held_expired           no consent within the grace period after   audio (no transcript exists)
+                           the visit ended, or within the longest
+                           hold (a visit that never ends)
     retention              clinic.audio_retention_days after signing  audio
     transcript_retention   clinic.transcript_retention_days after     transcript (segments and the
                            signing (None: kept)                       review item's copy)
@@ -47,6 +49,7 @@ __all__ = [
     "Purge",
     "aware",
     "clinic_of",
+    "held_detail",
     "held_expired",
     "purge",
     "run_retention",
@@ -154,24 +157,41 @@ def purge(s: Session, enc: Encounter, reason: DeletionReason, *, audio: bool = T
     return result
 
 
-def held_expired(s: Session, enc: Encounter, now: datetime, grace: timedelta) -> bool:
-    """Whether ``enc``'s audio is held for want of consent and its grace period is over:
-    the clinic requires consent, none was recorded, the visit ended more than ``grace``
-    ago, and its audio is still stored."""
+def held_expired(s: Session, enc: Encounter, now: datetime, grace: timedelta,
+                 max_hold: timedelta | None = None) -> bool:
+    """Whether ``enc``'s audio is held for want of consent and may be held no longer: the
+    clinic requires consent, none was recorded, its audio is still stored, and either the
+    visit ended more than ``grace`` ago or the server first heard of it more than
+    ``max_hold`` ago (a visit that never ends: a device left recording, an end lost)."""
     if enc.consent_state == ConsentState.GIVEN or enc.audio_deleted_at is not None:
         return False
-    if enc.ended_at_us is None:
-        return False  # still going on; consent may yet be recorded
     clinic = clinic_of(s, enc)
     if clinic is None or not clinic.consent_required:
         return False
+    if max_hold is not None and aware(enc.created_at) + max_hold <= now:
+        return True
+    if enc.ended_at_us is None:
+        return False  # still going on; consent may yet be recorded
     ended = datetime.fromtimestamp(enc.ended_at_us / 1e6, UTC)
     return ended + grace <= now
 
 
+def held_detail(enc: Encounter, now: datetime, grace: timedelta,
+                max_hold: timedelta | None) -> str:
+    """Why held audio is deleted, for the deletion log and the audit row."""
+    if enc.ended_at_us is None or (
+            max_hold is not None and aware(enc.created_at) + max_hold <= now
+            and datetime.fromtimestamp(enc.ended_at_us / 1e6, UTC) + grace > now):
+        minutes = max_hold.total_seconds() / 60 if max_hold is not None else 0
+        return f"no consent recorded within the longest hold ({minutes:g} min)"
+    return "no consent recorded within the grace period"
+
+
 def run_retention(s: Session, now: datetime, *, grace: timedelta, dry_run: bool = False,
-                  clinic_id: str | None = None, actor: str = "retention") -> list[Purge]:
-    """Apply every clinic's policy once: held audio past its grace period, audio
+                  clinic_id: str | None = None, actor: str = "retention",
+                  max_hold: timedelta | None = None) -> list[Purge]:
+    """Apply every clinic's policy once: held audio past its grace period (or held longer
+    than ``max_hold``), audio
     ``audio_retention_days`` after signing, transcripts ``transcript_retention_days`` after
     signing. Encounters under legal hold are skipped. Returns what was (or, with
     ``dry_run``, would be) deleted."""
@@ -187,13 +207,12 @@ def run_retention(s: Session, now: datetime, *, grace: timedelta, dry_run: bool 
         # held audio whose grace period is over
         if clinic.consent_required:
             held = s.scalars(base.where(Encounter.consent_state != ConsentState.GIVEN,
-                                        Encounter.audio_deleted_at.is_(None),
-                                        Encounter.ended_at_us.is_not(None))).all()
+                                        Encounter.audio_deleted_at.is_(None))).all()
             for enc in held:
-                if held_expired(s, enc, now, grace):
+                if held_expired(s, enc, now, grace, max_hold):
                     done.append(purge(s, enc, DeletionReason.HELD_EXPIRED, actor=actor,
                                       now=now, dry_run=dry_run,
-                                      detail="no consent recorded within the grace period"))
+                                      detail=held_detail(enc, now, grace, max_hold)))
         signed = base.join(ReviewItem, ReviewItem.encounter_id == Encounter.id).where(
             ReviewItem.signed_at.is_not(None))
         # audio, N days after signing

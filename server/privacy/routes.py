@@ -26,8 +26,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from protocol import ConsentWithdrawn
 from server.deps import ServicesDep, SessionDep
-from server.models import Clinic, Encounter, utcnow
+from server.models import Clinic, Encounter, EncounterStatus, utcnow
 from server.privacy.consent import consent_view, record_consent, withdraw_consent
 from server.privacy.retention import (
     DeletionReason,
@@ -125,12 +126,19 @@ def post_consent(encounter_id: str, body: ConsentCreate, session: SessionDep, wh
 @router.post("/encounters/{encounter_id}/consent/withdraw")
 async def post_withdraw(encounter_id: str, body: ConsentWithdraw, services: ServicesDep,
                         session: SessionDep, who: CurrentUser) -> dict[str, object]:
-    """Capture stops (the room's device is told ``stop``), transcription stops, and the
-    visit's audio, transcript and draft are deleted."""
+    """Capture stops, the room's device deletes the visit's audio it has not sent yet
+    (``consent-withdrawn``; an older agent is told ``stop``), transcription stops, and
+    the visit's audio, transcript and draft are deleted. A device offline now is told
+    when it reconnects and offers the visit again."""
     enc, _ = _as_physician(session, who, encounter_id)
     device_id = enc.device_id
+    in_progress = enc.status == EncounterStatus.RECORDING  # its end has not come in
     session.rollback()  # no transaction held while the stage stops
-    told = await services.devices.send_command(device_id, "stop")
+    at_us = int(utcnow().timestamp() * 1_000_000)
+    told = await services.devices.send_event(
+        device_id, ConsentWithdrawn(encounter_id, who.name[:200], at_us).to_event())
+    if in_progress:  # an agent older than consent-withdrawn still stops capturing
+        await services.devices.send_command(device_id, "stop")
     await services.handoff.discard(encounter_id)
     if services.drafting is not None:
         await services.drafting.stop_preparing(encounter_id)
@@ -237,7 +245,9 @@ def post_retention_run(body: RetentionRun, session: SessionDep, op: OperatorDep,
     clinic_ids = op.clinics if op.clinics is not None else [None]
     for clinic_id in clinic_ids:
         done += run_retention(session, now, grace=grace, dry_run=body.dry_run,
-                              clinic_id=clinic_id, actor=op.name)
+                              clinic_id=clinic_id, actor=op.name,
+                              max_hold=timedelta(
+                                  minutes=services.settings.consent_hold_max_min))
     if body.dry_run:
         session.rollback()
     return {"dry_run": body.dry_run, "deleted": [p.as_dict() for p in done]}

@@ -63,6 +63,8 @@ class AuditAction(StrEnum):
     DELETE = "delete"  # patient data deleted (retention, request, held audio expired)
     LEGAL_HOLD = "legal_hold"  # a legal hold set or cleared on an encounter
     PRIVACY_POLICY = "privacy_policy"  # a clinic's consent / retention policy changed
+    ALERT_RAISED = "alert_raised"  # a device began failing a fleet rule (server/fleet)
+    ALERT_RESOLVED = "alert_resolved"  # ... and stopped failing it
 
 
 def record(s: Session, who: Principal | None, action: AuditAction, item: ReviewItem | None = None,
@@ -115,9 +117,12 @@ def redact(row: AuditRow) -> AuditRow:
 def query(s: Session, *, clinics: list[str] | None = None, user_id: int | None = None,
           action: str | None = None, item_id: str | None = None,
           encounter_id: str | None = None, since: datetime | None = None,
-          until: datetime | None = None, limit: int = 200) -> list[AuditRow]:
+          until: datetime | None = None, limit: int = 200, actor: str | None = None,
+          item_prefix: str | None = None) -> list[AuditRow]:
     """Newest first, PHI text redacted (:func:`redact`): this is what admins and IT see.
-    ``clinics`` limits to those clinics (None: all, for the IT key); ``limit`` 1..5000."""
+    ``clinics`` limits to those clinics (None: all, for the IT key); ``limit`` 1..5000;
+    ``actor``: who (a username, ``system``, ``api-key:<name>``); ``item_prefix``: items
+    whose id starts so (the 8 characters the pages show)."""
     stmt = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
     if clinics is not None:
         stmt = stmt.where(AuditEvent.clinic_id.in_(clinics))
@@ -127,6 +132,10 @@ def query(s: Session, *, clinics: list[str] | None = None, user_id: int | None =
         stmt = stmt.where(AuditEvent.action == action)
     if item_id:
         stmt = stmt.where(AuditEvent.item_id == item_id)
+    if actor:
+        stmt = stmt.where(AuditEvent.actor == actor)
+    if item_prefix:
+        stmt = stmt.where(AuditEvent.item_id.startswith(item_prefix, autoescape=True))
     if encounter_id:
         stmt = stmt.where(AuditEvent.encounter_id == encounter_id)
     if since is not None:

@@ -21,6 +21,12 @@ Logins (:func:`login`) resist guessing:
 - the lock expires (``lockout_s``, doubling with each further lock, capped at
   ``lockout_max_s``; a lock more than a day old is forgotten), and a good password
   after it works and clears the count;
+- the lock holds *untrusted* clients only: a browser that logged in to the account
+  before carries a device cookie (:func:`device_cookie`: a nonce and an HMAC of it with
+  the username under the server's key), and its attempts are ``trusted``: they skip
+  the account counter and lock and are limited per device instead
+  (``ratelimit.LoginGuard.devices``). A stranger can lock a named account for
+  strangers, never for its owner's own browser (OWASP's device-cookie scheme);
 - password hashing runs through a bounded gate (``server/review/ratelimit.py``).
 
 Changing a password (:func:`change_password`, or an admin's reset in
@@ -56,6 +62,8 @@ __all__ = [
     "change_password",
     "create_user_token",
     "csrf_token",
+    "device_cookie",
+    "device_nonce",
     "end_sessions",
     "hash_password",
     "load_principal",
@@ -171,17 +179,22 @@ def _clear_attempts(s: Session, user_id: int) -> None:
 
 
 def check_password(s: Session, user: User | None, password: str, now: datetime,
-                   policy: LockPolicy, gate: HashGate | None = None) -> bool:
+                   policy: LockPolicy, gate: HashGate | None = None, *,
+                   trusted: bool = False, admitted: bool = False) -> bool:
     """One guarded password check: the attempt is reserved (and committed) first, the
     hash is checked inside the gate, a good password clears the count. Unknown,
     disabled and locked accounts cost one dummy verification and give False.
 
+    ``trusted``: the attempt comes from a trusted device (its caller counts it per
+    device): the account's counter and lock are neither checked nor changed.
+    ``admitted``: the caller already holds the gate's admission.
+
     Commits ``s`` first (callers have only read so far), so no database connection is
     held while waiting for a hashing slot."""
     s.commit()
-    with gate.slot() if gate is not None else nullcontext():
+    with gate.slot(admitted) if gate is not None else nullcontext():
         allowed = (user is not None and user.disabled_at is None
-                   and _reserve_attempt(s, user.id, now, policy))
+                   and (trusted or _reserve_attempt(s, user.id, now, policy)))
         s.commit()  # the count holds whatever happens next; the connection goes back
         if user is None or not allowed:
             verify_password(_DUMMY_HASH, password)  # the same time as a real check
@@ -190,19 +203,22 @@ def check_password(s: Session, user: User | None, password: str, now: datetime,
             return False
         if _hasher.check_needs_rehash(user.password_hash):
             user.password_hash = _hasher.hash(password)
-    _clear_attempts(s, user.id)
+    if not trusted:  # a trusted login leaves strangers' count and lock as they are
+        _clear_attempts(s, user.id)
     return True
 
 
 def login(s: Session, username: str, password: str, now: datetime, ttl: timedelta, *,
-          policy: LockPolicy | None = None,
-          gate: HashGate | None = None) -> tuple[str, Principal]:
+          policy: LockPolicy | None = None, gate: HashGate | None = None,
+          trusted: bool = False, admitted: bool = False) -> tuple[str, Principal]:
     """Check the password and open a session. Returns (cookie token, principal).
 
     Every refusal is ``AuthError(WRONG_LOGIN)``; a full ``gate`` raises
-    ``LoginThrottled`` before anything is counted."""
+    ``LoginThrottled`` before anything is counted. ``trusted`` and ``admitted``: see
+    :func:`check_password`."""
     user = s.scalars(select(User).where(User.username == username)).first()
-    if not check_password(s, user, password, now, policy or LockPolicy(), gate):
+    if not check_password(s, user, password, now, policy or LockPolicy(), gate,
+                          trusted=trusted, admitted=admitted):
         raise AuthError(WRONG_LOGIN)
     assert user is not None
     token = new_token("rss")
@@ -282,6 +298,28 @@ def create_user_token(s: Session, user_id: int, name: str) -> str:
     s.add(UserToken(token_hash=hash_secret(token), user_id=user_id, name=name))
     s.flush()
     return token
+
+
+def device_cookie(secret: str, username: str) -> str:
+    """A new device cookie for ``username``'s browser: ``<nonce>.<hmac>``."""
+    nonce = new_token("rsd")
+    return f"{nonce}.{_device_mac(secret, username, nonce)}"
+
+
+def device_nonce(secret: str, username: str, cookie: str | None) -> str | None:
+    """The nonce of ``cookie`` if it is a device cookie this server issued for
+    ``username`` (else None). The nonce keys the device's failure count."""
+    if not cookie or cookie.count(".") != 1 or len(cookie) > 200:
+        return None
+    nonce, mac = cookie.split(".")
+    if not nonce or not hmac.compare_digest(mac, _device_mac(secret, username, nonce)):
+        return None
+    return nonce
+
+
+def _device_mac(secret: str, username: str, nonce: str) -> str:
+    return hmac.new(secret.encode(), f"device:{username}:{nonce}".encode(),
+                    sha256).hexdigest()
 
 
 def csrf_token(secret: str, session_hash: str) -> str:

@@ -39,12 +39,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nlp.schema import DraftNote, Transcript
-from server.db import Database
-from server.migrate import upgrade
 from server.models import utcnow
 from server.review import audit, directory, fhir, schedule
 from server.review.auth import create_user_token, load_principal
-from server.review.errors import ReviewError
+from server.review.clirun import run_command
 from server.review.intake import receive_draft
 from server.review.lifecycle import ReviewState
 from server.review.models import FhirExport, Membership, Pool, PoolMember, User
@@ -267,24 +265,4 @@ def _run(args: argparse.Namespace, s: Session, settings: Settings) -> Any:
 
 def main(argv: list[str], settings: Settings) -> int:
     args = _parser().parse_args(argv)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.resolved_database_url)
-    try:
-        upgrade(db)
-        with db.session() as s:
-            result = _run(args, s, settings)
-    except ReviewError as err:
-        problems = err.extra.get("problems") or []
-        print("roomscribe review: " + (f"refused, nothing was changed ({len(problems)} "
-                                       "problems):" if problems else err.message),
-              file=sys.stderr)
-        for problem in problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 1
-    except (OSError, ValueError, KeyError) as err:
-        print(f"roomscribe review: {err}", file=sys.stderr)
-        return 1
-    finally:
-        db.dispose()
-    print(json.dumps(result, indent=2, default=str))
-    return 0
+    return run_command("roomscribe review", settings, lambda s: _run(args, s, settings))

@@ -5,6 +5,10 @@ the async :func:`submit_draft`, which also commits and pushes the live update::
 
     item = await submit_draft(services, encounter_id, draft, transcript)
 
+``services`` is anything with a ``db``, a ``review_hub`` and ``run_db`` (an
+:class:`IntakeContext`: the server's Services, or a worker's); this module does not
+import the server's composition.
+
 The draft becomes version 1 of a :class:`ReviewItem`, placed in a pool by the
 clinic's routing rules (lowest priority number whose conditions all match),
 owned by the room's physician, due after the pool's turnaround time. A copy of
@@ -17,29 +21,48 @@ The item gets its patient from the clinic's schedule
 room whose window holds the visit's start (the device's capture clock; the
 time of intake when the device did not say). No single match leaves it
 unlinked, for a reviewer to pick; a patient a reviewer chose is never replaced.
+Consent on file for that appointment becomes the visit's consent when none was
+recorded (:mod:`server.privacy.scheduled`; where the clinic requires consent the
+consent gate has already done this before anything was transcribed).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nlp.schema import DraftNote, Transcript
+from server.db import Database
 from server.models import Encounter, Room, utcnow
+from server.pipeline.events import OnEvent, PipelineEvent, Stage
 from server.review.audit import AuditAction, record
 from server.review.document import document_from_draft
 from server.review.errors import Conflict, NotFound
 from server.review.lifecycle import ReviewState
-from server.review.live import ItemChange, hub_of
+from server.review.live import ItemChange, LiveHub
 from server.review.models import NoteVersion, Pool, ReviewItem, RoomPhysician, RoutingRule
 from server.review.patients import SOURCE_REVIEWER, link_from_schedule, visit_start
-from server.services import Services
 
-__all__ = ["DEFAULT_TURNAROUND_H", "receive_draft", "route", "submit_draft"]
+__all__ = ["DEFAULT_TURNAROUND_H", "IntakeContext", "receive_draft", "route", "submit_draft"]
+
+T = TypeVar("T")
+
+
+class IntakeContext(Protocol):
+    """What :func:`submit_draft` needs of the process it runs in."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def review_hub(self) -> LiveHub: ...
+
+    def run_db(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]: ...
 
 DEFAULT_TURNAROUND_H = 24.0
 AI_AUTHOR = "RoomScribe draft"
@@ -117,6 +140,11 @@ def receive_draft(s: Session, encounter_id: str, draft: DraftNote,
         transcript=copied,
     )
     appointment = link_from_schedule(s, item, visit_start(enc, now))
+    if appointment is not None:  # consent on file there is the visit's (where none is yet)
+        # imported here: server.privacy imports the review package (its audit log)
+        from server.privacy.scheduled import consent_from_appointment
+
+        consent_from_appointment(s, enc, appointment, now)
     s.add(item)
     s.flush()
     s.add(NoteVersion(item_id=item.id, number=1, kind="ai_draft", author_id=None,
@@ -129,14 +157,19 @@ def receive_draft(s: Session, encounter_id: str, draft: DraftNote,
     return item
 
 
-async def submit_draft(services: Services, encounter_id: str, draft: DraftNote,
-                       transcript: Transcript | None = None) -> ReviewItem:
-    """Receive the draft in the executor, commit, then push it to open browsers."""
+async def submit_draft(services: IntakeContext, encounter_id: str, draft: DraftNote,
+                       transcript: Transcript | None = None, *,
+                       on_event: OnEvent | None = None) -> ReviewItem:
+    """Receive the draft in the executor, commit, then push it to open browsers
+    (``review-start`` to ``on_event``)."""
 
     def work() -> ReviewItem:
         with services.db.session() as s:
             return receive_draft(s, encounter_id, draft, transcript)
 
     item: ReviewItem = await services.run_db(work)
-    hub_of(services).publish(ItemChange.of(item, "intake", "system"))
+    services.review_hub.publish(ItemChange.of(item, "intake", "system"))
+    if on_event is not None:
+        on_event(PipelineEvent.start(Stage.REVIEW, encounter_id, item=item.id,
+                                     pool=item.pool_id or ""))
     return item

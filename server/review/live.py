@@ -5,20 +5,36 @@ it (a route's worker thread or the intake). :class:`LiveHub` fans it out on the
 event loop to every subscriber allowed to see the item (the same rule as
 :mod:`server.review.access`), each through a bounded queue: a browser too slow
 to keep up gets one ``resync`` instead of an unbounded backlog.
+
+With a bus (several nodes or workers), each change is also published on the
+bus's ``review`` channel, and the changes other nodes publish there fan out
+to this node's subscribers through the same :meth:`Subscriber.wants` rule:
+a browser sees what happened on any node, and only what it may see. Local
+delivery is direct and the bus never echoes a node's own changes, so nobody
+gets one twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
+import dataclasses
+import logging
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server.review.auth import Principal
 from server.review.lifecycle import Role
 from server.review.models import ReviewItem
 
-__all__ = ["ItemChange", "LiveHub", "Subscriber", "hub_of"]
+if TYPE_CHECKING:
+    from server.bus import Bus
+
+__all__ = ["CHANNEL", "ItemChange", "LiveHub", "Subscriber", "hub_of"]
+
+log = logging.getLogger(__name__)
+
+#: The bus channel of review item changes.
+CHANNEL = "review"
 
 QUEUE_SIZE = 256
 
@@ -42,6 +58,30 @@ class ItemChange:
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "item-changed", **asdict(self)}
+
+    @classmethod
+    def from_json(cls, message: dict[str, Any]) -> ItemChange:
+        """The change :meth:`to_json` described; ValueError when it is not one."""
+        if message.get("type") != "item-changed":
+            raise ValueError("not an item-changed message")
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in message:
+                if f.name == "actor_name":
+                    continue
+                raise ValueError(f"missing {f.name}")
+            values[f.name] = message[f.name]
+        for name in ("item_id", "clinic_id", "state", "action", "actor", "actor_name"):
+            if name in values and not isinstance(values[name], str):
+                raise ValueError(f"{name} must be a string")
+        if values["pool_id"] is not None and not isinstance(values["pool_id"], str):
+            raise ValueError("pool_id must be a string or null")
+        for name in ("physician_id", "version"):
+            v = values[name]
+            if (v is not None or name == "version") and (
+                    not isinstance(v, int) or isinstance(v, bool)):
+                raise ValueError(f"{name} must be an integer")
+        return cls(**values)
 
 
 @dataclass(eq=False)
@@ -73,10 +113,13 @@ class Subscriber:
 
 
 class LiveHub:
-    def __init__(self) -> None:
+    def __init__(self, bus: Bus | None = None) -> None:
         self._subscribers: set[Subscriber] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.published = 0
+        self.bus = bus
+        if bus is not None:
+            bus.subscribe(CHANNEL, self._from_bus)
 
     def subscribe(self, who: Principal, pools: set[str]) -> Subscriber:
         """Call on the event loop (the websocket route)."""
@@ -95,6 +138,8 @@ class LiveHub:
     def publish(self, change: ItemChange) -> None:
         """From any thread, after the change has committed."""
         self.published += 1
+        if self.bus is not None:
+            self.bus.publish(CHANNEL, change.to_json())
         loop = self._loop
         if loop is None or loop.is_closed():
             return  # nobody has ever subscribed: nothing to push
@@ -107,6 +152,15 @@ class LiveHub:
         else:
             loop.call_soon_threadsafe(self._fanout, change)
 
+    def _from_bus(self, message: dict[str, Any]) -> None:
+        """A change another node published (on the bus's loop)."""
+        try:
+            change = ItemChange.from_json(message)
+        except ValueError as err:
+            log.warning("ignored a malformed review change from the bus: %s", err)
+            return
+        self._fanout(change)
+
     def _fanout(self, change: ItemChange) -> None:
         message = change.to_json()
         for sub in list(self._subscribers):
@@ -114,14 +168,9 @@ class LiveHub:
                 sub.offer(message)
 
 
-_lock = threading.Lock()
-
-
 def hub_of(services: Any) -> LiveHub:
-    """The hub of one server process, kept in ``Services.extras``."""
-    with _lock:
-        hub = services.extras.get("review_hub")
-        if hub is None:
-            hub = services.extras["review_hub"] = LiveHub()
-        assert isinstance(hub, LiveHub)
-        return hub
+    """The hub of one server process: ``Services.review_hub``, built with the rest of the
+    process in its composition root (server/services.py)."""
+    hub = services.review_hub
+    assert isinstance(hub, LiveHub)
+    return hub

@@ -249,6 +249,10 @@ class Appointment(Base):
     patient_mrn: Mapped[str] = mapped_column(String(64))
     #: The visit reason (chief complaint) as booked.
     reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    #: The patient's consent to recording on file before the visit: verbal | written |
+    #: "" (none), and who took it (server/privacy/scheduled.py records it on the visit).
+    consent_method: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    consent_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
 
 

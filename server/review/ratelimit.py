@@ -1,7 +1,7 @@
-"""Login throttles: per-address failure windows, the account lock's back-off, and a
-bound on password hashing.
+"""Login throttles: per-address failure windows, the account lock's back-off, trusted
+devices, and a bound on password hashing.
 
-Three guards stand in front of a password check (``server/review/auth.py``):
+Four guards stand in front of a password check (``server/review/auth.py``):
 
 - **per client address** (:class:`FailureWindow`): failed logins in a sliding window;
   beyond the limit the address is refused (HTTP 429 with ``Retry-After``) for a pause
@@ -10,10 +10,18 @@ Three guards stand in front of a password check (``server/review/auth.py``):
 - **per account**: the ``users.failed_logins`` counter and ``locked_until`` in the
   database (PostgreSQL in production), so that limit is global across nodes. This
   module only computes its back-off (:func:`lock_duration`); the lock always expires.
+  It holds only *untrusted* clients (OWASP, "Slow Down Online Guessing Attacks with
+  Device Cookies"): a browser that logged in to the account before carries a signed
+  device cookie (``auth.device_cookie``), and its attempts are counted per device
+  (:attr:`LoginGuard.devices`, the same limit and back-off) instead, so a stranger
+  who locks a named account does not lock its owner out of their own browser.
 - **password hashing** (:class:`HashGate`): argon2id takes ~64 MiB and a core for a
   fraction of a second, so at most ``concurrency`` run at once and at most ``queue``
   logins wait; the rest are refused at once (HTTP 503). Memory stays bounded, and the
-  worker threads stay free for requests that authenticate by a token hash.
+  worker threads stay free for requests that authenticate by a token hash. The async
+  login route takes its place in the queue (:meth:`HashGate.admission`) and the
+  per-address allowance on the event loop, so a refused login never takes a worker
+  thread, a database connection or a hash.
 
 Pure state machines over a ``now`` the caller passes (seconds, monotonic), thread safe.
 """
@@ -24,7 +32,7 @@ import math
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -141,15 +149,26 @@ class HashGate:
         return self._admitted
 
     @contextmanager
-    def slot(self) -> Iterator[None]:
-        """Hold a hashing slot; :class:`LoginThrottled` (503) when the queue is full or
-        no slot frees up within ``wait_s``."""
+    def admission(self) -> Iterator[None]:
+        """A place among the ``concurrency + queue`` logins allowed to hash or wait;
+        :class:`LoginThrottled` (503) at once when there is none. Never blocks."""
         with self._lock:
             if self._admitted >= self.concurrency + self.queue:
                 raise LoginThrottled("the server is busy checking passwords; try again "
                                      "shortly", retry_after=1, status=503)
             self._admitted += 1
         try:
+            yield
+        finally:
+            with self._lock:
+                self._admitted -= 1
+
+    @contextmanager
+    def slot(self, admitted: bool = False) -> Iterator[None]:
+        """Hold a hashing slot (taking an :meth:`admission` first unless ``admitted``);
+        :class:`LoginThrottled` (503) when the queue is full or no slot frees up within
+        ``wait_s``."""
+        with nullcontext() if admitted else self.admission():
             if not self._slots.acquire(timeout=self.wait_s):
                 raise LoginThrottled("the server is busy checking passwords; try again "
                                      "shortly", retry_after=math.ceil(self.wait_s), status=503)
@@ -157,24 +176,25 @@ class HashGate:
                 yield
             finally:
                 self._slots.release()
-        finally:
-            with self._lock:
-                self._admitted -= 1
 
 
 @dataclass(frozen=True)
 class LoginGuard:
-    """The in-process guards of one server: per-address failures and the hash gate."""
+    """The in-process guards of one server: per-address failures, per trusted device
+    failures (keyed by the device cookie's nonce) and the hash gate."""
 
     addresses: FailureWindow
     hashing: HashGate
+    devices: FailureWindow
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LoginGuard:
         return cls(FailureWindow(settings.login_ip_failures, settings.login_ip_window_s,
                                  max_block_s=settings.login_lockout_max_s),
                    HashGate(settings.password_hash_concurrency, settings.password_hash_queue,
-                            settings.password_hash_wait_s))
+                            settings.password_hash_wait_s),
+                   FailureWindow(settings.login_max_failures, settings.login_lockout_s,
+                                 max_block_s=settings.login_lockout_max_s))
 
 
 _guards: OrderedDict[Settings, LoginGuard] = OrderedDict()

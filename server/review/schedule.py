@@ -7,17 +7,24 @@
 
 A schedule is a CSV file exported from the scheduling system, with a header::
 
-    room,start,duration_min,name,dob,mrn,reason
-    exam-1,2026-03-02 09:30,20,Maria Lopez,1961-04-12,A-1001,chest tightness
+    room,start,duration_min,name,dob,mrn,reason,consent,consent_by
+    exam-1,2026-03-02 09:30,20,Maria Lopez,1961-04-12,A-1001,chest tightness,written,Front desk
 
 ``start`` is the local time in the clinic's time zone (``Clinic.timezone``, an
 IANA name) as ``YYYY-MM-DD HH:MM`` (or with a ``T``); ``dob`` is
 ``YYYY-MM-DD``; ``duration_min`` (default 20) and ``reason`` may be left
-empty or out. Every row is checked before anything is stored: a file with
-bad rows is refused whole, with every problem and its line number. An
-appointment is known by (clinic, room, start, MRN): importing the same file
-again changes nothing, and a corrected name, birth date, length or reason
-updates the appointment in place.
+empty or out. ``consent`` is the patient's consent to recording as the
+clinic took it before the visit (at check-in, or a signed form on file):
+``verbal``, ``written``, or empty (none on file: the room or a physician
+records it); ``consent_by`` says who took it (default "the clinic's
+schedule"). A visit linked to an appointment with consent on file is
+recorded as consented (source ``schedule``, audited; see
+:mod:`server.privacy.scheduled`). Both columns may be left out. Every row is
+checked before anything is stored: a file with bad rows is refused whole,
+with every problem and its line number. An appointment is known by (clinic,
+room, start, MRN): importing the same file again changes nothing, and a
+corrected name, birth date, length, reason or consent updates the
+appointment in place.
 
 A visit belongs to the appointment of its room whose window — from 15 minutes
 before the start to 30 minutes after the booked end — holds the visit's
@@ -46,6 +53,7 @@ from server.review.models import Appointment
 
 __all__ = [
     "COLUMNS",
+    "CONSENT_METHODS",
     "DEFAULT_DURATION_MIN",
     "ImportCounts",
     "ScheduleRow",
@@ -59,7 +67,10 @@ __all__ = [
     "zone_named",
 ]
 
-COLUMNS = ("room", "start", "duration_min", "name", "dob", "mrn", "reason")
+COLUMNS = ("room", "start", "duration_min", "name", "dob", "mrn", "reason", "consent",
+           "consent_by")
+#: What the ``consent`` column may say (empty: none on file).
+CONSENT_METHODS = ("verbal", "written")
 REQUIRED = frozenset({"room", "start", "name", "dob", "mrn"})
 DEFAULT_DURATION_MIN = 20
 MAX_DURATION_MIN = 24 * 60
@@ -79,6 +90,8 @@ class ScheduleRow:
     dob: str
     mrn: str
     reason: str
+    consent: str = ""  # verbal | written | "" (none on file)
+    consent_by: str = ""
 
     @property
     def key(self) -> tuple[str, datetime, str]:
@@ -192,10 +205,17 @@ def _row(line: int, raw: dict[str, str], rooms: Collection[str], zone: ZoneInfo,
         problems.append("mrn is longer than 64 characters")
     if why := valid_dob(get["dob"], today):
         problems.append(why)
+    consent = get["consent"].lower()
+    if consent and consent not in CONSENT_METHODS:
+        problems.append(f"consent {get['consent']!r} is not verbal, written or empty")
+    if len(get["consent_by"]) > 200:
+        problems.append("consent_by is longer than 200 characters")
+    elif get["consent_by"] and not consent:
+        problems.append("consent_by is given but consent is empty")
     if problems or starts_at is None:
         return None, problems
     return ScheduleRow(line, get["room"], starts_at, duration, get["name"], get["dob"],
-                       get["mrn"], get["reason"]), []
+                       get["mrn"], get["reason"], consent, get["consent_by"]), []
 
 
 def parse_schedule(text: str, *, rooms: Collection[str], zone: ZoneInfo,
@@ -216,8 +236,9 @@ def parse_schedule(text: str, *, rooms: Collection[str], zone: ZoneInfo,
         why = (f"missing {', '.join(missing)}; " if missing else "") + (
             f"unknown {', '.join(unknown)}; " if unknown else "")
         raise InvalidInput(f"line 1: the header must be {','.join(COLUMNS)} "
-                           f"({why or 'a column named twice; '}duration_min and reason may "
-                           "be left out)", problems=[f"line 1: {why or 'repeated column'}"])
+                           f"({why or 'a column named twice; '}duration_min, reason, consent "
+                           "and consent_by may be left out)",
+                           problems=[f"line 1: {why or 'repeated column'}"])
     rows: list[ScheduleRow] = []
     problems: list[str] = []
     seen: dict[tuple[str, datetime, str], int] = {}
@@ -272,12 +293,15 @@ def import_schedule(s: Session, clinic_id: str, text: str, *, who: Principal | N
             s.add(Appointment(clinic_id=clinic_id, room_id=row.room_id,
                               starts_at=row.starts_at, duration_min=row.duration_min,
                               patient_name=row.name, patient_dob=row.dob,
-                              patient_mrn=row.mrn, reason=row.reason, created_at=now))
+                              patient_mrn=row.mrn, reason=row.reason, created_at=now,
+                              consent_method=row.consent, consent_by=row.consent_by))
             imported += 1
             continue
-        fresh = (row.name, row.dob, row.duration_min, row.reason)
-        if (old.patient_name, old.patient_dob, old.duration_min, old.reason) != fresh:
-            old.patient_name, old.patient_dob, old.duration_min, old.reason = fresh
+        fresh = (row.name, row.dob, row.duration_min, row.reason, row.consent, row.consent_by)
+        if (old.patient_name, old.patient_dob, old.duration_min, old.reason,
+                old.consent_method, old.consent_by) != fresh:
+            (old.patient_name, old.patient_dob, old.duration_min, old.reason,
+             old.consent_method, old.consent_by) = fresh
             updated += 1
     counts = ImportCounts(imported, updated, len(rows) - imported - updated)
     audit.record(s, who, audit.AuditAction.SCHEDULE, clinic_id=clinic_id, actor=actor,

@@ -14,7 +14,8 @@ access rule is checked again when it is used. Because a ticket is short-lived,
 single-use and scoped, it appearing in an access log is acceptable; bearer
 tokens never travel in a URL (there is no ``?access_token=``).
 
-Pure apart from the used-nonce book: ``now`` is passed in.
+Pure apart from the used-nonce book: ``now`` is passed in. One book per server
+process, built by the composition root (``Services.tickets``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from enum import StrEnum
 from hashlib import sha256
 from typing import Any
 
-__all__ = ["TICKET_TTL_S", "Ticket", "TicketBook", "TicketPurpose", "ticket_book_of"]
+__all__ = ["TICKET_TTL_S", "Ticket", "TicketBook", "TicketPurpose"]
 
 TICKET_TTL_S = 60
 _PREFIX = "rst_"
@@ -108,16 +109,3 @@ class TicketBook:
                 return None
             self._used[ticket.nonce] = ticket.expires_at
         return ticket
-
-
-_book_lock = threading.Lock()
-
-
-def ticket_book_of(services: Any) -> TicketBook:
-    """The ticket book of one server process, kept in ``Services.extras``."""
-    with _book_lock:
-        book = services.extras.get("ticket_book")
-        if book is None:
-            book = services.extras["ticket_book"] = TicketBook(services.settings.secret_key)
-        assert isinstance(book, TicketBook)
-        return book

@@ -46,6 +46,6 @@ async def device_socket(ws: WebSocket) -> None:
     session = DeviceSession(
         _StarletteTransport(ws), settings=services.settings, store=services.store,
         handoff=services.handoff, devices=services.devices, run_db=services.run_db,
-        server_version=__version__,
+        server_version=__version__, peer=ws.client.host if ws.client else "",
     )
     await session.run()

@@ -25,7 +25,7 @@ from server.deps import AdminKey, ServicesDep, SessionDep
 from server.models import AudioFrameRow, AudioGap, Encounter
 from server.review.audit import AuditAction, record
 from server.review.deps import AuditRefusals
-from server.review.tickets import TicketPurpose, ticket_book_of
+from server.review.tickets import TicketPurpose
 from server.review.viewers import encounter_reader
 
 __all__ = ["EncounterIdPath", "router"]
@@ -104,7 +104,7 @@ def get_encounter(encounter_id: EncounterIdPath, session: SessionDep,
 def encounter_audio(encounter_id: EncounterIdPath, request: Request, session: SessionDep,
                     services: ServicesDep) -> Response:
     """The stored audio as a WAV file, frames in sequence order (clinicians only)."""
-    grant = encounter_reader(session, request, encounter_id, tickets=ticket_book_of(services),
+    grant = encounter_reader(session, request, encounter_id, tickets=services.tickets,
                              purpose=TicketPurpose.ENCOUNTER_AUDIO)
     record(session, grant.who, AuditAction.PLAY_AUDIO, grant.item, "whole visit",
            clinic_id=grant.clinic_id, encounter_id=encounter_id)

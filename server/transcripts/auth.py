@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
 from server.review.audit import AuditAction, record
-from server.review.tickets import TicketPurpose, ticket_book_of
+from server.review.tickets import TicketPurpose
 from server.review.viewers import EncounterGrant, encounter_reader
 
 __all__ = ["authorize_viewer"]
@@ -28,7 +28,7 @@ def authorize_viewer(session: Session, conn: HTTPConnection, encounter_id: str,
                      services: Any, detail: str, *, live: bool = False) -> EncounterGrant:
     """The grant if ``conn`` may see ``encounter_id``'s transcript (audited, flushed);
     raises the review errors (401 / 403 / 404) otherwise. Tickets only when ``live``."""
-    grant = encounter_reader(session, conn, encounter_id, tickets=ticket_book_of(services),
+    grant = encounter_reader(session, conn, encounter_id, tickets=services.tickets,
                              purpose=TicketPurpose.LIVE_TRANSCRIPT if live else None)
     record(session, grant.who, AuditAction.VIEW_TRANSCRIPT, grant.item, detail,
            clinic_id=grant.clinic_id, encounter_id=encounter_id)

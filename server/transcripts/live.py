@@ -4,16 +4,32 @@ Events are ``{"type": ..., "data": {...}}`` like the device protocol's. A
 viewer's queue is bounded: a viewer that stops reading is cut off (its socket
 closes 1013 and it can reconnect, receiving the finals so far again) rather
 than holding memory or slowing the transcription down.
+
+With a bus (several nodes, or transcription in a worker process) each event
+is also published on the bus's ``transcripts`` channel, and events other
+nodes publish there reach this node's viewers: a viewer may be connected to
+any node. The hub delivers its own events locally itself; the bus never
+echoes them back, so no viewer sees one twice. Who may watch is decided when
+the viewer connects (server/transcripts/auth.py), on the node it connects to.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["LiveHub", "Viewer"]
+if TYPE_CHECKING:
+    from server.bus import Bus
+
+__all__ = ["CHANNEL", "LiveHub", "Viewer"]
+
+log = logging.getLogger(__name__)
+
+#: The bus channel of live transcript events.
+CHANNEL = "transcripts"
 
 
 class Viewer:
@@ -41,11 +57,14 @@ class Viewer:
 
 
 class LiveHub:
-    """Per-encounter subscriber lists. Publish never blocks."""
+    """Per-encounter subscriber lists. Publish never blocks. Call on the event loop."""
 
-    def __init__(self, viewer_queue: int = 512) -> None:
+    def __init__(self, viewer_queue: int = 512, bus: Bus | None = None) -> None:
         self.viewer_queue = viewer_queue
         self._viewers: dict[str, set[Viewer]] = {}
+        self.bus = bus
+        if bus is not None:
+            bus.subscribe(CHANNEL, self._from_bus)
 
     @contextmanager
     def subscribe(self, encounter_id: str) -> Iterator[Viewer]:
@@ -61,8 +80,23 @@ class LiveHub:
                     del self._viewers[encounter_id]
 
     def publish(self, encounter_id: str, type_: str, data: dict[str, Any]) -> None:
+        self._fanout(encounter_id, {"type": type_, "data": data})
+        if self.bus is not None:
+            self.bus.publish(CHANNEL, {"encounter_id": encounter_id, "type": type_,
+                                       "data": data})
+
+    def _fanout(self, encounter_id: str, event: dict[str, Any]) -> None:
         for viewer in list(self._viewers.get(encounter_id, ())):
-            viewer.offer({"type": type_, "data": data})
+            viewer.offer(event)
+
+    def _from_bus(self, message: dict[str, Any]) -> None:
+        """An event another node published (on the loop, from the bus)."""
+        eid, type_, data = (message.get("encounter_id"), message.get("type"),
+                            message.get("data"))
+        if not isinstance(eid, str) or not isinstance(type_, str) or not isinstance(data, dict):
+            log.warning("ignored a malformed transcript event from the bus")
+            return
+        self._fanout(eid, {"type": type_, "data": data})
 
     def viewers(self, encounter_id: str) -> int:
         return len(self._viewers.get(encounter_id, ()))

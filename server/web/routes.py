@@ -7,7 +7,7 @@ logged in → the login page. Admins get the rooms and audit pages, never notes.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -16,10 +16,16 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
 
 from server import __version__
 from server.deps import ServicesDep, SessionDep
-from server.models import Room, utcnow
+from server.fleet.alerts import open_alerts
+from server.fleet.view import FleetQuery, Sort, fleet_rows
+from server.models import Encounter, Room, utcnow
+from server.privacy.consent import consent_view
+from server.privacy.held import held_visits
+from server.privacy.retention import aware, clinic_of
 from server.review import audit, auth, directory, patients, workflow
 from server.review.access import item_for
 from server.review.audit import AuditAction, record
@@ -27,9 +33,9 @@ from server.review.controlled import controlled_schedule
 from server.review.deps import optional_user
 from server.review.errors import AuthError, ReviewError
 from server.review.lifecycle import ReviewState, Role, allowed_actions
+from server.review.models import Membership, Pool, PoolMember, RoomPhysician, RoutingRule, User
 from server.review.queue import list_queue, pool_turnaround
-from server.review.routes.admin import rooms_status
-from server.review.routes.auth import start_session
+from server.review.routes.auth import DEVICE_COOKIE, start_session
 from server.review.routes.vocabulary import ORDER_NAMES
 from server.review.schedule import clinic_zone
 
@@ -125,7 +131,8 @@ def login_submit(request: Request, session: SessionDep, services: ServicesDep,
     redirect = RedirectResponse(_local_path(next), 303)
     try:
         start_session(session, services.settings, redirect, username, password,
-                      client=request.client.host if request.client else "")
+                      client=request.client.host if request.client else "",
+                      device_cookie=request.cookies.get(DEVICE_COOKIE))
     except AuthError as err:
         return _page(request, "login.html", None, services, 401, error=err.message,
                      username=username, next=_local_path(next))
@@ -148,8 +155,26 @@ def queue_page(request: Request, session: SessionDep, services: ServicesDep,
                who: MaybeUser) -> Response:
     user = _need(who)
     stats = pool_turnaround(session, user, utcnow())
-    return _page(request, "queue.html", user, services, stats=stats,
+    held = _held(session, services, user)
+    return _page(request, "queue.html", user, services, stats=stats, held=held,
+                 held_zones={c: clinic_zone(session, c) for c in {h.clinic_id for h in held}},
                  **_queue_context(session, user, request))
+
+
+def _held(session: SessionDep, services: Any, user: auth.Principal) -> list[Any]:
+    """Visits of the physician's clinics whose audio waits for consent (audited: the
+    list names the patients booked then)."""
+    settings = services.settings
+    held = held_visits(session, user.clinics(Role.PHYSICIAN),
+                       grace=timedelta(minutes=settings.consent_grace_min),
+                       max_hold=timedelta(minutes=settings.consent_hold_max_min))
+    for clinic_id in sorted({h.clinic_id for h in held}):
+        count = sum(h.clinic_id == clinic_id for h in held)
+        record(session, user, AuditAction.VIEW_SCHEDULE, None,
+               f"visits waiting for consent ({count}, web)", clinic_id=clinic_id)
+    if held:
+        session.commit()
+    return held
 
 
 @router.get("/queue/rows", response_class=HTMLResponse)
@@ -180,6 +205,8 @@ def item_page(item_id: str, request: Request, session: SessionDep, services: Ser
     tz = clinic_zone(session, item.clinic_id)
     room = session.get(Room, item.room_id)
     final = item.state in (ReviewState.SIGNED, ReviewState.AMENDED)
+    enc = session.get(Encounter, item.encounter_id)
+    clinic = clinic_of(session, enc) if enc is not None else None
     return _page(request, "item.html", user, services, item=item, allowed=allowed, names=names,
                  document=document, versions=workflow.versions(session, item),
                  segments=(item.transcript or {}).get("segments", []), tz=tz,
@@ -193,6 +220,11 @@ def item_page(item_id: str, request: Request, session: SessionDep, services: Ser
                  suggestions=_SUGGESTIONS,
                  version_labels=_VERSION_LABELS,
                  can_link_patient="save" in allowed and not final,
+                 consent=consent_view(enc) if enc is not None else None,
+                 consent_at=aware(enc.consent_at) if enc is not None and enc.consent_at
+                 else None,
+                 consent_required=bool(clinic and clinic.consent_required),
+                 can_consent=user.role_in(item.clinic_id) is Role.PHYSICIAN,
                  state_reason=_state_reason(item, user, names, tz, allowed))
 
 
@@ -219,6 +251,16 @@ def _state_reason(item: Any, who: auth.Principal, names: dict[int, str], tz: tzi
     return ""
 
 
+def _fleet_context(session: SessionDep, services: Any, clinics: list[str],
+                   request: Request) -> dict[str, Any]:
+    """The rooms page's rows and open alerts, filtered as its query string asks."""
+    query = FleetQuery.from_params(dict(request.query_params))
+    return {"rooms": fleet_rows(session, clinics, services.devices.is_connected, query),
+            "alerts": open_alerts(session, clinics),
+            "zones": {c: clinic_zone(session, c) for c in clinics},
+            "query": query, "clinics": clinics, "sorts": [s.value for s in Sort]}
+
+
 @router.get("/admin/rooms", response_class=HTMLResponse)
 def rooms_page(request: Request, session: SessionDep, services: ServicesDep,
                who: MaybeUser) -> Response:
@@ -228,7 +270,7 @@ def rooms_page(request: Request, session: SessionDep, services: ServicesDep,
         return _page(request, "error.html", user, services, 403,
                      error="the rooms page is for admins")
     return _page(request, "rooms.html", user, services,
-                 rooms=rooms_status(session, services, clinics))
+                 **_fleet_context(session, services, clinics, request))
 
 
 @router.get("/admin/rooms/rows", response_class=HTMLResponse)
@@ -237,7 +279,90 @@ def rooms_rows(request: Request, session: SessionDep, services: ServicesDep,
     user = _need(who)
     clinics = user.clinics(Role.ADMIN)
     return _page(request, "_rooms_rows.html", user, services,
-                 rooms=rooms_status(session, services, clinics) if clinics else [])
+                 **_fleet_context(session, services, clinics, request))
+
+
+@router.get("/admin/rooms/alerts", response_class=HTMLResponse)
+def rooms_alerts(request: Request, session: SessionDep, services: ServicesDep,
+                 who: MaybeUser) -> Response:
+    user = _need(who)
+    clinics = user.clinics(Role.ADMIN)
+    return _page(request, "_fleet_alerts.html", user, services,
+                 **_fleet_context(session, services, clinics, request))
+
+
+@router.get("/admin/users", response_class=HTMLResponse)
+def users_page(request: Request, session: SessionDep, services: ServicesDep,
+               who: MaybeUser) -> Response:
+    """Accounts of the admin's clinics with their role in each; the buttons call the
+    admin API (create, role, disable / enable, reset password: all audited there)."""
+    user = _need(who)
+    clinics = user.clinics(Role.ADMIN)
+    if not clinics:
+        return _page(request, "error.html", user, services, 403,
+                     error="the users page is for admins")
+    roles: dict[int, dict[str, str]] = {}
+    for m in session.scalars(select(Membership).where(Membership.clinic_id.in_(clinics))):
+        roles.setdefault(m.user_id, {})[m.clinic_id] = m.role
+    users = list(session.scalars(select(User).where(User.id.in_(list(roles)))
+                                 .order_by(User.username)))
+    return _page(request, "users.html", user, services, users=users, roles=roles,
+                 clinics=clinics, role_names=[r.value for r in Role])
+
+
+@router.get("/admin/setup", response_class=HTMLResponse)
+def setup_page(request: Request, session: SessionDep, services: ServicesDep,
+               who: MaybeUser) -> Response:
+    """Room physicians and routing rules; the controls call the admin API (audited)."""
+    user = _need(who)
+    clinics = user.clinics(Role.ADMIN)
+    if not clinics:
+        return _page(request, "error.html", user, services, 403,
+                     error="the setup page is for admins")
+    rooms = list(session.scalars(select(Room).where(Room.clinic_id.in_(clinics))
+                                 .order_by(Room.clinic_id, Room.name)))
+    owner = {r.room_id: r.user_id for r in session.scalars(
+        select(RoomPhysician).where(RoomPhysician.room_id.in_([r.id for r in rooms])))}
+    physicians: dict[str, list[User]] = {c: [] for c in clinics}
+    for clinic_id, member in session.execute(
+            select(Membership.clinic_id, User).join(User, User.id == Membership.user_id)
+            .where(Membership.clinic_id.in_(clinics), Membership.role == Role.PHYSICIAN.value)
+            .order_by(User.username)):
+        physicians[clinic_id].append(member)
+    pools = list(session.scalars(select(Pool).where(Pool.clinic_id.in_(clinics))
+                                 .order_by(Pool.clinic_id, Pool.name)))
+    rules = list(session.scalars(select(RoutingRule).where(RoutingRule.clinic_id.in_(clinics))
+                                 .order_by(RoutingRule.clinic_id, RoutingRule.priority)))
+    return _page(request, "setup.html", user, services, rooms=rooms, owner=owner,
+                 physicians=physicians, pools=pools, rules=rules,
+                 pool_names={p.id: p.name for p in pools})
+
+
+@router.get("/admin/pools", response_class=HTMLResponse)
+def pools_page(request: Request, session: SessionDep, services: ServicesDep,
+               who: MaybeUser) -> Response:
+    """Review pools and their members; the buttons call the admin API (audited there)."""
+    user = _need(who)
+    clinics = user.clinics(Role.ADMIN)
+    if not clinics:
+        return _page(request, "error.html", user, services, 403,
+                     error="the pools page is for admins")
+    pools = list(session.scalars(select(Pool).where(Pool.clinic_id.in_(clinics))
+                                 .order_by(Pool.clinic_id, Pool.name)))
+    members: dict[str, list[User]] = {p.id: [] for p in pools}
+    for pool_id, member in session.execute(
+            select(PoolMember.pool_id, User).join(User, User.id == PoolMember.user_id)
+            .where(PoolMember.pool_id.in_(list(members))).order_by(User.username)):
+        members[pool_id].append(member)
+    partners: dict[str, list[User]] = {c: [] for c in clinics}
+    for clinic_id, member in session.execute(
+            select(Membership.clinic_id, User).join(User, User.id == Membership.user_id)
+            .where(Membership.clinic_id.in_(clinics),
+                   Membership.role.in_((Role.PARTNER.value, Role.PHYSICIAN.value)),
+                   User.disabled_at.is_(None)).order_by(User.username)):
+        partners[clinic_id].append(member)
+    return _page(request, "pools.html", user, services, pools=pools, members=members,
+                 partners=partners, clinics=clinics)
 
 
 @router.get("/admin/audit", response_class=HTMLResponse)
@@ -249,11 +374,24 @@ def audit_page(request: Request, session: SessionDep, services: ServicesDep,
         return _page(request, "error.html", user, services, 403,
                      error="the audit log is for admins")
     q = request.query_params
+    since, until = _day(q.get("since", "")), _day(q.get("until", ""))
     events = audit.query(session, clinics=clinics, action=q.get("action") or None,
-                         item_id=q.get("item") or None, limit=300)
+                         item_prefix=q.get("item", "").strip() or None,
+                         actor=q.get("who", "").strip() or None,
+                         since=since, until=until + timedelta(days=1) if until else None,
+                         limit=300)
     return _page(request, "audit.html", user, services, events=events,
                  action=q.get("action") or "", item_filter=q.get("item") or "",
-                 actions=[a.value for a in AuditAction])
+                 who_filter=q.get("who") or "", since=q.get("since") or "",
+                 until=q.get("until") or "", actions=[a.value for a in AuditAction])
+
+
+def _day(text: str) -> datetime | None:
+    """A ``YYYY-MM-DD`` form field as the start of that day, UTC (None: empty or bad)."""
+    try:
+        return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+    except ValueError:
+        return None
 
 
 def install(app: FastAPI) -> None:

@@ -115,7 +115,10 @@ async def test_consent_carries_its_fields_to_the_handler(tmp_path: Path) -> None
         reply = await asyncio.to_thread(request, srv.path, "consent", consent="written",
                                         by="Dr Lee")
         await ask(srv.path, b'{"cmd": "status", "by": "ignored"}\n')
+        await asyncio.to_thread(request, srv.path, "consent", consent="withdraw",
+                                by="Dr Lee", encounter="e-0")  # an earlier visit
     finally:
         await srv.close()
     assert reply["ok"] is True
-    assert seen == [("consent", {"consent": "written", "by": "Dr Lee"}), ("status", {})]
+    assert seen == [("consent", {"consent": "written", "by": "Dr Lee"}), ("status", {}),
+                    ("consent", {"consent": "withdraw", "by": "Dr Lee", "encounter": "e-0"})]

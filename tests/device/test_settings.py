@@ -128,3 +128,46 @@ def test_every_setting_is_a_known_key() -> None:
     from device.settings import _KEYS
     names = {f.name for f in dataclasses.fields(AgentSettings)} - {"token"}
     assert names == set(_KEYS)
+
+
+def test_several_server_urls_server_url_first_once_each(tmp_path: Path) -> None:
+    extra = ('server_urls = ["wss://b.example/ws/device", "wss://scribe.example/ws/device",'
+             ' "wss://c.example/ws/device"]\n')
+    s = load_settings(room_toml(tmp_path, extra))
+    assert s.server_url == "wss://scribe.example/ws/device"
+    assert s.servers == ("wss://scribe.example/ws/device", "wss://b.example/ws/device",
+                         "wss://c.example/ws/device")
+
+
+def test_server_urls_alone_and_one_url_alone(tmp_path: Path) -> None:
+    token_file = tmp_path / "device.token"
+    token_file.write_text("tok\n")
+    token_file.chmod(0o600)
+    path = tmp_path / "room.toml"
+    path.write_text('server_urls = ["wss://a.example/ws/device", "wss://b.example/ws/device"]\n'
+                    'device_id = "dev-1"\ntoken_file = "device.token"\n')
+    s = load_settings(path)
+    assert s.server_url == "wss://a.example/ws/device"
+    assert s.servers == ("wss://a.example/ws/device", "wss://b.example/ws/device")
+    assert load_settings(room_toml(tmp_path)).servers == ("wss://scribe.example/ws/device",)
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    ("server_urls = []\n", "room.toml: server_urls: must list at least one URL"),
+    ("server_urls = ['wss://a/ws', 3]\n", "server_urls: must be a list of strings"),
+    ("server_urls = 'wss://a/ws'\n", "server_urls: must be a list of strings"),
+    ("server_urls = ['https://a/ws']\n", "server_urls: scheme must be wss://"),
+    ("server_urls = ['ws://10.0.0.5/ws']\nallow_insecure = true\n",
+     "server_urls: ws:// (unencrypted) is only allowed to a loopback host"),
+])
+def test_bad_server_urls(tmp_path: Path, extra: str, expected: str) -> None:
+    assert expected in error_of(room_toml(tmp_path, extra))
+
+
+def test_neither_server_url_nor_server_urls(tmp_path: Path) -> None:
+    token_file = tmp_path / "device.token"
+    token_file.write_text("tok\n")
+    token_file.chmod(0o600)
+    path = tmp_path / "room.toml"
+    path.write_text('device_id = "dev-1"\ntoken_file = "device.token"\n')
+    assert "missing required key 'server_url' (or 'server_urls')" in error_of(path)

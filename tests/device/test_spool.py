@@ -216,3 +216,58 @@ def test_an_empty_encounter_ends_at_minus_one(tmp_path: Path) -> None:
     enc = fill(spool, 0)
     assert spool.end(enc, 1).last_seq == -1
     spool.close()
+
+
+def test_withdrawn_audio_is_deleted_and_only_placeholders_are_read(tmp_path: Path) -> None:
+    from device.spoolreader import PLACEHOLDER_PCM
+
+    spool = open_spool(tmp_path)
+    enc = fill(spool, 25)
+    spool.ack(enc, 11)  # the server has 0..11 (segment 0 deleted; 10..11 still on disk)
+    reader = spool.reader(enc, 12)
+    assert [r.seq for r in reader.read(1)] == [12]  # a reader open on the audio ...
+    assert spool.discard_audio(enc) == 13  # 12..24 never reached the server
+    assert seg_files(spool, enc) == [] and spool.used_bytes == 0
+    with pytest.raises(SpoolError, match="withdrawn"):
+        spool.append(enc, chunk(25))
+    # ... reads no more audio: each remaining seq is a silent one-sample placeholder
+    rest = reader.read(1 << 20)
+    assert [r.seq for r in rest] == list(range(13, 25))
+    assert {r.pcm for r in rest} == {PLACEHOLDER_PCM}
+    reader.close()
+    fresh = spool.reader(enc, 12)
+    assert [(r.seq, r.pcm) for r in fresh.read(1 << 20)] == [
+        (s, PLACEHOLDER_PCM) for s in range(12, 25)]
+    fresh.close()
+    info = spool.end(enc, 9_000_000)
+    assert (info.last_seq, info.discarded_through) == (24, 24)
+    spool.ack(enc, 24)
+    spool.remove(enc)
+    assert spool.encounters() == []
+    spool.close()
+
+
+def test_a_withdrawal_survives_a_restart(tmp_path: Path) -> None:
+    from device.spoolreader import PLACEHOLDER_PCM
+
+    spool = open_spool(tmp_path)
+    enc = fill(spool, 15)
+    spool.set_consent(enc, {"state": "withdrawn", "method": "", "obtained_by": "Dr Lee",
+                            "at_us": 1})
+    spool.discard_audio(enc)
+    spool.end(enc, 5)
+    # a segment that a crash left behind after the deletion was decided
+    (tmp_path / "spool" / enc / "seg-000000000000.seg").write_bytes(
+        SEGMENT_MAGIC + RECORD.pack(0, 0, 2, 0) + b"xx")
+    os.close(spool._lock_fd or -1)
+    spool._lock_fd = None
+    again = open_spool(tmp_path)
+    info = again.get(enc)
+    assert info is not None
+    assert (info.next_seq, info.last_seq, info.discarded_through) == (15, 14, 14)
+    assert info.consent is not None and info.consent["state"] == "withdrawn"
+    assert seg_files(again, enc) == [] and again.used_bytes == 0
+    reader = again.reader(enc, 0)
+    assert {r.pcm for r in reader.read(1 << 20)} == {PLACEHOLDER_PCM}
+    reader.close()
+    again.close()

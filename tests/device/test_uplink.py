@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from device.audio import AudioChunk
+from device.backoff import Failover
 from device.spool import Spool
 from device.stats import Counters
 from device.uplink import Uplink, describe_close
@@ -245,3 +246,77 @@ def test_close_codes_are_explained() -> None:
     assert "format" in describe_close(4415).message
     assert not describe_close(4500).at_cap
     assert describe_close(None).message == "connection lost"
+
+
+# ---------------------------------------------------------------- failover (server_urls)
+
+
+def test_failover_moves_on_at_once_and_backs_off_only_when_every_node_failed() -> None:
+    nodes = Failover(("wss://a/ws", "wss://b/ws", "wss://c/ws"))
+    assert nodes.current == "wss://a/ws"
+    assert nodes.moved_on(healthy=False) is False and nodes.current == "wss://b/ws"
+    assert nodes.moved_on(healthy=False) is False and nodes.current == "wss://c/ws"
+    assert nodes.moved_on(healthy=False) is True and nodes.current == "wss://a/ws"
+    # a node that worked, then died: the next one at once, and a fresh round
+    assert nodes.moved_on(healthy=True) is False and nodes.current == "wss://b/ws"
+    assert nodes.moved_on(healthy=False) is False
+    assert nodes.moved_on(healthy=False) is False
+    assert nodes.moved_on(healthy=False) is True
+    single = Failover(("wss://a/ws",))
+    assert single.moved_on(healthy=False) is True and single.current == "wss://a/ws"
+    assert single.moved_on(healthy=True) is False
+    with pytest.raises(ValueError):
+        Failover(())
+
+
+async def test_node_killed_mid_visit_the_agent_resumes_on_the_next_node(
+        tmp_path: Path) -> None:
+    """Two nodes on one store (the cluster's database); the first dies mid-visit."""
+    first, second = FakeServer(), FakeServer()
+    second.encounters = first.encounters  # one database behind both nodes
+    await first.start()
+    await second.start()
+    h = Harness(tmp_path, first, server_urls=(first.url, second.url))
+    try:
+        enc = new_encounter(h.spool, 20, end=False)
+        h.start()
+        await first.until(lambda: enc in first.encounters
+                          and first.encounters[enc].next_seq == 20)
+        first.drop_all()  # kill -9: connections die, the port stops answering
+        await first.stop()
+        for seq in range(20, 60):
+            h.spool.append(enc, AudioChunk(pcm_for(seq), seq))
+            h.uplink.wake()
+            await asyncio.sleep(0)
+        h.spool.end(enc, 0)
+        h.uplink.wake()
+        await second.until(lambda: second.complete(enc))
+        await eventually(lambda: h.spool.get(enc) is None)
+
+        assert second.audio(enc) == expected_audio(60)  # byte-identical, in order
+        assert first.duplicates + second.duplicates == 0 and second.conflicts == []
+        assert len(second.hellos) == 1  # straight to the live node, no back-off round
+        assert h.uplink.failover.current == second.url
+    finally:
+        await h.close()
+        await second.stop()
+
+
+async def test_every_node_down_is_retried_round_robin(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    urls = ("ws://127.0.0.1:9/ws/device", "ws://127.0.0.2:9/ws/device")  # both refuse
+    settings = make_settings(tmp_path, urls[0], server_urls=urls)
+    spool = Spool.open(settings.spool_dir, settings.spool_max_bytes)
+    counters = Counters()
+    uplink = Uplink(settings, spool, counters, status=lambda: Status("idle"))
+    task = asyncio.create_task(uplink.run())
+    try:
+        await eventually(lambda: counters.reconnects >= 4)
+        assert "cannot reach 127.0.0.1" in caplog.text
+        assert "cannot reach 127.0.0.2" in caplog.text
+        assert f"next: {urls[1]}" in caplog.text and f"next: {urls[0]}" in caplog.text
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        spool.close()

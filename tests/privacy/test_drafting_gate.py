@@ -4,6 +4,8 @@ recorded, where the clinic requires it) gets no draft."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -12,9 +14,11 @@ from sqlalchemy import func, select
 from nlp.pipeline import DraftWriter
 from nlp.schema import DraftNote
 from server.db import Database
-from server.drafting import DraftingStage
+from server.drafting import DraftingStage, DraftPorts
 from server.ingest.handoff import EncounterInfo
 from server.ingest.store import AudioStore, DeviceIdentity
+from server.pipeline.ports import consent_allows, note_settings
+from server.review.intake import submit_draft
 from server.review.models import ReviewItem
 from server.services import Services
 from server.settings import Settings
@@ -39,7 +43,11 @@ async def test_no_draft_without_consent(settings: Settings, db: Database) -> Non
     AudioStore(db).open_encounter(device, enc, 0)
     services = Services.build(settings.model_copy(update={"drafting": False}))
     writer = Writer()
-    stage = DraftingStage(services, Path("unused"), writer=cast(DraftWriter, writer))
+    ports = DraftPorts(services.run_db,
+                       partial(consent_allows, db, timedelta(minutes=settings.consent_grace_min)),
+                       partial(note_settings, db, settings.note_templates),
+                       partial(submit_draft, services))
+    stage = DraftingStage(ports, Path("unused"), writer=cast(DraftWriter, writer))
     try:
         await stage(EncounterInfo(enc, dev.device_id, dev.room_id, 0), make_transcript(enc))
         assert writer.drafts == 0

@@ -77,6 +77,8 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/api/v1/devices/{device_id}/enrolment-code"): IT_KEY_ONLY,
     ("POST", "/api/v1/devices/{device_id}/revoke"): IT_KEY_ONLY,
     ("POST", "/api/v1/devices/{device_id}/command"): IT_KEY_ONLY,
+    ("POST", "/api/v1/devices/{device_id}/diagnostics"): IT_KEY_ONLY,
+    ("POST", "/api/v1/devices/{device_id}/config"): IT_KEY_ONLY,
     ("POST", "/api/v1/devices/enroll"): EVERYONE,  # public: the one-time code is the secret
     ("GET", "/api/v1/api-keys"): IT_KEY_ONLY,
     ("POST", "/api/v1/api-keys/{key_id}/revoke"): IT_KEY_ONLY,
@@ -150,6 +152,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", f"{ITEM}/appointments"): REVIEWERS,
     ("PUT", f"{ITEM}/patient"): REVIEWERS,
     ("GET", "/healthz"): EVERYONE,
+    ("GET", "/metrics"): IT_KEY_ONLY,  # or the scrape token (ROOMSCRIBE_METRICS_TOKEN)
 }
 
 #: Routes open to anyone (the matrix must say so, and only for these).
@@ -222,6 +225,8 @@ BODIES: dict[tuple[str, str], Callable[[Fixtures], Any]] = {
                                           "id": "exam-9"},
     ("POST", "/api/v1/devices"): lambda f: {"room_id": "exam-2", "name": "another Pi"},
     ("POST", "/api/v1/devices/{device_id}/command"): lambda f: {"action": "mute"},
+    ("POST", "/api/v1/devices/{device_id}/config"): lambda f: {
+        "changes": {"log_interval_s": 30}},
     ("POST", "/api/v1/devices/enroll"): lambda f: {"code": f.enrolment_code},
     ("POST", "/api/v1/auth/login"): lambda f: {"username": "dr_north", "password": PASSWORD},
     ("POST", "/api/v1/auth/tokens"): lambda f: {"name": "matrix"},

@@ -130,20 +130,26 @@ def test_unknown_user_wrong_password_locked_and_disabled_answer_alike(
 def test_an_address_that_fails_too_often_gets_429_with_retry_after(
         make_server: Callable[..., ServerThread], world: World) -> None:
     server = make_server(login_ip_failures=3, login_ip_window_s=60)
-    with httpx.Client(base_url=server.http_url) as c:
+    with httpx.Client(base_url=server.http_url) as c, \
+            httpx.Client(base_url=server.http_url) as stranger:
         for _ in range(5):  # good logins do not count against the address
             assert c.post(LOGIN, json={"username": "alice", "password": PASSWORD}
                           ).status_code == 200
         for user in ("alice", "nobody", "bob"):
-            assert c.post(LOGIN, json={"username": user, "password": "wrong wrong"}
-                          ).status_code == 401
-        r = c.post(LOGIN, json={"username": "alice", "password": PASSWORD})
+            assert stranger.post(LOGIN, json={"username": user, "password": "wrong wrong"}
+                                 ).status_code == 401
+        r = stranger.post(LOGIN, json={"username": "alice", "password": PASSWORD})
         assert r.status_code == 429 and r.json()["error"] == "rate-limited"
         first = int(r.headers["retry-after"])
         assert 0 < first <= 60
-        r = c.post(LOGIN, json={"username": "alice", "password": PASSWORD})
+        r = stranger.post(LOGIN, json={"username": "alice", "password": PASSWORD})
         assert r.status_code == 429 and 0 < int(r.headers["retry-after"]) <= first
-    assert _user(world, "alice").failed_logins == 1  # the 429s never reached the account
+        # alice's own browser (her device cookie) behind the same address gets in
+        assert c.post(LOGIN, json={"username": "alice", "password": PASSWORD}
+                      ).status_code == 200
+    # the 429s never reached the account; her trusted login leaves the stranger's one
+    # failure where it is (it clears only what an untrusted good login would)
+    assert _user(world, "alice").failed_logins == 1
 
 
 def test_the_address_window_backs_off_and_forgets() -> None:
@@ -237,3 +243,34 @@ def test_a_login_flood_is_bounded_and_signed_in_users_carry_on(
     p95 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))]
     print(f"\nlogin flood: {dict(statuses)} in {flood_s:.2f} s; {len(reads)} reads meanwhile, "
           f"median {statistics.median(latencies) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms")
+
+
+def test_refused_logins_never_reach_a_worker_thread(
+        make_server: Callable[..., ServerThread], world: World,
+        real_checks: Counter[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """429 (address over its limit) and 503 (no place in the hashing queue) are answered
+    on the event loop: no worker thread, no database session, no hash."""
+    from server.review.routes import auth as auth_routes
+
+    threaded: list[str] = []
+    admitted = auth_routes._login_admitted
+
+    def counting(*args: object) -> object:
+        threaded.append("login")
+        return admitted(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(auth_routes, "_login_admitted", counting)
+    server = make_server(login_ip_failures=3, password_hash_concurrency=1,
+                         password_hash_queue=0, password_hash_wait_s=0.5)
+    with httpx.Client(base_url=server.http_url) as c:
+        codes = [c.post(LOGIN, json={"username": "nobody", "password": "wrong wrong"}
+                        ).status_code for _ in range(8)]
+    assert codes == [401] * 3 + [429] * 5
+    assert len(threaded) == 3 and real_checks["dummy"] == 3
+    threaded.clear()
+    flood = _post_all(make_server(login_ip_failures=1000, password_hash_concurrency=1,
+                                  password_hash_queue=0).http_url,
+                      [{"username": "nobody", "password": f"guess {i}"} for i in range(20)])
+    statuses = Counter(r.status_code for r in flood)
+    assert set(statuses) <= {401, 503} and statuses[503] > 0, statuses
+    assert len(threaded) == statuses[401]  # each thread a login that was checked

@@ -14,9 +14,9 @@ import pytest
 
 from nlp.pipeline import DraftWriter
 from nlp.schema import Transcript, TranscriptSegment
-from server.drafting import DRAFT, LABEL, PREPARE, DraftingStage, PriorityWorker
+from server.drafting import DRAFT, LABEL, PREPARE, DraftingStage, DraftPorts, PriorityWorker
 from server.ingest.handoff import EncounterInfo
-from server.services import Services
+from server.pipeline.ports import note_settings
 
 
 def test_worker_runs_the_most_urgent_job_first_and_skips_cancelled_ones() -> None:
@@ -66,7 +66,7 @@ ENCOUNTER = EncounterInfo("enc-1", "dev-1", "room-1", 0)
 
 async def test_a_growing_transcript_is_prepared_newest_first_and_not_piling_up() -> None:
     writer = SlowWriter(0.2)
-    stage = DraftingStage(cast(Services, None), Path("unused"), prepare_every_s=0.0,
+    stage = DraftingStage(cast(DraftPorts, None), Path("unused"), prepare_every_s=0.0,
                           writer=cast(DraftWriter, writer))
     try:
         for n in range(1, 6):  # five finals while the first preparation runs
@@ -84,7 +84,7 @@ async def test_a_growing_transcript_is_prepared_newest_first_and_not_piling_up()
 
 async def test_preparations_wait_out_the_interval_and_stop_with_the_visit() -> None:
     writer = SlowWriter(0.0)
-    stage = DraftingStage(cast(Services, None), Path("unused"), prepare_every_s=30.0,
+    stage = DraftingStage(cast(DraftPorts, None), Path("unused"), prepare_every_s=30.0,
                           writer=cast(DraftWriter, writer))
     try:
         stage.transcript_grew(ENCOUNTER, transcript(1))
@@ -108,7 +108,7 @@ async def test_live_speaker_labels_come_from_the_nlp_worker() -> None:
             Labels.thread = threading.current_thread().name
             return ["doctor"] * len(segments)
 
-    stage = DraftingStage(cast(Services, None), Path("unused"),
+    stage = DraftingStage(cast(DraftPorts, None), Path("unused"),
                           writer=cast(DraftWriter, Labels()))
     try:
         assert await stage.label_speakers(transcript(3).segments) == ["doctor"] * 3
@@ -119,7 +119,7 @@ async def test_live_speaker_labels_come_from_the_nlp_worker() -> None:
 
 async def test_preparations_of_many_visits_take_turns_within_their_share() -> None:
     writer = SlowWriter(0.1)
-    stage = DraftingStage(cast(Services, None), Path("unused"), prepare_every_s=0.0,
+    stage = DraftingStage(cast(DraftPorts, None), Path("unused"), prepare_every_s=0.0,
                           writer=cast(DraftWriter, writer), prepare_share=0.5)
     try:
         for room in range(3):
@@ -164,17 +164,16 @@ def test_each_clinic_drafts_with_its_own_template_and_style(settings, db) -> Non
             '[[section]]\nkey = "plan"\ntitle = "PLAN"\n')
         set_note_settings(s, "north", templates_dir=settings.note_templates,
                           template="ortho", style="detailed")
-    services = Services.build(settings.model_copy(update={"drafting": False}))
     writer = RecordingWriter()
-    stage = DraftingStage(services, Path("unused"), writer=cast(DraftWriter, writer))
+    stage = DraftingStage(cast(DraftPorts, None), Path("unused"),
+                          writer=cast(DraftWriter, writer))
     try:
         for room in ("n-1", "s-1", "no-such-room"):
-            note = stage._note_settings(room)
+            note = note_settings(db, settings.note_templates, room)
             stage._draft(EncounterInfo("enc", "dev", room, 0), transcript(1), note)
         assert writer.asked == [(str(settings.note_templates / "ortho.toml"), "detailed"),
                                 ("soap", "concise"), ("soap", "concise")]
         (settings.note_templates / "ortho.toml").unlink()  # gone since it was chosen
-        assert stage._note_settings("n-1") == ("soap", "detailed")
+        assert note_settings(db, settings.note_templates, "n-1") == ("soap", "detailed")
     finally:
         stage.close()
-        asyncio.run(services.aclose())

@@ -7,7 +7,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -17,7 +16,6 @@ from websockets.exceptions import ConnectionClosed
 
 from protocol import AudioFrame, Consent, EncounterEnd, EncounterStart, Hello, encode_event
 from server import registry
-from server.asr.stage import StageLimits, TranscriptionStage
 from server.db import Database
 from server.settings import Settings
 from tests.asr.fakes import FakeEngine
@@ -34,10 +32,10 @@ def engine() -> FakeEngine:
 
 @pytest.fixture
 def server(settings: Settings, db: Database, engine: FakeEngine) -> Iterator[ServerThread]:
-    with ThreadPoolExecutor(2) as pool:
-        stage = TranscriptionStage(engine, pool, limits=StageLimits(behind_threshold_s=1000))
-        with running_server(settings, stage=stage) as srv:
-            yield srv
+    with running_server(settings.model_copy(update={"asr_behind_threshold_s": 1000,
+                                                    "drafting": False}),
+                        engine=engine) as srv:
+        yield srv
 
 
 @pytest.fixture

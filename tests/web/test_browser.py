@@ -475,9 +475,10 @@ def test_admin_sees_rooms_live_and_no_notes(browser: Browser, server: ServerThre
         admin = _login_any(browser, server.http_url, "admin_north")
         admin.goto("/admin/rooms")
         rows = admin.locator("#rooms-rows tr")
-        expect(rows).to_have_count(3)  # two rooms, exam-2 with two devices
+        # two rooms; never-enrolled devices hidden: exam-1 is one "no device" row
+        expect(rows).to_have_count(2)
         expect(rows.filter(has_text=device.device_id)).to_contain_text("listening")
-        expect(rows.filter(has_text="Pi exam-1")).to_contain_text("not-enrolled")
+        expect(rows.filter(has_text="Exam 1")).to_contain_text("no-device")
         _shot(admin, tmp_path, "rooms-admin")
         ws.send(encode_event(Status("idle").to_event()))
         # the page refreshes itself every 5 s
@@ -485,7 +486,8 @@ def test_admin_sees_rooms_live_and_no_notes(browser: Browser, server: ServerThre
     expect(rows.filter(has_text=device.device_id)).to_contain_text("offline")
     admin.goto(f"/items/{item}")
     expect(admin.locator("main")).to_contain_text("no access to notes")
-    assert admin.locator("nav a").all_inner_texts() == ["Rooms", "Audit log"]
+    assert admin.locator("nav a").all_inner_texts() == ["Rooms", "Users", "Pools", "Setup",
+                                                        "Audit log"]
 
 
 def _login_any(browser: Browser, base: str, username: str) -> Page:

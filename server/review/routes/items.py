@@ -45,7 +45,7 @@ from server.review.schemas import (
     SignReviewPublic,
     VersionPublic,
 )
-from server.review.tickets import TICKET_TTL_S, TicketPurpose, ticket_book_of
+from server.review.tickets import TICKET_TTL_S, TicketPurpose
 from server.review.viewers import encounter_grant, request_principal
 from server.services import Services
 
@@ -255,7 +255,7 @@ def audio_wav(item_id: str, request: Request, session: SessionDep, services: Ser
     """A span of the visit's audio (seconds, 0..86400; 16 kHz mono WAV) for evidence
     playback. A bearer user token, the session cookie, or a ``?ticket=`` of purpose
     ``item-audio`` for this item."""
-    who = request_principal(session, request, tickets=ticket_book_of(services),
+    who = request_principal(session, request, tickets=services.tickets,
                             purpose=TicketPurpose.ITEM_AUDIO, resource=item_id)
     item, _ = item_for(session, who, item_id)
     wav = audio.audio_span(session, item.encounter_id, start, end)
@@ -316,7 +316,7 @@ def create_ticket(body: TicketRequest, session: SessionDep, services: ServicesDe
         item_for(session, who, body.resource)
     else:
         encounter_grant(session, who, body.resource)
-    text, _ = ticket_book_of(services).issue(who.user_id, body.purpose, body.resource,
-                                             utcnow().timestamp())
+    text, _ = services.tickets.issue(who.user_id, body.purpose, body.resource,
+                                  utcnow().timestamp())
     return TicketPublic(ticket=text, purpose=body.purpose, resource=body.resource,
                         expires_in_s=TICKET_TTL_S)

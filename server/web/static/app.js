@@ -169,14 +169,222 @@ function initQueue() {
   live(refresh);
 }
 
-// ---- rooms page
+// ---- rooms page: its rows and open alerts refresh every 5 s, filtered as the page is
 function initRooms() {
   const rows = document.getElementById("rooms-rows");
   if (!rows) return;
-  setInterval(async () => {
-    const html = await fragment(rows.dataset.poll);
-    if (html !== null) rows.innerHTML = html;
-  }, 5000);
+  const polled = document.querySelectorAll("#rooms-rows[data-poll], #fleet-alerts[data-poll]");
+  setInterval(() => polled.forEach(async (el) => {
+    const html = await fragment(el.dataset.poll + location.search);
+    if (html !== null) el.innerHTML = html;
+  }), 5000);
+  const form = document.getElementById("rooms-filters");
+  if (form) {
+    form.querySelectorAll("select, input[type=checkbox]").forEach(
+      (el) => el.addEventListener("change", () => form.submit()));
+  }
+}
+
+// ---- pools page: add and remove members through the admin API (which audits them)
+function initPools() {
+  const error = document.getElementById("pools-error");
+  if (!error) return;
+  const fail = (res, what) => { error.textContent = problem(res, what); error.hidden = false; };
+  $$("form[data-add-member]").forEach((form) => form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const pool = form.closest("[data-pool]").dataset.pool;
+    const button = $("button[type=submit]", form);
+    await whileDisabled(button, async () => {
+      const res = await api("POST", `/api/v1/admin/pools/${encodeURIComponent(pool)}/members`,
+        {username: form.elements.username.value});
+      if (res.ok) location.reload(); else fail(res, "add the member");
+    });
+  }));
+  $$("button[data-remove-member]").forEach((button) => button.addEventListener("click", async () => {
+    const pool = button.closest("[data-pool]").dataset.pool;
+    const user = button.dataset.removeMember;
+    await whileDisabled(button, async () => {
+      const res = await api("DELETE",
+        `/api/v1/admin/pools/${encodeURIComponent(pool)}/members/${encodeURIComponent(user)}`);
+      if (res.ok) location.reload(); else fail(res, "remove the member");
+    });
+  }));
+}
+
+// ---- users page: create, change a role, disable / enable, reset a password (admin API)
+function initUsers() {
+  const error = document.getElementById("users-error");
+  if (!error) return;
+  const shown = document.getElementById("users-password");
+  const fail = (res, what) => { error.textContent = problem(res, what); error.hidden = false; };
+  // a one-time password is shown once, as text, and kept nowhere (not even sessionStorage)
+  const tell = (username, password) => {
+    shown.textContent = `One-time password for ${username}: ${password} (shown once; they choose their own at first login).`;
+    shown.hidden = false;
+  };
+  const form = document.getElementById("user-create");
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    await whileDisabled($("button[type=submit]", form), async () => {
+      const f = form.elements;
+      const res = await api("POST", "/api/v1/admin/users", {username: f.username.value,
+        display_name: f.display_name.value, clinic_id: f.clinic_id.value, role: f.role.value});
+      if (!res.ok) { fail(res, "create the account"); return; }
+      error.hidden = true;
+      form.reset();
+      tell(res.data.username, res.data.password);
+      shown.append(" Reload the page to see the account in the list.");
+    });
+  });
+  $$("tr[data-user]").forEach((row) => {
+    const username = row.dataset.user;
+    const path = `/api/v1/admin/users/${encodeURIComponent(username)}`;
+    $$("select[data-role-clinic]", row).forEach((select) => select.addEventListener("change", async () => {
+      const res = await api("POST", "/api/v1/admin/memberships",
+        {username, clinic_id: select.dataset.roleClinic, role: select.value});
+      if (res.ok) toast(`${username} is now ${select.value} in ${select.dataset.roleClinic}.`);
+      else fail(res, "change the role");
+    }));
+    $$("button[data-user-action]", row).forEach((button) => button.addEventListener("click", async () => {
+      const action = button.dataset.userAction;
+      await whileDisabled(button, async () => {
+        const res = await api("POST", `${path}/${action}`);
+        if (!res.ok) { fail(res, `${action === "password" ? "reset the password of" : action} ${username}`); return; }
+        if (action === "password") tell(username, res.data.password);
+        else location.reload();
+      });
+    }));
+  });
+}
+
+// ---- setup page: room physicians and routing rules (admin API)
+function initSetup() {
+  const error = document.getElementById("setup-error");
+  if (!error) return;
+  const fail = (res, what) => { error.textContent = problem(res, what); error.hidden = false; };
+  $$("select[data-room-physician]").forEach((select) => select.addEventListener("change", async () => {
+    const room = select.closest("[data-room]").dataset.room;
+    if (!select.value) return;
+    const res = await api("POST", "/api/v1/admin/room-physicians", {room_id: room, username: select.value});
+    if (res.ok) toast(`${select.value} now signs the notes of ${room}.`);
+    else fail(res, "assign the physician");
+  }));
+  const form = document.getElementById("rule-create");
+  if (!form) return;
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    await whileDisabled($("button[type=submit]", form), async () => {
+      const f = form.elements;
+      const res = await api("POST", "/api/v1/admin/routing-rules", {pool_id: f.pool_id.value,
+        priority: Number(f.priority.value), room_id: f.room_id.value, room_prefix: f.room_prefix.value});
+      if (res.ok) location.reload(); else fail(res, "add the rule");
+    });
+  });
+}
+
+// ---- consent: record or withdraw the patient's consent (review page, held visits on
+// the queue page). Everything shown is set as text, never as markup.
+const CONSENT_SOURCES = {device: "in the room", api: "in RoomScribe", cli: "by the operator",
+  schedule: "from the clinic's schedule"};
+
+function consentTarget(button) {
+  return button.dataset.encounter || button.closest("[data-encounter]")?.dataset.encounter || "";
+}
+
+// The review page's consent line after consent was recorded.
+function showConsentGiven(panel, view) {
+  const line = $("#consent-state", panel);
+  const badge = document.createElement("span");
+  badge.className = "badge consent-given";
+  badge.textContent = `consent ${view.method}`;
+  const who = document.createElement("strong");
+  who.textContent = view.obtained_by;
+  const where = document.createElement("span");
+  where.className = "muted";
+  where.textContent = `(recorded ${CONSENT_SOURCES[view.source] || view.source})`;
+  line.replaceChildren(badge, " Obtained by ", who, ", just now ", where);
+  panel.className = "consent consent-given";
+  $$("[data-consent], [data-consent-by]", panel).forEach((el) => (el.closest("label") || el).remove());
+}
+
+function initConsent() {
+  const dialog = document.getElementById("withdraw-dialog");
+  let pending = null;  // the button whose withdrawal the dialog asks about
+  document.addEventListener("click", async (e) => {
+    const record = e.target.closest("[data-consent]");
+    if (record) {
+      const box = record.closest("[data-consent-box]");
+      const enc = consentTarget(record);
+      const by = box && $("[data-consent-by]", box);
+      await whileDisabled(record, async () => {
+        const res = await api("POST", `/api/v1/encounters/${enc}/consent`,
+          {method: record.dataset.consent, obtained_by: by ? by.value.trim() : ""});
+        if (!res.ok) { toast(problem(res, "record consent for"), "bad"); return; }
+        const row = record.closest("tr[data-held]");
+        if (row) {
+          row.remove();
+          if (!$("tr[data-held]")) document.getElementById("held").hidden = true;
+          toast("Consent recorded: the visit is transcribed now, and its draft comes to the queue.");
+        } else {
+          showConsentGiven(document.getElementById("consent"), res.data);
+          toast("Consent recorded.");
+        }
+      });
+      return;
+    }
+    const withdraw = e.target.closest("[data-withdraw]");
+    if (withdraw && dialog) {
+      pending = withdraw;
+      $("#withdraw-reason", dialog).value = "";
+      $("#withdraw-error", dialog).hidden = true;
+      dialog.showModal();
+    }
+  });
+  if (!dialog) return;
+  $("#withdraw-cancel", dialog).addEventListener("click", () => { pending = null; dialog.close(); });
+  const ok = $("#withdraw-ok", dialog);
+  ok.addEventListener("click", () => whileDisabled(ok, async () => {
+    if (!pending) return;
+    const enc = consentTarget(pending);
+    const res = await api("POST", `/api/v1/encounters/${enc}/consent/withdraw`,
+      {reason: $("#withdraw-reason", dialog).value.trim()});
+    if (!res.ok) {
+      const error = $("#withdraw-error", dialog);
+      error.textContent = problem(res, "withdraw consent for");
+      error.hidden = false;
+      return;
+    }
+    dialog.close();
+    const row = pending.closest("tr[data-held]");
+    pending = null;
+    const kept = res.data.legal_hold;
+    if (row) {
+      row.remove();
+      if (!$("tr[data-held]")) document.getElementById("held").hidden = true;
+      toast(kept ? "Consent withdrawn; the audio is kept under a legal hold." : "Discarded: the visit's audio is deleted.");
+      return;
+    }
+    if (kept) {
+      const panel = document.getElementById("consent");
+      const badge = document.createElement("span");
+      badge.className = "badge consent-withdrawn";
+      badge.textContent = "consent withdrawn";
+      $("#consent-state", panel).replaceChildren(badge, " Kept under a legal hold: nothing was deleted.");
+      $(".consent-actions", panel)?.remove();
+      return;
+    }
+    document.dispatchEvent(new Event("roomscribe:deleted"));
+    sessionStorage.setItem("roomscribe-flash", "Consent withdrawn: the visit's audio, transcript and note were deleted.");
+    location.replace("/queue");
+  }));
+}
+
+// A message left by the page before (a deleted note cannot say it itself).
+function showFlash() {
+  const text = sessionStorage.getItem("roomscribe-flash");
+  if (!text) return;
+  sessionStorage.removeItem("roomscribe-flash");
+  toast(text);
 }
 
 // ---- item page: the note as sentences tied to their evidence
@@ -895,6 +1103,8 @@ function initItem() {
   $("#shortcuts-help").addEventListener("click", () => $("#help-dialog").showModal());
 
   window.addEventListener("beforeunload", (e) => { if (dirty) { e.preventDefault(); } });
+  // consent withdrawn: the note is deleted, so is any unsaved text of it
+  document.addEventListener("roomscribe:deleted", () => { dirty = false; sessionStorage.removeItem(storeKey); });
 
   // -- someone else changed this note: say so; never reload under the reader
   live(async (msg) => {
@@ -1124,5 +1334,10 @@ document.addEventListener("DOMContentLoaded", () => {
   initRelogin();
   initQueue();
   initRooms();
+  initPools();
+  initUsers();
+  initSetup();
   initItem();
+  initConsent();
+  showFlash();
 });

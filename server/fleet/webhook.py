@@ -1,0 +1,106 @@
+"""Alert delivery by webhook: POST each alert's JSON to every configured URL.
+
+A background task drains a bounded queue; each delivery is retried with exponential
+back-off (``backoff_s``, doubled per attempt, capped at ``backoff_max_s``) up to
+``attempts`` times on a connection error or a 5xx/429 answer; a 4xx is final. What
+could not be delivered is logged (the alert itself stays in the database and the
+rooms page either way). ``start()`` / ``aclose()`` are called by the composition
+root; ``aclose`` gives queued deliveries ``drain_s`` to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import httpx
+
+__all__ = ["WebhookSender"]
+
+log = logging.getLogger(__name__)
+
+
+def _host(url: str) -> str:
+    try:
+        return httpx.URL(url).host or "?"
+    except httpx.InvalidURL:
+        return "?"
+
+
+class WebhookSender:
+    def __init__(self, urls: Sequence[str], *, attempts: int = 5, backoff_s: float = 1.0,
+                 backoff_max_s: float = 60.0, timeout_s: float = 5.0, queue_max: int = 1000,
+                 drain_s: float = 5.0,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.urls = tuple(urls)
+        self.attempts = attempts
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self.timeout_s = timeout_s
+        self.drain_s = drain_s
+        self._sleep = sleep
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(queue_max)
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+        #: Deliveries that succeeded / were given up (for tests and the log).
+        self.delivered = 0
+        self.failed = 0
+
+    def notify(self, body: dict[str, Any]) -> None:
+        """Queue one alert for every URL (dropped, and logged, when the queue is full)."""
+        if not self.urls:
+            return
+        try:
+            self._queue.put_nowait(body)
+        except asyncio.QueueFull:
+            log.error("alert webhook queue full: dropped %s", body.get("text", body))
+
+    def start(self) -> None:
+        if self.urls and self._task is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout_s)
+            self._task = asyncio.create_task(self._run(), name="fleet-webhook")
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), self.drain_s)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _run(self) -> None:
+        while True:
+            body = await self._queue.get()
+            try:
+                await asyncio.gather(*(self._deliver(url, body) for url in self.urls))
+            finally:
+                self._queue.task_done()
+
+    async def _deliver(self, url: str, body: dict[str, Any]) -> None:
+        assert self._client is not None
+        where = _host(url)  # a chat webhook's path is its secret: never logged
+        delay = self.backoff_s
+        for attempt in range(1, self.attempts + 1):
+            try:
+                resp = await self._client.post(url, json=body)
+                if resp.status_code < 300:
+                    self.delivered += 1
+                    return
+                retry = resp.status_code >= 500 or resp.status_code == 429
+                why = f"HTTP {resp.status_code}"
+            except httpx.HTTPError as err:
+                retry, why = True, type(err).__name__
+            if not retry or attempt == self.attempts:
+                log.error("alert webhook %s gave up after %d attempt(s): %s", where, attempt, why)
+                self.failed += 1
+                return
+            log.warning("alert webhook %s: %s; retrying in %.1f s", where, why, delay)
+            await self._sleep(delay)
+            delay = min(delay * 2, self.backoff_max_s)
