@@ -571,12 +571,13 @@ def _detail_words(text: str) -> str:
     return " ".join(words)
 
 
-#: a dose, a frequency or a quantity, said without a drug name
+#: a dose or a quantity of the drug, said without its name ("600 milligrams every six
+#: hours", "one to two tablets", "take it twice a day", "dispense eight"); a frequency
+#: alone is not enough ("ice your knee twice a day" is other advice)
 _HOW_TO_TAKE = re.compile(
     r"\b(?:\d+(?:\.\d+)?|one|two|three|four|five|six|ten|twenty|half a?)\s*(?:mg|milligrams?|"
-    r"mcg|micrograms?|tablets?|pills?|capsules?|puffs?|units?|tabs?)\b|\bevery \w+(?: to \w+)? "
-    r"hours\b|\b(?:once|twice|three times|four times) (?:a|per) (?:day|week)\b|"
-    r"\b(?:daily|at bedtime|as needed|dispense|refills?)\b")
+    r"mcg|micrograms?|tablets?|pills?|capsules?|puffs?|units?|tabs?)\b|"
+    r"\b(?:take|use) (?:it|them|those|one|two)\b|\b(?:dispense|refills?)\b")
 
 
 def _order(c: Candidate, status: str, k: int, sentences: Sequence[TranscriptSentence],

@@ -53,6 +53,10 @@ def test_how_to_take_it_said_next_is_part_of_the_order() -> None:
     assert o.name == "ibuprofen"
     assert o.description == "motrin 600 milligrams every six hours"
     assert [e.segment_ids for e in o.evidence] == [(0,), (1,)]  # not past the x-ray
+    # a frequency alone is other advice, not the drug's dose
+    [o] = orders("[doctor] let's start some meloxicam .\n"
+                 "[doctor] and ice your knee twice a day for twenty minutes .")
+    assert (o.description, len(o.evidence)) == ("meloxicam", 1)
 
 
 def test_a_dose_said_before_the_name_keeps_its_number() -> None:
