@@ -273,22 +273,24 @@ def rooms_page(request: Request, session: SessionDep, services: ServicesDep,
                  **_fleet_context(session, services, clinics, request))
 
 
+def _fleet_fragment(template: str, request: Request, session: SessionDep, services: Any,
+                    who: auth.Principal | None) -> Response:
+    """A part of the rooms page the browser refreshes (rows, alerts)."""
+    user = _need(who)
+    return _page(request, template, user, services,
+                 **_fleet_context(session, services, user.clinics(Role.ADMIN), request))
+
+
 @router.get("/admin/rooms/rows", response_class=HTMLResponse)
 def rooms_rows(request: Request, session: SessionDep, services: ServicesDep,
                who: MaybeUser) -> Response:
-    user = _need(who)
-    clinics = user.clinics(Role.ADMIN)
-    return _page(request, "_rooms_rows.html", user, services,
-                 **_fleet_context(session, services, clinics, request))
+    return _fleet_fragment("_rooms_rows.html", request, session, services, who)
 
 
 @router.get("/admin/rooms/alerts", response_class=HTMLResponse)
 def rooms_alerts(request: Request, session: SessionDep, services: ServicesDep,
                  who: MaybeUser) -> Response:
-    user = _need(who)
-    clinics = user.clinics(Role.ADMIN)
-    return _page(request, "_fleet_alerts.html", user, services,
-                 **_fleet_context(session, services, clinics, request))
+    return _fleet_fragment("_fleet_alerts.html", request, session, services, who)
 
 
 @router.get("/admin/users", response_class=HTMLResponse)
