@@ -23,6 +23,9 @@ Modules, edge to core::
     uplink     websocket session: hello, resume, stream, acks, pings
     sendstate  pure bookkeeping of what is in flight on one connection
     backoff    pure reconnect back-off (full jitter) and log throttling
+    update     pure agent-update state machine, maintenance window (docs/agent-updates.md)
+    update_run / update_fetch / update_verify / update_install / update_guard
+               its driver, HTTP client, signature check, side-by-side install, crash guard
     stats      the counters logged and reported by ``status``
     errors     the error tree
 """

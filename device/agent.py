@@ -36,6 +36,7 @@ from .room import Effect, Room, RoomState, Transition
 from .settings import AgentSettings, changed_live
 from .spool import Spool
 from .stats import Counters, InputLevel, cpu_temp_c, disk_usage, health_fields, oldest_unacked_s
+from .update_run import RESTART_EXIT_CODE, Updater
 from .uplink import Uplink
 
 __all__ = ["Agent"]
@@ -91,6 +92,11 @@ class Agent:
         )
         #: recent log lines for a diagnostic bundle (attached to the "device" logger in run)
         self.recent_log = RecentLog()
+        self._exit_code = 0
+        #: agent updates (device/update_run.py); None: no release key in room.toml
+        self.updater = Updater.from_settings(
+            settings, running=__version__, blocker=self._update_blocker,
+            reported_in=lambda: self.uplink.connected, restart=self._restart_for_update)
 
     # ------------------------------------------------------------- lifecycle
 
@@ -117,6 +123,8 @@ class Agent:
                 asyncio.create_task(self._sync_loop(), name="spool-sync"),
                 asyncio.create_task(self._log_loop(), name="counters-log"),
             ]
+            if self.updater is not None:
+                tasks.append(asyncio.create_task(self.updater.run(), name="updater"))
             self._check_done()
             stop = asyncio.create_task(self._stop.wait())
             done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -124,7 +132,7 @@ class Agent:
             for task in done:
                 if task is not stop and (exc := task.exception()) is not None:
                     raise exc
-            return 0
+            return self._exit_code
         finally:
             await self._stop_capture()
             for task in tasks:
@@ -136,6 +144,19 @@ class Agent:
                 self.spool.sync()
             log.info("agent stopped: %s", self.counters.summary())
             logging.getLogger("device").removeHandler(self.recent_log)
+
+    def _update_blocker(self) -> str:
+        """Why an update must wait ("" = the room is idle and the server has every frame)."""
+        if self.room.state is not RoomState.IDLE:
+            return "a visit is being recorded"
+        if self.spool.encounters():
+            return "audio not yet acknowledged by the server"
+        return ""
+
+    def _restart_for_update(self) -> None:
+        """Stop gracefully; exit with the code systemd restarts us on (docs/agent-updates.md)."""
+        self._exit_code = RESTART_EXIT_CODE
+        self._stop.set()
 
     def _check_microphone(self) -> None:
         """Tell IT at start-up, not at the first visit, that the microphone is missing."""

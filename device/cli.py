@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     enrol.add_argument("--frame-ms", type=int, help="frame_ms to write")
     enrol.add_argument("--input-device", help="input_device to write")
     enrol.add_argument("--spool-max-mb", type=int, help="spool_max_mb to write")
+    enrol.add_argument("--release-key", dest="update_public_key", type=Path,
+                       help="IT's agent release public key (PEM): update_public_key to write")
     return parser
 
 
@@ -220,7 +222,8 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
 
     enrolment = enroll(args.server, args.code, ca_bundle=args.ca_bundle)
     options = {key: getattr(args, key) for key in
-               ("spool_dir", "control_socket", "frame_ms", "input_device", "spool_max_mb")}
+               ("spool_dir", "control_socket", "frame_ms", "input_device", "spool_max_mb",
+                "update_public_key")}
     write_enrolment(enrolment, server=args.server, room_config=args.room_config,
                     token_file=args.token_file, ca_bundle=args.ca_bundle, options=options)
     print(f"enrolled device {enrolment.device_id} for room {enrolment.room_id!r}; "

@@ -24,6 +24,10 @@ Example ``room.toml``::
     ping_interval_s = 10
     pong_timeout_s = 10
     log_interval_s = 60
+    # agent updates (docs/agent-updates.md); off without a release public key
+    update_public_key = "/etc/roomscribe/release-key.pem"
+    update_window = "22:00-05:00"     # local time; never during a visit
+    update_dir = "/var/lib/roomscribe/agent"
 
 Relative paths in the file are taken relative to the file's directory;
 relative paths given on the command line, relative to the working directory.
@@ -100,6 +104,16 @@ class AgentSettings:
     server_urls: tuple[str, ...] = ()
     """Every server node to try, in order, :attr:`server_url` first; when a connection
     fails the agent moves to the next one (``()``: just :attr:`server_url`)."""
+    # agent updates (docs/agent-updates.md): off unless a release public key is installed
+    update_public_key: Path | None = None
+    """IT's Ed25519 release public key (PEM); ``None``: the agent never updates itself."""
+    update_window: str = "22:00-05:00"
+    """Local hours when an update may be installed (never during a visit)."""
+    update_dir: Path = Path("/var/lib/roomscribe/agent")
+    """Installed releases, the ``current`` link and ``update.json``."""
+    update_check_s: float = 3600.0
+    update_health_timeout_s: float = 300.0
+    """A new release that has not reported in to the server this long is rolled back."""
 
     @property
     def servers(self) -> tuple[str, ...]:
@@ -138,8 +152,14 @@ _KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
     "backoff_base_s": ((int, float), False),
     "backoff_cap_s": ((int, float), False),
     "max_inflight_kb": ((int,), False),
+    "update_public_key": ((str,), False),
+    "update_window": ((str,), False),
+    "update_dir": ((str,), False),
+    "update_check_s": ((int, float), False),
+    "update_health_timeout_s": ((int, float), False),
 }
-_PATH_KEYS = frozenset({"token_file", "ca_bundle", "spool_dir", "control_socket"})
+_PATH_KEYS = frozenset({"token_file", "ca_bundle", "spool_dir", "control_socket",
+                        "update_public_key", "update_dir"})
 _TYPE_NAMES = {str: "a string", bool: "true or false", int: "an integer", float: "a number",
                list: "a list of strings"}
 
@@ -270,7 +290,7 @@ def _resolve(key: str, value: Any, base: Path) -> Any:
     if key == "input_device":
         return str(value)
     if key in _PATH_KEYS:
-        if key == "ca_bundle" and value in ("", None):
+        if key in ("ca_bundle", "update_public_key") and value in ("", None):
             return None
         p = Path(os.path.expanduser(str(value)))
         return p if p.is_absolute() else base / p
@@ -336,6 +356,22 @@ def _validate(v: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> Non
             raise fail(key, f"must be greater than 0, got {v[key]}")
     if v.get("backoff_cap_s", 30.0) < v.get("backoff_base_s", 0.5):
         raise fail("backoff_cap_s", "must not be smaller than backoff_base_s")
+    _validate_update(v, fail)
+
+
+def _validate_update(v: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> None:
+    from .update import MaintenanceWindow
+
+    try:
+        MaintenanceWindow.parse(v.get("update_window", "22:00-05:00"))
+    except ValueError as err:
+        raise fail("update_window", str(err)) from None
+    key = v.get("update_public_key")
+    if key is not None and not os.access(key, os.R_OK):
+        raise fail("update_public_key", f"cannot read {key}")
+    for name in ("update_check_s", "update_health_timeout_s"):
+        if name in v and not v[name] >= 10:
+            raise fail(name, f"must be at least 10, got {v[name]}")
 
 
 def _read_token(path: Path, fail: Callable[[str], ConfigError]) -> str:

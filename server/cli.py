@@ -13,8 +13,9 @@
     roomscribe nlp draft FILE [--format json|text]       (nlp/cli.py)
     roomscribe review ...                                 (server/review/cli.py)
     roomscribe retention run|delete|hold|consent|policy   (server/privacy/cli.py)
+    roomscribe agent-release keygen|sign|add|offer|withdraw|list  (server/fleet/releases_cli.py)
 
-Each of the last four is owned by its module: this parser hands it the rest of
+Each of the last ones is owned by its module: this parser hands it the rest of
 the command line, and the module's ``main(argv) -> int`` parses it.
 
 Settings come from ``ROOMSCRIBE_*`` variables (see server/settings.py).
@@ -122,10 +123,14 @@ def _admin(args: argparse.Namespace, settings: Settings) -> int:
                 return {"device_id": d.id, "room_id": d.room_id, "enrolment_code": code,
                         "expires_at": d.enrolment_expires_at}
             case ("device", "code"):
-                code = registry.issue_enrolment_code(s, args.device_id, ttl)
-                return {"device_id": args.device_id, "enrolment_code": code}
+                from server.fleet import actions  # audited as the API and the rooms page
+
+                issued = actions.issue_code(s, args.device_id, ttl, actions.Actor("cli"))
+                return {"device_id": args.device_id, "enrolment_code": issued.code}
             case ("device", "revoke"):
-                d = registry.revoke_device(s, args.device_id)
+                from server.fleet import actions
+
+                d = actions.revoke(s, args.device_id, actions.Actor("cli"))
                 return {"device_id": d.id, "revoked_at": d.revoked_at}
             case ("device", "list"):
                 return [{"id": d.id, "room_id": d.room_id, "enrolled": d.enrolled_at is not None,
@@ -184,6 +189,8 @@ DELEGATED = {
     "review": ("server.review.cli", "users, pools and the review queue"),
     "demo": ("server.lab.demo", "the main job: a room's visit to a draft in the queue"),
     "retention": ("server.privacy.cli", "consent, legal hold and deleting patient data"),
+    "agent-release": ("server.fleet.releases_cli",
+                      "signed device agent releases: keygen, sign, add, offer"),
 }
 
 

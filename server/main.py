@@ -14,9 +14,18 @@ from server.fleet import FleetMonitor
 from server.ingest.handoff import EncounterStage
 from server.migrate import upgrade
 from server.nostore import NoStore
+from server.pipeline.events import OnEvent, log_event
 from server.privacy import routes as privacy_routes
 from server.review import routes as review_routes
-from server.routes import device_actions, device_ws, encounters, health, metrics, registry
+from server.routes import (
+    agent_releases,
+    device_actions,
+    device_ws,
+    encounters,
+    health,
+    metrics,
+    registry,
+)
 from server.services import Services
 from server.settings import Settings
 from server.transcripts import routes as transcript_routes
@@ -28,19 +37,21 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, stage: EncounterStage | None = None, *,
-               engine: SpeechEngine | None = None) -> FastAPI:
+               engine: SpeechEngine | None = None, on_event: OnEvent = log_event) -> FastAPI:
     """``stage`` / ``engine``: a test's own stage, or the real stages around its engine
-    (server/services.py)."""
+    (server/services.py); ``on_event``: where pipeline events go (default: the log)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = Services.build(settings, stage, engine=engine)
+        services = Services.build(settings, stage, engine=engine, on_event=on_event)
         await services.run_db(upgrade, services.db)
         if services.drafting is not None:  # fail fast: NLP models built?
             await services.run_db(services.drafting.preload)
         await services.start()  # bus, interrupted visits, the stages' job runner
         # device health and alerts: judged by the nodes that serve HTTP, not by workers
-        fleet = FleetMonitor.from_settings(settings, services.db, services.devices.is_connected)
+        fleet = FleetMonitor.from_settings(
+            settings, services.db, services.devices.is_connected,
+            services.transcription.monitor if services.transcription is not None else None)
         fleet.start()
         app.state.services = services
         log.info("RoomScribe %s serving; database %s", __version__, services.db.engine.url)
@@ -58,6 +69,7 @@ def create_app(settings: Settings, stage: EncounterStage | None = None, *,
     app.include_router(device_ws.router)
     app.include_router(registry.router)
     app.include_router(device_actions.router)  # diagnostics, live config: IT key
+    app.include_router(agent_releases.router)  # agent updates: IT key / device token
     app.include_router(encounters.router)
     app.include_router(transcript_routes.router)
     app.include_router(privacy_routes.router)  # consent, legal hold, retention

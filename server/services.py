@@ -9,6 +9,8 @@ constructor, only the callables and ports it needs; none receives ``Services``::
                     resume_from = resume_point)
     drafting        DraftingStage(DraftPorts(run_db, consent_allows, note_settings,
                     submit = submit_draft → review queue + review hub))
+    review          review-start from the intake (submit_draft); review-end when a draft
+                    is signed, from the review routes to ``Services.on_event``
     hand-offs       the durable queue (server/work): a StageRunner takes this process's
                     stages' jobs, a JobBoard posts them
 
@@ -88,6 +90,9 @@ class Services:
     #: taking this process's stages' jobs (None: no stage runs here).
     jobs: JobBoard | None = None
     runner: StageRunner | None = None
+    #: Where the stages' pipeline events go (``Services.build``'s ``on_event``); the
+    #: review routes report ``review-end`` (a draft signed) to it.
+    on_event: OnEvent = log_event
 
     @classmethod
     def build(cls, settings: Settings, stage: EncounterStage | None = None, *,
@@ -112,7 +117,7 @@ class Services:
 
         def made(handoff: Handoff, **stages_: Any) -> Services:
             return cls(settings, db, store, handoff, devices, executor, live, review_hub,
-                       bus, tickets, **stages_)
+                       bus, tickets, on_event=on_event, **stages_)
 
         if stage is not None:  # a test's stage: each visit straight to it
             return made(Handoff(store, stage, executor, gate=gate, on_event=on_event))

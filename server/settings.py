@@ -143,11 +143,37 @@ class Settings(BaseSettings):
     fleet_disk_warn_pct: float = Field(10.0, ge=0, le=100)
     fleet_disk_fail_pct: float = Field(3.0, ge=0, le=100)
     fleet_cpu_temp_warn_c: float = Field(80.0)
+    #: A room's transcription backlog (audio stored, not yet decoded) over this many
+    #: seconds is a warning, and failing (an alert) once it has stayed over for the second;
+    #: judged by the node whose process transcribes the room.
+    fleet_backlog_max_s: float = Field(60.0, gt=0)
+    fleet_backlog_for_s: float = Field(60.0, ge=0)
     #: Alerts are POSTed as JSON to each of these URLs (comma-separated; "" = none), with
     #: this many attempts, the pause doubling from the back-off (s).
     fleet_webhook_urls: str = Field("", repr=False)
     fleet_webhook_attempts: int = Field(5, ge=1, le=20)
     fleet_webhook_backoff_s: float = Field(2.0, gt=0)
+    #: Alerts are also emailed (server/fleet/email.py), one message per alert raised and
+    #: one when it resolves, through this SMTP server ("" = no email) ...
+    fleet_smtp_host: str = ""
+    fleet_smtp_port: int = Field(587, ge=1, le=65535)
+    #: ... upgraded with STARTTLS (a server that does not offer it is refused; off only
+    #: for a relay on the same host), its certificate checked against the system's CAs
+    #: or this CA file ...
+    fleet_smtp_starttls: bool = True
+    fleet_smtp_ca_file: Path | None = None
+    #: ... logging in as this user ("" = no login) with this password, or the password
+    #: in this file (a container secret); never logged.
+    fleet_smtp_user: str = ""
+    fleet_smtp_password: str = Field("", repr=False)
+    fleet_smtp_password_file: Path | None = None
+    #: The sender, and the recipients: comma-separated addresses, each told of every
+    #: clinic's alerts or, written ``<clinic-id>=<address>``, of that clinic's only.
+    fleet_email_from: str = ""
+    fleet_email_to: str = ""
+    #: Attempts per message, the pause doubling from the back-off (s).
+    fleet_email_attempts: int = Field(5, ge=1, le=20)
+    fleet_email_backoff_s: float = Field(2.0, gt=0)
 
     # --- transcription (server/asr, server/modelstore, server/transcripts)
     #: Model manifests (*.toml) and fetched/built model files.
@@ -260,6 +286,27 @@ class Settings(BaseSettings):
         if self.stage_heartbeat_s * 2 >= self.stage_lease_s:
             raise ValueError("ROOMSCRIBE_STAGE_HEARTBEAT_S must be under half of "
                              "ROOMSCRIBE_STAGE_LEASE_S")
+        return self
+
+    @model_validator(mode="after")
+    def _check_email(self) -> Settings:
+        if not self.fleet_smtp_host:
+            return self
+        from server.fleet.email import Recipients, check_address
+
+        try:
+            check_address(self.fleet_email_from, "sender")
+            if not Recipients.parse(self.fleet_email_to):
+                raise ValueError("no recipients")
+        except ValueError as err:
+            raise ValueError(f"alert email (ROOMSCRIBE_FLEET_EMAIL_FROM / _TO): {err}"
+                             ) from None
+        if self.fleet_smtp_password and self.fleet_smtp_password_file is not None:
+            raise ValueError("set ROOMSCRIBE_FLEET_SMTP_PASSWORD or "
+                             "ROOMSCRIBE_FLEET_SMTP_PASSWORD_FILE, not both")
+        if self.fleet_smtp_user and not self.fleet_smtp_starttls:
+            raise ValueError("ROOMSCRIBE_FLEET_SMTP_USER needs STARTTLS: a password is not "
+                             "sent in the clear")
         return self
 
     @property

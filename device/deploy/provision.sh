@@ -7,6 +7,7 @@ readonly CONFIG_DIR=/etc/roomscribe
 readonly ROOM_CONFIG=$CONFIG_DIR/room.toml
 readonly TOKEN_FILE=$CONFIG_DIR/device.token
 readonly CA_DEST=$CONFIG_DIR/clinic-ca.pem
+readonly RELEASE_KEY_DEST=$CONFIG_DIR/release-key.pem
 readonly SPOOL_DIR=/var/lib/roomscribe/spool
 readonly CONTROL_SOCKET=/run/roomscribe/control.sock
 readonly UNIT_NAME=roomscribe-device.service
@@ -34,6 +35,8 @@ Required:
 Options:
   --ca-bundle FILE     PEM of the clinic CA that signed the server's certificate
   --input-device NAME  microphone: index or name substring (roomscribe-device devices)
+  --release-key FILE   IT's agent release public key (PEM): the agent then updates itself
+                       in its maintenance window (docs/agent-updates.md)
   --prefix DIR         install directory (default /opt/roomscribe)
   --force-enrol        enrol again even though this device already has a token
   --dry-run            print the steps instead of running them
@@ -46,7 +49,7 @@ die() {
     exit 2
 }
 
-SERVER="" CODE="" PACKAGE="" CA_BUNDLE="" INPUT_DEVICE="" PREFIX=/opt/roomscribe
+SERVER="" CODE="" PACKAGE="" CA_BUNDLE="" INPUT_DEVICE="" PREFIX=/opt/roomscribe RELEASE_KEY=""
 FORCE_ENROL=0 DRY_RUN=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -55,6 +58,7 @@ while [[ $# -gt 0 ]]; do
         --package) PACKAGE=${2:?--package needs a value}; shift 2 ;;
         --ca-bundle) CA_BUNDLE=${2:?--ca-bundle needs a value}; shift 2 ;;
         --input-device) INPUT_DEVICE=${2:?--input-device needs a value}; shift 2 ;;
+        --release-key) RELEASE_KEY=${2:?--release-key needs a value}; shift 2 ;;
         --prefix) PREFIX=${2:?--prefix needs a value}; shift 2 ;;
         --force-enrol) FORCE_ENROL=1; shift ;;
         --dry-run) DRY_RUN=1; shift ;;
@@ -142,16 +146,23 @@ if [[ -n $CA_BUNDLE ]]; then
     run install -m 0644 -o root -g root "$CA_BUNDLE" "$CA_DEST"
     CA_ARGS=(--ca-bundle "$CA_DEST")
 fi
+if [[ -n $RELEASE_KEY ]]; then
+    run install -m 0644 -o root -g root "$RELEASE_KEY" "$RELEASE_KEY_DEST"
+fi
 
 if [[ $FORCE_ENROL -eq 0 ]] && already_enrolled; then
     step "already enrolled ($TOKEN_FILE exists); use --force-enrol with a new code to redo"
     if [[ -n $INPUT_DEVICE ]]; then
         echo "note: --input-device is only written when enrolling; edit input_device in $ROOM_CONFIG"
     fi
+    if [[ -n $RELEASE_KEY ]]; then
+        echo "note: set update_public_key = \"$RELEASE_KEY_DEST\" in $ROOM_CONFIG to turn on updates"
+    fi
 else
     step "enrolling with $SERVER"
     DEVICE_ARGS=()
     [[ -n $INPUT_DEVICE ]] && DEVICE_ARGS=(--input-device "$INPUT_DEVICE")
+    [[ -n $RELEASE_KEY ]] && DEVICE_ARGS+=(--release-key "$RELEASE_KEY_DEST")
     run "$AGENT" enroll --server "$SERVER" --code "$CODE" \
         --room-config "$ROOM_CONFIG" --token-file "$TOKEN_FILE" \
         --spool-dir "$SPOOL_DIR" --control-socket "$CONTROL_SOCKET" \

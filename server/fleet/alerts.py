@@ -11,7 +11,7 @@ transaction and returned as an :class:`AlertChange` for delivery (webhook, live 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from server.db import Database
 from server.fleet.hours import ClinicHours
 from server.fleet.report import HealthReport
-from server.fleet.rules import DeviceView, HealthRules, evaluate
+from server.fleet.rules import DeviceView, HealthRules, RoomBacklog, Rule, evaluate
 from server.fleet.store import history
 from server.fleet.tables import DeviceHealth, FleetAlert
 from server.models import Clinic, Device, Room
@@ -61,7 +61,8 @@ def _lookback(rules: HealthRules) -> timedelta:
 
 
 def _judge(s: Session, device: Device, room: Room, clinic: Clinic, rules: HealthRules,
-           hours: ClinicHours, now: datetime, connected: bool) -> list[AlertChange]:
+           hours: ClinicHours, now: datetime, connected: bool,
+           backlog: RoomBacklog | None = None) -> list[AlertChange]:
     row = s.get(DeviceHealth, device.id)
     if row is None:
         row = DeviceHealth(device_id=device.id)
@@ -77,7 +78,7 @@ def _judge(s: Session, device: Device, room: Room, clinic: Clinic, rules: Health
     view = DeviceView(connected=connected, clinic_open=hours.is_open(now, clinic.timezone),
                       latest=latest, latest_at=row.received_at,
                       history=history(s, device.id, now - _lookback(rules)) if connected else (),
-                      offline_since=row.offline_since)
+                      offline_since=row.offline_since, backlog=backlog)
     health = evaluate(view, rules, now)
     if row.state != health.level.value or row.reason != health.reason:
         if row.state != health.level.value:
@@ -90,6 +91,8 @@ def _judge(s: Session, device: Device, room: Room, clinic: Clinic, rules: Health
     opened = {a.rule: a for a in s.scalars(select(FleetAlert).where(
         FleetAlert.device_id == device.id, FleetAlert.resolved_at.is_(None)))}
     for rule, alert in opened.items():
+        if rule == Rule.BACKLOG and backlog is None:
+            continue  # not judged here (the room is not transcribed by this process)
         if rule not in failing:
             alert.resolved_at = now
             alert.open_key = None
@@ -116,9 +119,12 @@ def _judge(s: Session, device: Device, room: Room, clinic: Clinic, rules: Health
 
 
 def sweep(db: Database, rules: HealthRules, hours: ClinicHours, now: datetime,
-          is_connected: Callable[[str], bool]) -> list[AlertChange]:
+          is_connected: Callable[[str], bool],
+          backlogs: Mapping[str, RoomBacklog] | None = None) -> list[AlertChange]:
     """Judge every enrolled device once; one transaction per device (a failure on one
-    does not hold back the others' alerts). A revoked device's open alerts resolve."""
+    does not hold back the others' alerts). A revoked device's open alerts resolve.
+    ``backlogs``: the transcription backlog of the rooms this process transcribes
+    (server/fleet/backlog.py); a room not in it keeps its backlog alert as it is."""
     with db.session() as s:
         rows = list(s.execute(select(Device.id).where(Device.token_hash.is_not(None))))
         revoked = list(s.scalars(select(FleetAlert).join(Device).where(
@@ -142,7 +148,8 @@ def sweep(db: Database, rules: HealthRules, hours: ClinicHours, now: datetime,
                 if room is None or clinic is None:
                     continue
                 judged = _judge(s, device, room, clinic, rules, hours, now,
-                                is_connected(device_id))
+                                is_connected(device_id),
+                                (backlogs or {}).get(room.id))
         except IntegrityError:  # another server node raised the same alert first
             log.info("fleet: %s judged by another node at the same time", device_id)
             continue

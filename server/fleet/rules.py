@@ -19,8 +19,14 @@ most one :class:`Finding`; the device's state is the worst of them.
     disk             free space on the spool volume under ``disk_warn_pct`` /
                      ``disk_fail_pct``
     temperature      CPU above ``cpu_temp_warn_c``
+    backlog          the room's transcription backlog (audio stored, not yet decoded) over
+                     ``backlog_max_s``: a warning at once, failing once it has stayed over
+                     for ``backlog_for_s``; clears when it drains. Judged from
+                     :attr:`DeviceView.backlog` (None: not transcribed where this runs, not
+                     judged)
 
-While a device is offline only ``offline`` is judged: its last report is stale.
+While a device is offline only ``offline`` is judged (its last report is stale), and the
+room's ``backlog`` (the server's own measure).
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ from typing import Any
 
 from server.fleet.report import HealthReport
 
-__all__ = ["DeviceView", "Finding", "Health", "HealthRules", "Level", "Rule", "evaluate"]
+__all__ = ["DeviceView", "Finding", "Health", "HealthRules", "Level", "RoomBacklog", "Rule",
+           "evaluate"]
 
 
 class Level(StrEnum):
@@ -55,6 +62,7 @@ class Rule(StrEnum):
     CLOCK = "clock"
     DISK = "disk"
     TEMPERATURE = "temperature"
+    BACKLOG = "backlog"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +85,8 @@ class HealthRules:
     disk_warn_pct: float = 10.0
     disk_fail_pct: float = 3.0
     cpu_temp_warn_c: float = 80.0
+    backlog_max_s: float = 60.0
+    backlog_for_s: float = 60.0
 
     @classmethod
     def from_settings(cls, settings: Any) -> HealthRules:
@@ -107,6 +117,15 @@ class Health:
 
 
 @dataclass(frozen=True, slots=True)
+class RoomBacklog:
+    """The device's room's transcription backlog now, and since when it has been over
+    the threshold (None: it is not; server/fleet/backlog.py keeps that)."""
+
+    backlog_s: float
+    over_since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceView:
     connected: bool
     clinic_open: bool
@@ -117,6 +136,8 @@ class DeviceView:
     history: Sequence[tuple[datetime, HealthReport]] = ()
     #: When the device was first seen disconnected (or its last contact), None: never.
     offline_since: datetime | None = None
+    #: The room's transcription backlog (None: not known here; the rule is not judged).
+    backlog: RoomBacklog | None = None
 
 
 def _minutes(delta: timedelta) -> float:
@@ -187,6 +208,18 @@ def _capture_errors(view: DeviceView, r: HealthRules, now: datetime) -> Finding 
                    f"{rise} capture errors in {_ago(r.capture_window_min)}")
 
 
+def _backlog(view: DeviceView, r: HealthRules, now: datetime) -> Finding | None:
+    b = view.backlog
+    if b is None or b.over_since is None or b.backlog_s <= r.backlog_max_s:
+        return None
+    held_s = max(0.0, (now - b.over_since).total_seconds())
+    level = Level.FAILING if held_s >= r.backlog_for_s else Level.WARNING
+    held = _ago(held_s / 60) if held_s >= 120 else f"{held_s:.0f} s"
+    return Finding(Rule.BACKLOG, level,
+                   f"transcription {b.backlog_s:.0f} s behind the audio (over "
+                   f"{r.backlog_max_s:.0f} s for {held})")
+
+
 def _from_latest(report: HealthReport, r: HealthRules) -> list[Finding | None]:
     found: list[Finding | None] = []
     pct = report.spool_pct
@@ -219,6 +252,7 @@ def evaluate(view: DeviceView, rules: HealthRules, now: datetime) -> Health:
         candidates = [_silent_mic(view, rules, now), _capture_errors(view, rules, now)]
         if view.latest is not None:
             candidates += _from_latest(view.latest, rules)
+    candidates.append(_backlog(view, rules, now))
     findings = tuple(f for f in candidates if f is not None)
     level = max((f.level for f in findings), key=lambda lv: lv.rank, default=Level.OK)
     return Health(level, findings)

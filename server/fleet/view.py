@@ -8,7 +8,7 @@ device is always listed, as one "no-device" row: it will not record.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.fleet.releases import AgentDrift, drift_of
 from server.fleet.report import HealthReport
 from server.fleet.tables import DeviceHealth
 from server.models import Device, Room
@@ -69,6 +70,8 @@ class FleetRow:
     agent_version: str
     ip: str
     report: HealthReport | None
+    #: the agent version offered to this device vs the one it runs, and its update state
+    update: AgentDrift | None = None
 
     def numbers(self) -> list[str]:
         """The key numbers, short, as the page lists them."""
@@ -150,10 +153,13 @@ def fleet_rows(s: Session, clinics: Collection[str], is_connected: Callable[[str
         by_room[device.room_id].append(device)
     healths = {h.device_id: h for h in s.scalars(select(DeviceHealth).where(
         DeviceHealth.device_id.in_([d.id for ds in by_room.values() for d in ds])))}
+    drift = drift_of(s, wanted, [d.id for ds in by_room.values() for d in ds])
     for room in rooms:
         tz = zones[room.clinic_id]
         room_rows = [_device_row(room, device, healths.get(device.id), tz,
                                  is_connected(device.id)) for device in by_room[room.id]]
+        room_rows = [replace(r, update=drift(r.clinic_id, r.device_id, r.agent_version))
+                     for r in room_rows]
         if query.show_all:
             rows += room_rows
         else:

@@ -3,9 +3,11 @@
 A background task drains a bounded queue; each delivery is retried with exponential
 back-off (``backoff_s``, doubled per attempt, capped at ``backoff_max_s``) up to
 ``attempts`` times on a connection error or a 5xx/429 answer; a 4xx is final. What
-could not be delivered is logged (the alert itself stays in the database and the
-rooms page either way). ``start()`` / ``aclose()`` are called by the composition
-root; ``aclose`` gives queued deliveries ``drain_s`` to finish.
+could not be delivered is logged; each delivery and each one given up goes to
+``on_delivery`` (audited by the composition root; server/fleet/delivery.py). The alert
+itself stays in the database and the rooms page either way. ``start()`` / ``aclose()``
+are called by the composition root; ``aclose`` gives queued deliveries ``drain_s`` to
+finish.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
+
+from server.fleet.delivery import Delivery, OnDelivery
 
 __all__ = ["WebhookSender"]
 
@@ -31,10 +35,13 @@ def _host(url: str) -> str:
 
 
 class WebhookSender:
+    """The webhook channel (server/fleet/delivery.py ``AlertChannel``)."""
+
     def __init__(self, urls: Sequence[str], *, attempts: int = 5, backoff_s: float = 1.0,
                  backoff_max_s: float = 60.0, timeout_s: float = 5.0, queue_max: int = 1000,
                  drain_s: float = 5.0,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 on_delivery: OnDelivery | None = None) -> None:
         self.urls = tuple(urls)
         self.attempts = attempts
         self.backoff_s = backoff_s
@@ -42,6 +49,7 @@ class WebhookSender:
         self.timeout_s = timeout_s
         self.drain_s = drain_s
         self._sleep = sleep
+        self._on_delivery = on_delivery
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(queue_max)
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
@@ -92,6 +100,7 @@ class WebhookSender:
                 resp = await self._client.post(url, json=body)
                 if resp.status_code < 300:
                     self.delivered += 1
+                    await self._report(Delivery("webhook", where, body, True, attempt))
                     return
                 retry = resp.status_code >= 500 or resp.status_code == 429
                 why = f"HTTP {resp.status_code}"
@@ -100,7 +109,16 @@ class WebhookSender:
             if not retry or attempt == self.attempts:
                 log.error("alert webhook %s gave up after %d attempt(s): %s", where, attempt, why)
                 self.failed += 1
+                await self._report(Delivery("webhook", where, body, False, attempt, why))
                 return
             log.warning("alert webhook %s: %s; retrying in %.1f s", where, why, delay)
             await self._sleep(delay)
             delay = min(delay * 2, self.backoff_max_s)
+
+    async def _report(self, delivery: Delivery) -> None:
+        if self._on_delivery is None:
+            return
+        try:
+            await self._on_delivery(delivery)
+        except Exception:  # auditing failed: the delivery itself stands
+            log.exception("could not audit the alert webhook outcome")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import server.fleet.releases  # agent releases, offers, update states
 import server.fleet.tables  # device health, alerts: their tables
 import server.review.models  # noqa: F401  (review queue tables)
 from server.models import Base

@@ -11,6 +11,7 @@ Per encounter, in order (the snapshot in tests/server/test_services.py)::
     drafting-start          the drafting stage took the finished transcript
     drafting-end            the draft is in the review queue
     review-start            the review item exists (version 1, routed to a pool)
+    review-end              a physician signed the draft (``item``, ``version``)
     error                   a stage failed: ``stage`` says which, ``data["message"]`` why
 
 ``ingest-end`` may come before or after ``transcription-start`` (a held visit). Events

@@ -58,6 +58,8 @@ class AuditAction(StrEnum):
     ACCESS_DENIED = "access_denied"  # a PHI route refused (401/403/404): who, route, ids
     VIEW_QUEUE = "view_queue"  # a review queue listed (detail: how many entries)
     DEVICE_COMMAND = "device_command"  # start / stop / mute / unmute sent to a room device
+    DEVICE_CODE = "device_code"  # a device's one-time enrolment code issued (never the code)
+    DEVICE_REVOKE = "device_revoke"  # a device locked out (its token stops working)
     CONSENT = "consent"  # a patient's consent recorded for an encounter (server/privacy)
     CONSENT_WITHDRAWN = "consent_withdrawn"  # withdrawn: capture stopped, data deleted
     DELETE = "delete"  # patient data deleted (retention, request, held audio expired)
@@ -65,6 +67,9 @@ class AuditAction(StrEnum):
     PRIVACY_POLICY = "privacy_policy"  # a clinic's consent / retention policy changed
     ALERT_RAISED = "alert_raised"  # a device began failing a fleet rule (server/fleet)
     ALERT_RESOLVED = "alert_resolved"  # ... and stopped failing it
+    AGENT_RELEASE = "agent_release"  # an agent release published / offered (server/fleet)
+    ALERT_DELIVERED = "alert_delivered"  # an alert change sent by webhook or email
+    ALERT_UNDELIVERED = "alert_undelivered"  # ... given up after its retries (why)
 
 
 def record(s: Session, who: Principal | None, action: AuditAction, item: ReviewItem | None = None,

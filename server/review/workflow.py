@@ -17,7 +17,9 @@ Signing is an attestation: the physician confirms the review (``attest``),
 every sign check (:mod:`server.review.signcheck`) is passed or acknowledged by
 id, or the signature is refused with :class:`SignBlocked`; the statement
 signed (:func:`~server.review.signcheck.attestation`) is kept on the item.
-:func:`review_of` gives what the physician reviews before signing.
+:func:`review_of` gives what the physician reviews before signing. A signature ends
+the encounter's review stage: its :class:`Result` carries the ``review-end`` pipeline
+event, which the caller emits once the transaction has committed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from server.pipeline.events import PipelineEvent, Stage
 from server.review import fhir, signcheck
 from server.review.access import facts_of, item_for
 from server.review.audit import AuditAction, record
@@ -68,6 +71,8 @@ class Result:
     changes: list[ItemChange] = field(default_factory=list)
     export: FhirExport | None = None
     saved: bool = True  # False: the edit changed nothing, no version was written
+    #: Pipeline events to emit after the commit (``review-end`` when signed).
+    events: list[PipelineEvent] = field(default_factory=list)
 
 
 def _retrying(s: Session, attempt: Callable[[], T]) -> T:
@@ -191,7 +196,10 @@ def act(s: Session, who: Principal, item_id: str, action: Action, now: datetime,
             item.signed_by_name, item.attestation = who.name, statement
             export = _finish(s, item, who, document, now, amended=False)
         record(s, who, _AUDIT[action], item, detail, now=now)
-        return Result(item, [ItemChange.of(item, action.value, who.username, who.name)], export)
+        events = [PipelineEvent.end(Stage.REVIEW, item.encounter_id, item=item.id,
+                                    version=item.version)] if action is Action.SIGN else []
+        return Result(item, [ItemChange.of(item, action.value, who.username, who.name)], export,
+                      events=events)
 
     return _retrying(s, attempt)
 

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from protocol import CommandAction
 from server import registry
 from server.deps import AdminKey, ServicesDep, SessionDep
+from server.fleet import actions
 from server.models import ApiKey, Clinic, Device, Room
 from server.review import audit
 
@@ -156,44 +157,36 @@ def list_devices(session: SessionDep, services: ServicesDep, _: AdminKey) -> lis
 
 @router.post("/devices/{device_id}/enrolment-code", status_code=201, response_model=EnrolmentCode)
 def new_enrolment_code(device_id: str, session: SessionDep, services: ServicesDep,
-                       _: AdminKey) -> EnrolmentCode:
+                       key: AdminKey) -> EnrolmentCode:
+    """A new one-time code (audited, the code never); an earlier unused one stops working."""
     ttl = timedelta(hours=services.settings.enrolment_code_ttl_h)
     try:
-        code = registry.issue_enrolment_code(session, device_id, ttl)
-    except registry.RegistryError as err:
-        raise _http(err) from err
-    device = session.get(Device, device_id)
-    assert device is not None and device.enrolment_expires_at is not None
-    return EnrolmentCode(device_id=device_id, code=code, expires_at=device.enrolment_expires_at)
+        issued = actions.issue_code(session, device_id, ttl, actions.Actor(f"api-key:{key.name}"))
+    except actions.DeviceActionError as err:
+        raise HTTPException(err.status, err.message) from err
+    return EnrolmentCode(device_id=device_id, code=issued.code, expires_at=issued.expires_at)
 
 
 @router.post("/devices/{device_id}/revoke", response_model=DevicePublic)
 def revoke_device(device_id: str, session: SessionDep, services: ServicesDep,
-                  _: AdminKey) -> DevicePublic:
+                  key: AdminKey) -> DevicePublic:
+    """Lock the device out (audited): it needs a new code to come back."""
     try:
-        return _device_public(registry.revoke_device(session, device_id), services)
-    except registry.RegistryError as err:
-        raise _http(err) from err
+        device = actions.revoke(session, device_id, actions.Actor(f"api-key:{key.name}"))
+    except actions.DeviceActionError as err:
+        raise HTTPException(err.status, err.message) from err
+    return _device_public(device, services)
 
 
 @router.post("/devices/{device_id}/command", status_code=202)
 async def command_device(device_id: str, body: CommandRequest, services: ServicesDep,
                          key: AdminKey) -> dict[str, str]:
     """Start / stop / mute / unmute a room's device (audited, sent or not)."""
-    sent = await services.devices.send_command(device_id, body.action)
-
-    def note() -> None:
-        with services.db.session() as s:
-            device = s.get(Device, device_id)
-            room = s.get(Room, device.room_id) if device else None
-            audit.record(s, None, audit.AuditAction.DEVICE_COMMAND, actor=f"api-key:{key.name}",
-                         clinic_id=room.clinic_id if room else "",
-                         detail=f"{body.action} -> device {device_id}: "
-                                f"{'sent' if sent else 'not connected'}")
-
-    await services.run_db(note)
-    if not sent:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"device {device_id} is not connected")
+    try:
+        await actions.command(services, device_id, body.action,
+                              actions.Actor(f"api-key:{key.name}"))
+    except actions.DeviceActionError as err:
+        raise HTTPException(err.status, err.message) from err
     return {"device_id": device_id, "action": body.action}
 
 

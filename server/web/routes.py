@@ -38,6 +38,7 @@ from server.review.queue import list_queue, pool_turnaround
 from server.review.routes.auth import DEVICE_COOKIE, start_session
 from server.review.routes.vocabulary import ORDER_NAMES
 from server.review.schedule import clinic_zone
+from server.web import rooms_actions
 
 __all__ = ["install"]
 
@@ -403,3 +404,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(_LoginRequired, login_required)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(router)
+    app.include_router(rooms_actions.router)  # the rooms page's device buttons

@@ -80,6 +80,12 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/api/v1/devices/{device_id}/diagnostics"): IT_KEY_ONLY,
     ("POST", "/api/v1/devices/{device_id}/config"): IT_KEY_ONLY,
     ("POST", "/api/v1/devices/enroll"): EVERYONE,  # public: the one-time code is the secret
+    # agent releases: published and offered with the IT key, fetched with a device token
+    ("POST", "/api/v1/agent-releases"): IT_KEY_ONLY,
+    ("GET", "/api/v1/agent-releases"): IT_KEY_ONLY,
+    ("PUT", "/api/v1/agent-releases/offer"): IT_KEY_ONLY,
+    ("GET", "/api/v1/agent/offer"): NOBODY,  # a device's own token only
+    ("GET", "/api/v1/agent/releases/{version}/wheel"): NOBODY,
     ("GET", "/api/v1/api-keys"): IT_KEY_ONLY,
     ("POST", "/api/v1/api-keys/{key_id}/revoke"): IT_KEY_ONLY,
     # encounters: metadata for the IT key; audio and transcript are PHI (clinicians only)
@@ -266,7 +272,22 @@ BODIES: dict[tuple[str, str], Callable[[Fixtures], Any]] = {
     ("PUT", "/api/v1/admin/clinics/{clinic_id}/privacy"): lambda f: {
         "consent_required": True, "audio_retention_days": 30},
     ("POST", "/api/v1/admin/retention/run"): lambda f: {"dry_run": True},
+    ("POST", "/api/v1/agent-releases"): lambda f: _release_upload(),
+    ("PUT", "/api/v1/agent-releases/offer"): lambda f: {"version": None, "clinic_id": ""},
 }
+
+
+def _release_upload() -> tuple[str, bytes]:
+    """A multipart agent release (a real tiny wheel; the server stores the signature, the
+    devices check it)."""
+    from tests.device.update_fakes import make_wheel
+
+    name, data = make_wheel("0.0.1")
+    b = "matrixboundary"
+    head = (f'--{b}\r\nContent-Disposition: form-data; name="signature"\r\n\r\n'
+            f'{"A" * 86}==\r\n--{b}\r\nContent-Disposition: form-data; name="wheel"; '
+            f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n')
+    return f"multipart/form-data; boundary={b}", head.encode() + data + f"\r\n--{b}--\r\n".encode()
 
 #: Operations that end the caller's own credentials (a password change ends every token
 #: of the user): they run last.
@@ -301,6 +322,8 @@ def path_values(method: str, path: str, f: Fixtures) -> dict[str, str]:
             values[name] = "dev-exam-1"
         elif name == "key_id":
             values[name] = f.fresh_key_id()
+        elif name == "version":  # an agent release
+            values[name] = "0.0.1"
         else:
             pytest.fail(f"{method} {path}: unknown path parameter {name!r}; say which North "
                         "Clinic object it names in path_values() of tests/security/"

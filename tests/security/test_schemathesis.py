@@ -79,7 +79,7 @@ def _schema() -> BaseSchema:
 
 #: Who fuzzes what: each operation once, as a principal its access check lets in.
 ADMIN_OPS = r"^/api/v1/(admin/|encounters/\{encounter_id\}/legal-hold$)"
-IT_KEY_OPS = (r"^/api/v1/(clinics|rooms|devices|api-keys|transcription/|encounters$"
+IT_KEY_OPS = (r"^/api/v1/(clinics|rooms|devices|api-keys|transcription/|agent-releases|encounters$"
               r"|encounters/\{encounter_id\}$)")
 physician_schema = _schema().exclude(path_regex=ADMIN_OPS).exclude(path_regex=IT_KEY_OPS)
 admin_schema = _schema().include(path_regex=ADMIN_OPS)

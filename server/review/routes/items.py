@@ -80,11 +80,14 @@ def item_public(session: SessionDep, who: Principal, item: ReviewItem) -> ItemPu
 
 
 def publish(session: SessionDep, services: Services, result: workflow.Result) -> None:
-    """Commit, push the change to browsers, and drop any FHIR export in the outbox."""
+    """Commit, push the change to browsers, report pipeline events (``review-end``), and
+    drop any FHIR export in the outbox."""
     session.commit()
     hub = hub_of(services)
     for change in result.changes:
         hub.publish(change)
+    for event in result.events:
+        services.on_event(event)
     if result.export is not None:
         write_export(services, result.export)
 

@@ -185,6 +185,138 @@ function initRooms() {
   }
 }
 
+// ---- rooms page: a device's actions in a dialog (the rows refresh under it; it does not)
+function configValue(text) {
+  const t = text.trim();
+  if (t === "true" || t === "false") return t === "true";
+  if (/^-?\d+$/.test(t)) return Number.parseInt(t, 10);
+  if (/^-?\d*\.\d+$/.test(t)) return Number.parseFloat(t);
+  return t;
+}
+
+function initDeviceActions() {
+  const dialog = document.getElementById("device-actions");
+  const rows = document.getElementById("rooms-rows");
+  if (!dialog || !rows) return;
+  const result = $("#device-actions-result", dialog);
+  const error = $("#device-actions-error", dialog);
+  const codeShown = $("#device-code-shown", dialog);
+  const confirmBox = $("#device-revoke-confirm", dialog);
+  let device = null;
+  const path = (what) => `/admin/rooms/devices/${encodeURIComponent(device.id)}/${what}`;
+  const say = (text) => { result.textContent = text; result.hidden = false; error.hidden = true; };
+  const fail = (res, what) => {
+    error.textContent = res.status === 403 || res.status === 404
+      ? ((res.data && res.data.detail) || `You may not ${what} this device.`) : problem(res, what);
+    error.hidden = false;
+    result.hidden = true;
+  };
+  const show = (state) => {
+    device.state = state;
+    $$("[data-field=state]", dialog).forEach((el) => { el.textContent = state; });
+    const enrolled = !["revoked", "not-enrolled"].includes(state);
+    $$("[data-when=enrolled]", dialog).forEach((el) => { el.hidden = !enrolled; });
+  };
+
+  rows.addEventListener("click", (ev) => {
+    const button = ev.target.closest("button[data-device-actions]");
+    if (!button) return;
+    device = {id: button.dataset.deviceActions, name: button.dataset.deviceName};
+    $$("[data-field=name]", dialog).forEach((el) => { el.textContent = device.name; });
+    $$("[data-field=id]", dialog).forEach((el) => { el.textContent = device.id; });
+    [result, error, codeShown, confirmBox].forEach((el) => { el.hidden = true; });
+    codeShown.textContent = "";
+    $("#device-config", dialog).reset();
+    show(button.dataset.deviceState);
+    dialog.showModal();
+  });
+  $("#device-actions-close", dialog).addEventListener("click", () => dialog.close());
+  // a one-time code is shown once, as text, and kept nowhere else; closing forgets it
+  dialog.addEventListener("close", () => { codeShown.textContent = ""; codeShown.hidden = true; });
+
+  $$("button[data-command]", dialog).forEach((button) => button.addEventListener("click", () =>
+    whileDisabled(button, async () => {
+      const action = button.dataset.command;
+      const res = await api("POST", path("command"), {action});
+      if (res.ok) say(`Sent "${action}" to ${device.name}.`); else fail(res, action);
+    })));
+
+  const diag = $("#device-diagnostics", dialog);
+  diag.addEventListener("click", () => whileDisabled(diag, async () => {
+    say(`Asking ${device.name} for its diagnostics…`);
+    let res;
+    try {
+      res = await fetch(path("diagnostics"), {method: "POST", credentials: "same-origin",
+        headers: {"X-CSRF-Token": csrf()}});
+    } catch (_) {
+      fail({status: 0, data: {detail: "The server cannot be reached: check the network, then try again."}}, "ask for diagnostics");
+      return;
+    }
+    if (!res.ok) {
+      let data = null;
+      try { data = await res.json(); } catch (_) { /* empty body */ }
+      if (res.status === 401) sessionEnded();
+      fail({status: res.status, data}, "ask for diagnostics from");
+      return;
+    }
+    const name = (/filename="([^"]+)"/.exec(res.headers.get("Content-Disposition") || "") || [])[1]
+      || `roomscribe-diagnostics-${device.id}.json`;
+    const url = URL.createObjectURL(await res.blob());
+    const link = document.createElement("a");
+    link.href = url;
+    link.download = name;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    say(`Diagnostics of ${device.name} downloaded (${name}).`);
+  }));
+
+  const form = $("#device-config", dialog);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    whileDisabled($("button[type=submit]", form), async () => {
+      const key = form.elements.key.value.trim();
+      const res = await api("POST", path("config"),
+        {changes: {[key]: configValue(form.elements.value.value)}});
+      if (res.ok) {
+        const applied = Object.entries(res.data.applied).map(([k, v]) => `${k} = ${v}`).join(", ");
+        say(`${device.name} applied ${applied || "nothing"} (until the agent restarts).`);
+      } else if (res.status === 422 && !(res.data && typeof res.data.detail === "string")) {
+        fail({status: 0, data: {detail: "The server did not accept that setting: a name of up to 64 characters and a value of up to 500."}}, "change");
+      } else {
+        fail(res, "change the setting of");  // a 422 carries the agent's reason
+      }
+    });
+  });
+
+  const code = $("#device-code", dialog);
+  code.addEventListener("click", () => whileDisabled(code, async () => {
+    const res = await api("POST", path("enrolment-code"));
+    if (!res.ok) { fail(res, "issue a code for"); return; }
+    codeShown.textContent = `One-time enrolment code for ${device.name}: ${res.data.code} ` +
+      `(valid until ${new Date(res.data.expires_at).toLocaleString()}; shown once: any earlier code no longer works).`;
+    codeShown.hidden = false;
+    error.hidden = true;
+  }));
+
+  $("#device-revoke", dialog).addEventListener("click", () => {
+    confirmBox.hidden = false;
+    $("#device-revoke-no", dialog).focus();
+  });
+  $("#device-revoke-no", dialog).addEventListener("click", () => { confirmBox.hidden = true; });
+  const yes = $("#device-revoke-yes", dialog);
+  yes.addEventListener("click", () => whileDisabled(yes, async () => {
+    const res = await api("POST", path("revoke"));
+    confirmBox.hidden = true;
+    if (!res.ok) { fail(res, "revoke"); return; }
+    show("revoked");
+    say(`${device.name} is revoked: it needs a new enrolment code to come back.`);
+    const html = await fragment("/admin/rooms/rows" + location.search);
+    if (html !== null) rows.innerHTML = html;
+  }));
+}
+
 // ---- pools page: add and remove members through the admin API (which audits them)
 function initPools() {
   const error = document.getElementById("pools-error");
@@ -1334,6 +1466,7 @@ document.addEventListener("DOMContentLoaded", () => {
   initRelogin();
   initQueue();
   initRooms();
+  initDeviceActions();
   initPools();
   initUsers();
   initSetup();
