@@ -28,7 +28,9 @@ Reported per condition (all visits pooled):
   as without diarization); "vote" (those text labels voted per voice cluster); and
   "stage" — what the live stage stores: the role model sees the cluster tags
   (``roles.tag_clusters``) and names each cluster from its segments' summed role
-  probabilities, then ``name_roles``.
+  probabilities, then ``name_roles`` (the drafting stage keeps these roles); and
+  "relabelled" — what the drafting stage made of them until 2026-12-03: the stage's
+  roles relabelled from the words, each taken as a 0.9 prior (``nlp.roles``).
 """
 
 from __future__ import annotations
@@ -44,8 +46,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -53,6 +53,7 @@ from nlp.schema import Speaker, TranscriptSegment, Word  # noqa: E402
 from server.asr.diarization import ClusterParams, SpeakerClusters, name_roles  # noqa: E402
 from server.asr.engine import BYTES_PER_SECOND, SAMPLE_RATE  # noqa: E402
 from server.asr.roles import tag_clusters  # noqa: E402
+from server.asr.speaker_scoring import diarization_error  # noqa: E402
 from server.asr.stage import voice_parts  # noqa: E402
 from server.asr.voiceprint import Resemblyzer  # noqa: E402
 from server.lab.primock import list_consultations, load_consultation  # noqa: E402
@@ -171,31 +172,10 @@ def diarize(pcm: bytes, segments: list[TranscriptSegment], voices: Resemblyzer,
 def der(visit: Visit, segments: list[TranscriptSegment], clusters: list[int | None]
         ) -> tuple[float, float, float, float]:
     """(missed, false alarm, confusion, reference speech) in seconds."""
-    from scipy.optimize import linear_sum_assignment
-
-    n = int(len(visit.pcm) / BYTES_PER_SECOND / FRAME_S) + 1
-    ref = np.full(n, -1)
-    names = sorted({t.speaker for t in visit.turns})
-    for t in visit.turns:
-        ref[int(t.start_s / FRAME_S):int(t.end_s / FRAME_S)] = names.index(t.speaker)
-    hyp = np.full(n, -1)
-    for s, c in zip(segments, clusters, strict=True):
-        if c is not None:
-            hyp[int(s.start_s / FRAME_S):int(s.end_s / FRAME_S)] = c
-    speech, said = ref >= 0, hyp >= 0
-    missed = float(np.sum(speech & ~said))
-    false_alarm = float(np.sum(~speech & said))
-    both = speech & said
-    ids = sorted(set(hyp[said].tolist()))
-    overlap = np.zeros((len(names), max(1, len(ids))))
-    for j, c in enumerate(ids):
-        for i in range(len(names)):
-            overlap[i, j] = np.sum(both & (ref == i) & (hyp == c))
-    rows, cols = linear_sum_assignment(-overlap)
-    matched = float(overlap[rows, cols].sum())
-    confusion = float(np.sum(both)) - matched
-    return (missed * FRAME_S, false_alarm * FRAME_S, confusion * FRAME_S,
-            float(np.sum(speech)) * FRAME_S)
+    err = diarization_error([(t.start_s, t.end_s, t.speaker) for t in visit.turns],
+                            [(s.start_s, s.end_s, str(c)) for s, c in
+                             zip(segments, clusters, strict=True) if c is not None], FRAME_S)
+    return err.missed, err.false_alarm, err.confusion, err.speech
 
 
 def word_accuracy(visit: Visit, segments: list[TranscriptSegment], roles: list[str]
@@ -264,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     per_visit: list[dict[str, Any]] = []
     for cond in conditions:
         tot = dict.fromkeys(("missed", "fa", "conf", "speech"), 0.0)
-        acc = dict.fromkeys(("text", "acoustic", "model_clusters", "words"), 0)
+        acc = dict.fromkeys(("text", "acoustic", "model_clusters", "relabelled", "words"), 0)
         speakers: list[int] = []
         splits = 0
         t0 = time.monotonic()
@@ -287,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
             right_text, n = word_accuracy(visit, parts, text)
             right_ac, _ = word_accuracy(visit, parts, voted)
             right_model, _ = word_accuracy(visit, parts, by_model)
+            relabelled = labeller.label([replace(p, speaker=r)
+                                         for p, r in zip(parts, by_model, strict=True)])
+            right_re, _ = word_accuracy(visit, parts, relabelled)
+            acc["relabelled"] += right_re
             acc["text"] += right_text
             acc["acoustic"] += right_ac
             acc["model_clusters"] += right_model
@@ -301,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
                               "der": round((m + f + c) / max(s, 1e-9), 4),
                               "role_acc_text": round(right_text / max(n, 1), 4),
                               "role_acc_acoustic": round(right_ac / max(n, 1), 4),
-                              "role_acc_model_clusters": round(right_model / max(n, 1), 4)})
+                              "role_acc_model_clusters": round(right_model / max(n, 1), 4),
+                              "role_acc_relabelled": round(right_re / max(n, 1), 4)})
             print(json.dumps(per_visit[-1]), flush=True)
         speech = max(tot["speech"], 1e-9)
         rows[cond] = {
@@ -312,17 +297,19 @@ def main(argv: list[str] | None = None) -> int:
             "role_acc_text": round(acc["text"] / max(acc["words"], 1), 4),
             "role_acc_acoustic": round(acc["acoustic"] / max(acc["words"], 1), 4),
             "role_acc_model_clusters": round(acc["model_clusters"] / max(acc["words"], 1), 4),
+            "role_acc_relabelled": round(acc["relabelled"] / max(acc["words"], 1), 4),
             "clusters_per_visit": speakers, "splits": splits, "words": acc["words"],
             "seconds": round(time.monotonic() - t0, 1)}
 
     print(f"\n{len(visits)} visits ({', '.join(v.name for v in visits)}), "
           f"{args.voices} voices, segments = reference turns joined like the VAD")
     print(f"{'condition':<13}{'DER':>7}{'miss':>7}{'FA':>7}{'conf':>7}"
-          f"{'roles text':>12}{'vote':>10}{'stage':>10}  clusters")
+          f"{'roles text':>12}{'vote':>10}{'stage':>10}{'relabel':>10}  clusters")
     for cond, r in rows.items():
         print(f"{cond:<13}{r['der']:>7.1%}{r['missed']:>7.1%}{r['false_alarm']:>7.1%}"
               f"{r['confusion']:>7.1%}{r['role_acc_text']:>12.1%}{r['role_acc_acoustic']:>10.1%}"
-              f"{r['role_acc_model_clusters']:>10.1%}  {r['clusters_per_visit']}")
+              f"{r['role_acc_model_clusters']:>10.1%}{r['role_acc_relabelled']:>10.1%}"
+              f"  {r['clusters_per_visit']}")
     if args.json:
         args.json.write_text(json.dumps({
             "visits": [v.name for v in visits], "voices": args.voices,

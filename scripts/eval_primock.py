@@ -1,7 +1,8 @@
 """PriMock57 end to end: real consultation timing, through the agent, to a draft.
 
-    python scripts/eval_primock.py [--limit N | --all] [--rooms 2] [--speed 0] [--json OUT.json]
-                                   [--manual-only] [--voices neural|espeak]
+    python scripts/eval_primock.py [--limit N | --all | --consultations ID,...] [--rooms 2]
+                                   [--speed 0] [--json OUT.json] [--manual-only]
+                                   [--voices neural|espeak]
                                    [--condition clean|reverb|reverb+20dB|reverb+10dB|all]
 
 Each consultation in ../shared/data/primock57 (days 1-4; CC BY 4.0, Papadopoulos
@@ -14,7 +15,10 @@ through `roomscribe-device`
 into a server (SQLite, the configured ASR engine, NLP drafting, review queue).
 Reported per consultation and overall: WER of the stored transcript against
 the manual transcript (transcriber tags removed; `server.asr.scoring`
-normalisation), and ROUGE-1/2/L of the draft note against the clinician's note.
+normalisation); who spoke (`server.asr.speaker_scoring`): the role accuracy of
+the stored words against the speaker whose synthesized utterance they fall in,
+and the diarization error of the stored segments taken as role turns; and
+ROUGE-1/2/L of the draft note against the clinician's note.
 ``--rooms N`` streams N consultations at once through N rooms (each room takes
 the next consultation when its draft is in the queue), so both of the server's
 speech workers are busy; the scores do not depend on it.
@@ -41,10 +45,12 @@ from typing import Any
 
 from nlp.schema import Transcript, TranscriptSegment
 from server.asr.scoring import normalize, word_errors
+from server.asr.speaker_scoring import diarization_error, role_accuracy
 from server.lab.primock import (
     Consultation,
     list_consultations,
     load_consultation,
+    spoken_turns,
     synthesize_consultation,
 )
 from server.lab.processes import Room, RoomLab
@@ -114,14 +120,32 @@ def evaluate(lab: RoomLab, room: Room, token: str, cid: str, audio_dir: Path, sp
     hypothesis = " ".join(s["text"] for s in transcript["segments"])
     ref_words, hyp_words = normalize(visit.reference_text), normalize(hypothesis)
     errors = word_errors(ref_words, hyp_words)
+    who = speakers(visit, voices, transcript["segments"])
     return {"consultation": cid, "voice_set": voices, "condition": condition,
             "audio_s": round(visit.duration_s, 1),
             "ref_words": len(ref_words), "word_errors": errors,
             "wer": round(errors / max(1, len(ref_words)), 4),
             **rouge(scorer, visit.note, item["document"]),
-            "orders": len(item["document"]["orders"]),
+            "orders": len(item["document"]["orders"]), **who,
             "seconds": round(time.monotonic() - started, 1),
             **from_manual_transcript(writer, visit, scorer)}
+
+
+def speakers(visit: Consultation, voices: str, segments: list[dict[str, Any]]
+             ) -> dict[str, Any]:
+    """Who spoke when, as stored, against the synthesized visit: the roles of the
+    stored words (``server.asr.speaker_scoring.role_accuracy``) and the diarization
+    error of the stored segments taken as role turns."""
+    reference = [(t.start_s, t.end_s, t.speaker) for t in spoken_turns(visit, voice_set=voices)]
+    words = [(w["start_s"], w["end_s"], s["speaker"]) for s in segments for w in s["words"]]
+    right, counted = role_accuracy(reference, words)
+    err = diarization_error(reference, [(s["start_s"], s["end_s"], s["speaker"])
+                                        for s in segments])
+    return {"role_words": counted, "role_right": right,
+            "role_acc": round(right / max(1, counted), 4),
+            "der": round(err.rate, 4), "der_missed_s": round(err.missed, 2),
+            "der_false_alarm_s": round(err.false_alarm, 2),
+            "der_confusion_s": round(err.confusion, 2), "speech_s": round(err.speech, 2)}
 
 
 def stream_all(ids: list[str], args: argparse.Namespace, scorer: Any,
@@ -183,10 +207,16 @@ def summarize(results: list[dict[str, Any]], manual_only: bool) -> dict[str, Any
         overall["wer"] = round(sum(r["word_errors"] for r in results)
                                / max(1, sum(r["ref_words"] for r in results)), 4)
         overall |= {k: mean(results, k) for k in ("rouge1", "rouge2", "rougeL")}
+        overall["role_acc"] = round(sum(r["role_right"] for r in results)
+                                    / max(1, sum(r["role_words"] for r in results)), 4)
+        speech = max(1e-9, sum(r["speech_s"] for r in results))
+        overall["der"] = round(sum(r["der_missed_s"] + r["der_false_alarm_s"]
+                                   + r["der_confusion_s"] for r in results) / speech, 4)
         overall["orders"] = sum(r["orders"] for r in results)
     overall |= {k: mean(results, k) for k in ("rouge1_manual", "rouge2_manual", "rougeL_manual")}
     overall["orders_manual"] = sum(r["orders_manual"] for r in results)
-    columns = [("WER", "wer", ".3f"), ("R-1", "rouge1", ".2f"), ("R-2", "rouge2", ".2f"),
+    columns = [("WER", "wer", ".3f"), ("roles", "role_acc", ".3f"), ("DER", "der", ".3f"),
+               ("R-1", "rouge1", ".2f"), ("R-2", "rouge2", ".2f"),
                ("R-L", "rougeL", ".2f"), ("orders", "orders", "d"),
                ("R-1 man", "rouge1_manual", ".2f"), ("R-L man", "rougeL_manual", ".2f"),
                ("ord man", "orders_manual", "d")]
@@ -210,6 +240,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--limit", type=int, default=6, help="first N consultations (default 6)")
     p.add_argument("--all", action="store_true", help="every consultation")
+    p.add_argument("--consultations", default="",
+                   help="a comma list of consultation ids (day1_consultation01,...) instead")
     p.add_argument("--rooms", type=int, default=2, help="consultations streamed at once")
     p.add_argument("--speed", type=float, default=0.0, help="agent speed (0 = as fast as it can)")
     p.add_argument("--manual-only", action="store_true",
@@ -231,7 +263,12 @@ def main() -> int:
     set_inference_threads(1)  # the server beside it has the cores
     writer = DraftWriter.load(ROOT / "models")
     ids = list_consultations(DATA)
-    if not args.all:
+    if args.consultations:
+        wanted = [c.strip() for c in args.consultations.split(",") if c.strip()]
+        if unknown := [c for c in wanted if c not in ids]:
+            raise SystemExit(f"eval_primock: no consultation {', '.join(unknown)} in {DATA}")
+        ids = wanted
+    elif not args.all:
         ids = ids[: args.limit]
     reports = []
     for condition in conditions:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from server.lab import voices as tts
 from server.lab.speech import RATE, Turn, resolve_voices, write_wav
 
 __all__ = ["Consultation", "clean_utterance", "list_consultations", "load_consultation",
-           "parse_textgrid", "synthesize_consultation"]
+           "parse_textgrid", "spoken_turns", "synthesize_consultation"]
 
 _INTERVAL = re.compile(
     r'xmin\s*=\s*([\d.]+)\s*xmax\s*=\s*([\d.]+)\s*text\s*=\s*"((?:[^"]|"")*)"', re.S)
@@ -77,6 +77,22 @@ def load_consultation(root: Path, consultation_id: str) -> Consultation:
 SPEEDS = (1.0, 1.25, 1.55)
 
 
+def _spoken(consultation: Consultation, length: float, cast: Mapping[str, tts.Voice]
+            ) -> Iterator[tuple[Turn, bytes]]:
+    """Each utterance that starts before ``length`` and its audio (from the cache)."""
+    for turn in consultation.turns:
+        if turn.start_s >= length:
+            break
+        wanted = max(turn.end_s - turn.start_s, 0.5)
+        voice = cast.get(turn.speaker, cast["other"])
+        pcm = b""
+        for speed in SPEEDS:
+            pcm = tts.speak_cached(tts.at_speed(voice, speed), turn.text)
+            if len(pcm) / 2 / RATE <= wanted * 1.15:
+                break
+        yield turn, pcm
+
+
 def synthesize_consultation(consultation: Consultation, out_wav: Path,
                             max_seconds: float | None = None, *, voice_set: str = "neural",
                             voices: Mapping[str, tts.Voice | str] | None = None) -> float:
@@ -91,16 +107,7 @@ def synthesize_consultation(consultation: Consultation, out_wav: Path,
         consultation.duration_s, max_seconds)
     n = int(length * RATE)
     mix = np.zeros(n + RATE, dtype=np.int32)
-    for turn in consultation.turns:
-        if turn.start_s >= length:
-            break
-        wanted = max(turn.end_s - turn.start_s, 0.5)
-        voice = cast.get(turn.speaker, cast["other"])
-        pcm = b""
-        for speed in SPEEDS:
-            pcm = tts.speak_cached(tts.at_speed(voice, speed), turn.text)
-            if len(pcm) / 2 / RATE <= wanted * 1.15:
-                break
+    for turn, pcm in _spoken(consultation, length, cast):
         samples = np.frombuffer(pcm, dtype="<i2")
         at = int(turn.start_s * RATE)
         part = samples[: max(0, len(mix) - at)]
@@ -108,3 +115,16 @@ def synthesize_consultation(consultation: Consultation, out_wav: Path,
     out = np.clip(mix[:n], -32768, 32767).astype("<i2")
     write_wav(out_wav, out.tobytes())
     return n / RATE
+
+
+def spoken_turns(consultation: Consultation, max_seconds: float | None = None, *,
+                 voice_set: str = "neural",
+                 voices: Mapping[str, tts.Voice | str] | None = None) -> list[Turn]:
+    """The utterances as :func:`synthesize_consultation` spoke them: each turn's end is
+    where its synthesized speech ends (the reference for who spoke when)."""
+    cast = resolve_voices(voice_set, voices, words_per_minute=170)
+    length = consultation.duration_s if max_seconds is None else min(
+        consultation.duration_s, max_seconds)
+    return [Turn(turn.speaker, turn.text, turn.start_s,
+                 round(min(length, turn.start_s + len(pcm) / 2 / RATE), 3))
+            for turn, pcm in _spoken(consultation, length, cast)]
