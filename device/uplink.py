@@ -9,9 +9,8 @@ jittered back-off, whatever goes wrong. Per connection::
     → audio seq+1 ...       ← ack ...          from the spool, bounded window in flight
     → encounter-end         ← ack(complete)    → the spool deletes the encounter
     → ping                  ← pong             no pong in time → reconnect
-                            ← consent-withdrawn  the agent deletes the visit's unsent audio
-                            ← diagnostics-request → diagnostics   (device/remote.py)
-                            ← config-change       → config-result
+                            ← command, consent-withdrawn, diagnostics-request,
+                              config-change     (device/server_requests.py)
 
 With several ``server_urls`` (nodes of one cluster), a connection that ends
 moves to the next node (:class:`~device.backoff.Failover`); the handshake there
@@ -45,10 +44,8 @@ from protocol import (
     CloseCode,
     Command,
     ConfigChange,
-    ConfigResult,
     Consent,
     ConsentWithdrawn,
-    Diagnostics,
     DiagnosticsRequest,
     EncounterEnd,
     EncounterStart,
@@ -69,6 +66,7 @@ from .backoff import Backoff, Failover
 from .errors import SpoolError
 from .segments import Record
 from .sendstate import SendState
+from .server_requests import OnRequest, ServerRequests
 from .settings import AgentSettings
 from .spool import Spool, SpoolReader
 from .stats import Counters
@@ -136,8 +134,7 @@ class Uplink:
         on_command: Callable[[str], Any] = lambda _action: None,
         on_removed: Callable[[str], None] = lambda _encounter_id: None,
         on_withdrawn: Callable[[str, str], Any] = lambda _encounter_id, _by: None,
-        on_request: Callable[[DiagnosticsRequest | ConfigChange],
-                             Diagnostics | ConfigResult | None] = lambda _body: None,
+        on_request: OnRequest = lambda _body: None,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
@@ -146,10 +143,10 @@ class Uplink:
         self.connected = False
         self.last_error: str | None = None
         self._status = status
-        self._on_command = on_command
         self._on_removed = on_removed
-        self._on_withdrawn = on_withdrawn
-        self._on_request = on_request
+        #: the server's commands and IT's requests, answered by the agent's callbacks
+        self.requests = ServerRequests(on_command=on_command, on_withdrawn=on_withdrawn,
+                                       on_request=on_request)
         self._rng = rng or random.Random()
         self.failover = Failover(settings.servers)
         self._ssl = {url: _ssl_context(settings, url) for url in settings.servers}
@@ -411,23 +408,12 @@ class Uplink:
                             err.message)
                 continue
             if isinstance(body, DiagnosticsRequest | ConfigChange):
-                await self._answer(ws, body)
+                answer = self.requests.answer(body)
+                if answer is not None:
+                    await ws.send(encode_event(answer.to_event()))
                 continue
             self._handle(body, state)
         raise describe_close(ws.close_code, ws.close_reason or "")
-
-    async def _answer(self, ws: ClientConnection,
-                      body: DiagnosticsRequest | ConfigChange) -> None:
-        """A request from IT (admin API): the agent answers, the answer goes back."""
-        log.info("uplink: server asks for %s (request %s)", body.TYPE, body.request)
-        try:
-            answer = self._on_request(body)
-        except Exception as err:
-            log.exception("uplink: %s failed", body.TYPE)
-            answer = (ConfigResult(body.request, False, {}, f"agent error: {err!r}"[:500])
-                      if isinstance(body, ConfigChange) else None)
-        if answer is not None:
-            await ws.send(encode_event(answer.to_event()))
 
     def _handle(self, body: object, state: SendState) -> None:
         if isinstance(body, Ack):
@@ -438,19 +424,11 @@ class Uplink:
         elif isinstance(body, ErrorEvent):
             self._on_error(body, state)
         elif isinstance(body, Command):
-            log.info("uplink: server command %s", body.action)
-            try:
-                self._on_command(body.action)
-            except Exception:
-                log.exception("uplink: command %s failed", body.action)
+            self.requests.command(body)
         elif isinstance(body, ConsentWithdrawn):
             # handled before the next event (an ack that would resume it): the spool's
             # copy is deleted before another frame of it can be read
-            log.info("uplink: server says consent for %s was withdrawn", body.encounter_id)
-            try:
-                self._on_withdrawn(body.encounter_id, body.by)
-            except Exception:
-                log.exception("uplink: withdrawal of %s failed", body.encounter_id)
+            self.requests.withdrawn(body)
             self.audio_discarded(body.encounter_id)
         elif not isinstance(body, Ready):
             log.debug("uplink: ignoring %s from the server", type(body).__name__)
