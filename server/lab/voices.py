@@ -28,6 +28,7 @@ import importlib
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -58,6 +59,7 @@ __all__ = [
     "cache_dir",
     "cache_path",
     "speak_cached",
+    "spoken_text",
     "to_pcm16k",
     "voice_set",
 ]
@@ -357,8 +359,24 @@ def cache_path(voice: Voice, text: str, root: Path | None = None) -> Path:
     return (root or cache_dir()) / digest[:2] / f"{digest}.pcm"
 
 
+_SPACED_PUNCTUATION = re.compile(r"\s+([.,!?;:])(?=\s|$)")
+_SPLIT_CLITIC = re.compile(r"(\w) (n't|'s|'re|'m|'ll|'ve|'d)\b", re.IGNORECASE)
+_SPLIT_GOING = re.compile(r"\b(gon|wan) na\b", re.IGNORECASE)
+
+
+def spoken_text(text: str) -> str:
+    """Tokenised transcript text as a person would read it: ACI-BENCH writes "okay . uh ,
+    i ca n't" and a TTS front end reads a lone "." as "dot"; this gives "okay. uh, i
+    can't"."""
+    text = _SPACED_PUNCTUATION.sub(r"\1", text.strip())
+    text = _SPLIT_CLITIC.sub(r"\1\2", text)
+    return _SPLIT_GOING.sub(r"\1na", text)
+
+
 def speak_cached(voice: Voice, text: str, *, root: Path | None = None) -> bytes:
-    """``voice.speak(text)``, read from the cache when it was spoken before."""
+    """``voice.speak(text)`` (as :func:`spoken_text` writes it), read from the cache when
+    it was spoken before."""
+    text = spoken_text(text)
     path = cache_path(voice, text, root)
     try:
         return path.read_bytes()

@@ -201,3 +201,19 @@ def test_resampling_keeps_duration_and_level() -> None:
     assert abs(np.sqrt(np.mean(x[100:-100] ** 2)) - 0.5 / np.sqrt(2)) < 0.01
     peaked = _samples(voices.to_pcm16k(tone, 22050, peak=0.25))
     assert abs(np.max(np.abs(peaked)) - 0.25) < 0.001
+
+
+@pytest.mark.parametrize(("tokenised", "spoken"), [
+    ("okay . uh , i ca n't find a comfortable position .",
+     "okay. uh, i can't find a comfortable position."),
+    ("we 're gon na see how it goes ? yes .", "we're gonna see how it goes? yes."),
+    ("take 2.5 mg at 8:00 . dr. smith said so", "take 2.5 mg at 8:00. dr. smith said so"),
+])
+def test_tokenised_transcripts_are_spoken_as_written_prose(tokenised: str, spoken: str,
+                                                           tmp_path: Path) -> None:
+    """A TTS front end reads a lone '.' as 'dot': the ACI-BENCH demo doctor said it 64 times."""
+    assert voices.spoken_text(tokenised) == spoken
+    voice = FakeVoice()
+    speak_cached(voice, tokenised, root=tmp_path)
+    assert voice.said == [spoken]
+    assert speak_cached(voice, spoken, root=tmp_path) and voice.said == [spoken]  # one entry
