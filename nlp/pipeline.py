@@ -24,7 +24,7 @@ from nlp.errors import InputError, ModelsMissing
 from nlp.features import position_features, section_input, section_position
 from nlp.instructions import patient_instructions
 from nlp.orders import Classify, extract_orders
-from nlp.roles import RoleLabeller
+from nlp.roles import ROLES, RoleLabeller
 from nlp.schema import DraftNote, OrderIntent, SectionKey, Speaker, Transcript, TranscriptSegment
 
 __all__ = ["NONE_BELOW", "ORDER_CLINICIAN_MIN", "DraftWriter", "label_speakers"]
@@ -135,9 +135,19 @@ class DraftWriter:
         return [Speaker.DOCTOR.value if p_doctor[s.segment.id] >= ORDER_CLINICIAN_MIN else sp
                 for s, sp in zip(sentences, speakers, strict=True)]
 
-    def _repaired(self, transcript: Transcript) -> Transcript:
+    def with_roles(self, transcript: Transcript) -> Transcript:
+        """The transcript with every segment's speaker a role.
+
+        A transcript from speech recognition whose segments all carry a role keeps
+        them: the ASR stage named them with this role model, from the whole visit's
+        words and, under diarization, from the voices (one voice, one role); relabelling
+        from the words alone here would undo what the voices told apart. Typed
+        dialogues, and transcripts with unlabelled segments, are labelled here, their
+        tags as evidence (``nlp.roles``)."""
         if not transcript.segments:
             raise InputError("transcript has no segments")
+        if transcript.engine != "text" and all(s.speaker in ROLES for s in transcript.segments):
+            return transcript
         # plain-text dialogues are written one turn a line (a new line: a new speaker),
         # unless two lines in a row carry the same tag (sentence-split turns, as SIMORD's)
         tags = [s.speaker for s in transcript.segments]
@@ -155,7 +165,7 @@ class DraftWriter:
 
     def orders(self, transcript: Transcript) -> list[OrderIntent]:
         """Only the orders (no note sections): ``roomscribe nlp orders``, evaluation."""
-        return self._orders(transcript, transcript_sentences(self._repaired(transcript)))
+        return self._orders(transcript, transcript_sentences(self.with_roles(transcript)))
 
     def draft(self, transcript: Transcript, template: str | None = None,
               style: str | None = None, counts: RewriteCounts | None = None) -> DraftNote:
@@ -164,7 +174,7 @@ class DraftWriter:
         style = style or self.style
         if style not in STYLES:
             raise InputError(f"unknown note style {style!r}: use one of {list(STYLES)}")
-        repaired = self._repaired(transcript)
+        repaired = self.with_roles(transcript)
         sentences = transcript_sentences(repaired)
         labels = self.section_labels(sentences, style)
         speakers = [s.speaker for s in sentences]

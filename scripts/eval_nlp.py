@@ -230,7 +230,7 @@ def eval_mts_section_text(writer: object, data: Path, limit: int | None) -> dict
     for split in ("valid", "test1"):
         by_style: dict[str, list[tuple[str, str]]] = {"concise": [], "verbatim": []}
         for snippet in corpora.read_mts(data, split)[:limit]:
-            transcript = writer._repaired(parse_dialogue(snippet.dialogue))  # type: ignore[attr-defined]
+            transcript = writer.with_roles(parse_dialogue(snippet.dialogue))
             sentences = transcript_sentences(transcript)
             section = MTS_TO_SECTION[snippet.header]
             for style, pairs in by_style.items():
@@ -292,7 +292,7 @@ def main() -> int:
             draft_cpu.append(time.process_time() - cpu)
             drafts[v.encounter_id] = draft
             unsupported += unsupported_sentences(draft, transcript)
-            first_person += first_person_patient_sentences(draft, writer._repaired(transcript))
+            first_person += first_person_patient_sentences(draft, writer.with_roles(transcript))
             sentences += sum(len(s.sentences) for s in draft.sections)
             pairs.append((note_text(draft), v.note))
             lengths.append(len(note_text(draft).split()) / max(1, len(v.note.split())))

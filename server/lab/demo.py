@@ -35,8 +35,12 @@ __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
-#: A short ACI-BENCH validation visit (kidney stone) with lab and follow-up orders.
-DEFAULT_VISIT = "D2N085"
+#: A short ACI-BENCH validation visit (knee sprain, 49 turns, about 4 minutes spoken): a
+#: knee brace, crutches, motrin 800 mg every 6 hours, a follow-up in a week, and an MRI
+#: only "if it's not better" (conditional: not an order). Its turns alternate cleanly; in
+#: D2N085, the demo visit until 2026-12-03, the patient's words sit inside the doctor's
+#: turns, so the doctor's voice said them.
+DEFAULT_VISIT = "D2N069"
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -13,7 +13,7 @@ from nlp.assemble import unsupported_sentences
 from nlp.cli import main
 from nlp.dialogue import parse_dialogue, transcript_sentences
 from nlp.pipeline import DraftWriter, label_speakers
-from nlp.schema import DraftNote, TranscriptSegment
+from nlp.schema import DraftNote, Transcript, TranscriptSegment
 
 VISIT = """[doctor] good morning . what brings you in today ?
 [patient] i've had a cough for two weeks . my blood pressure has been high at home .
@@ -119,6 +119,35 @@ def test_real_models_label_speakers_from_diarization_clusters(real_models: Path)
             for s, c in zip(transcript.segments, clusters, strict=True)]
     roles = label_speakers(segs, models_dir=real_models)
     assert roles == [s.speaker for s in transcript.segments]
+
+
+#: Speech-recognition finals whose roles the ASR stage named from the voices. From the
+#: words alone, with these tags as a 0.9 prior, the role model hands "and a urinalysis
+#: ...", "what about the pain?" and the oxycodone sentence to the other speaker (seen
+#: 2026-12-03, before the drafting stage kept the stage's roles).
+VOICED = [("doctor", "so the ct scan shows a five millimeter stone in your right ureter."),
+          ("patient", "okay."),
+          ("doctor", "i'm going to order a basic metabolic panel."),
+          ("doctor", "and a urinalysis, and a urine culture."),
+          ("patient", "okay, and what about the pain?"),
+          ("doctor", "i'll prescribe oxycodone five milligrams every six hours as needed."),
+          ("doctor", "and i want to see you again in one to two weeks."),
+          ("patient", "sounds good.")]
+
+
+def test_roles_the_voices_gave_are_kept_in_the_draft(real_models: Path) -> None:
+    writer = DraftWriter.load(real_models)
+    segments = tuple(TranscriptSegment(i, 3.0 * i, 3.0 * i + 2.5, text, role)
+                     for i, (role, text) in enumerate(VOICED))
+    spoken = Transcript("enc-voiced", segments, engine="whisper:whisper-tiny.en")
+    assert [s.speaker for s in writer.with_roles(spoken).segments] == [r for r, _ in VOICED]
+    names = {o.name.lower() for o in writer.draft(spoken).orders}
+    assert {"bmp", "oxycodone", "follow-up"} <= names, names
+    # a typed dialogue's tags are evidence only, and unlabelled finals get roles
+    typed = writer.with_roles(replace(spoken, engine="text"))
+    assert all(s.speaker in ("doctor", "patient", "other") for s in typed.segments)
+    unlabelled = replace(spoken, segments=tuple(replace(s, speaker="unknown") for s in segments))
+    assert "unknown" not in {s.speaker for s in writer.with_roles(unlabelled).segments}
 
 
 def test_cli_reads_a_transcript_json_with_diarization_labels(
