@@ -65,9 +65,11 @@ BEHIND_CALL_S = 0.5
 #: Partials need the workers to have been less than half busy over this many seconds.
 BUSY_WINDOW_S = 10.0
 #: A final of at least RESPLIT_MIN_SPEECH_S of VAD speech with fewer words a second of
-#: it than MIN_WORDS_PER_S lost its end to an early end-of-text: decoded again in halves.
+#: it than MIN_WORDS_PER_S (speech runs 2-3) lost its end to an early end-of-text:
+#: decoded again in halves, and their halves, up to MAX_RESPLIT_DEPTH deep.
 RESPLIT_MIN_SPEECH_S = 3.0
-MIN_WORDS_PER_S = 1.0
+MIN_WORDS_PER_S = 2.0
+MAX_RESPLIT_DEPTH = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,23 +375,33 @@ class WhisperRecognizer:
             self.gated += 1
             log.debug("not decoded: %.2f-%.2f s %s", turn.start_s, turn.end_s, stats)
             return Final(turn.start_s, turn.end_s, "", ())
-        text, words = self._decode_span(turn.start_s, turn.end_s, stats)
-        if stats.speech_s >= RESPLIT_MIN_SPEECH_S and len(words) < MIN_WORDS_PER_S * stats.speech_s:
-            # Whisper sometimes writes its end-of-text token mid-utterance and the rest is
-            # lost (speech runs 2-3 words a second): decode the two halves, cut at the
-            # quietest moment of the middle, on their own, and keep them if they say more.
-            cut = self._quietest(turn.start_s, turn.end_s)
-            halves = [self._decode_span(turn.start_s, cut, self._stats(turn.start_s, cut),
-                                        pad_end=False),
-                      self._decode_span(cut, turn.end_s, self._stats(cut, turn.end_s),
-                                        pad_start=False)]
-            more = [w for _, ws in halves for w in ws]
-            if len(more) > len(words):
-                self.resplit += 1
-                log.debug("%.2f-%.2f s decoded in two halves: %d words, not %d",
-                          turn.start_s, turn.end_s, len(more), len(words))
-                text, words = " ".join(t for t, _ in halves if t), tuple(more)
+        text, words = self._decode_whole(turn.start_s, turn.end_s, stats)
         return Final(turn.start_s, turn.end_s, text, words)
+
+    def _decode_whole(self, start_s: float, end_s: float, stats: UtteranceStats,
+                      depth: int = 0, *, pad_start: bool = True, pad_end: bool = True
+                      ) -> tuple[str, tuple[Word, ...]]:
+        """Decode a span; when Whisper wrote its end-of-text token too soon (fewer than
+        ``MIN_WORDS_PER_S`` words a second of VAD speech: the rest was lost), decode its
+        two halves, cut at the quietest moment of its middle, each the same way (up to
+        ``MAX_RESPLIT_DEPTH`` times), and keep them if they say more."""
+        text, words = self._decode_span(start_s, end_s, stats, pad_start=pad_start,
+                                        pad_end=pad_end)
+        if (depth >= MAX_RESPLIT_DEPTH or stats.speech_s < RESPLIT_MIN_SPEECH_S
+                or len(words) >= MIN_WORDS_PER_S * stats.speech_s):
+            return text, words
+        cut = self._quietest(start_s, end_s)
+        halves = [self._decode_whole(start_s, cut, self._stats(start_s, cut), depth + 1,
+                                     pad_start=pad_start, pad_end=False),
+                  self._decode_whole(cut, end_s, self._stats(cut, end_s), depth + 1,
+                                     pad_start=False, pad_end=pad_end)]
+        more = tuple(w for _, ws in halves for w in ws)
+        if len(more) <= len(words):
+            return text, words
+        self.resplit += 1
+        log.debug("%.2f-%.2f s decoded in two halves: %d words, not %d",
+                  start_s, end_s, len(more), len(words))
+        return " ".join(t for t, _ in halves if t), more
 
     def _decode_span(self, start_s: float, end_s: float, stats: UtteranceStats, *,
                      pad_start: bool = True, pad_end: bool = True
