@@ -25,12 +25,13 @@ Reported per condition (all visits pooled):
   collar, clusters mapped to speakers one-to-one for the most overlap (Hungarian);
   a segment too short to embed counts as missed speech;
 * role accuracy over reference words: text-only (the role model's Viterbi labels,
-  as without diarization); "vote" (those text labels voted per voice cluster); and
-  "stage" — what the live stage stores: the role model sees the cluster tags
-  (``roles.tag_clusters``) and names each cluster from its segments' summed role
-  probabilities, then ``name_roles`` (the drafting stage keeps these roles); and
-  "relabelled" — what the drafting stage made of them until 2026-12-03: the stage's
-  roles relabelled from the words, each taken as a 0.9 prior (``nlp.roles``).
+  as without diarization); "vote" (those text labels voted per voice cluster,
+  ``name_roles``: what the live stage stores since 2026-12-03, and the drafting
+  stage keeps); "names" — the stage until 2026-12-03: the role model sees the
+  cluster tags (``roles.tag_clusters``) and names each cluster from its segments'
+  summed role probabilities, then ``name_roles``; and "relabelled" — what the
+  drafting stage made of the stored roles until 2026-12-03: relabelled from the
+  words, each taken as a 0.9 prior (``nlp.roles``).
 """
 
 from __future__ import annotations
@@ -268,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             right_ac, _ = word_accuracy(visit, parts, voted)
             right_model, _ = word_accuracy(visit, parts, by_model)
             relabelled = labeller.label([replace(p, speaker=r)
-                                         for p, r in zip(parts, by_model, strict=True)])
+                                         for p, r in zip(parts, voted, strict=True)])
             right_re, _ = word_accuracy(visit, parts, relabelled)
             acc["relabelled"] += right_re
             acc["text"] += right_text
@@ -304,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(visits)} visits ({', '.join(v.name for v in visits)}), "
           f"{args.voices} voices, segments = reference turns joined like the VAD")
     print(f"{'condition':<13}{'DER':>7}{'miss':>7}{'FA':>7}{'conf':>7}"
-          f"{'roles text':>12}{'vote':>10}{'stage':>10}{'relabel':>10}  clusters")
+          f"{'roles text':>12}{'vote':>10}{'names':>10}{'relabel':>10}  clusters")
     for cond, r in rows.items():
         print(f"{cond:<13}{r['der']:>7.1%}{r['missed']:>7.1%}{r['false_alarm']:>7.1%}"
               f"{r['confusion']:>7.1%}{r['role_acc_text']:>12.1%}{r['role_acc_acoustic']:>10.1%}"

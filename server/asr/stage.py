@@ -59,7 +59,7 @@ from server.asr.diarization import (
 from server.asr.engine import BYTES_PER_SECOND, Final, Partial, RecognitionEvent, SpeechEngine
 from server.asr.errors import TranscriptionFailed
 from server.asr.monitor import RoomProgress, TranscriptionMonitor
-from server.asr.roles import SpeakerLabeler, tag_clusters, unknown_speakers
+from server.asr.roles import SpeakerLabeler, unknown_speakers, words_only
 from server.ingest.handoff import AudioChunk, EncounterInfo
 from server.pipeline.events import LiveEvent, OnEvent, PipelineEvent, Stage, log_event
 from server.transcripts.store import Progress
@@ -459,13 +459,14 @@ class _Run:
             self.progress.label_s += stage.clock() - t0
 
     async def roles(self, segments: list[TranscriptSegment]) -> list[str]:
-        """The speaker hook's labels; with voices, the hook sees the clusters
-        (:func:`~server.asr.roles.tag_clusters`) and its labels are voted per cluster."""
+        """The speaker hook's labels; with voices, the hook labels the words alone
+        (:func:`~server.asr.roles.words_only`) and its labels are voted per voice
+        cluster (``name_roles``)."""
         stage = self.stage
         if stage.voices is None:
             return await stage.label(segments)
         clusters = self.clusters.assignments([s.id for s in segments])
-        labels = await stage.label(tag_clusters(segments, clusters))
+        labels = await stage.label(words_only(segments))
         if len(labels) != len(segments):
             return labels  # complete() reports it
         return name_roles(labels, clusters, [s.end_s - s.start_s for s in segments])
