@@ -15,9 +15,9 @@ Implements :class:`server.ingest.handoff.EncounterStage`. Per encounter:
     voices (optional)     with a ``voices`` embedder, each final's audio is embedded in
                           the ASR worker pool (split in two where the voice changes
                           inside it) and clustered per encounter (server/asr/diarization);
-                          the speaker hook sees the cluster tags and its labels vote per
-                          cluster: each segment takes its voice's role (one voice heard:
-                          the hook's labels as they are)
+                          the speaker hook labels the words alone and its labels vote
+                          per cluster: each segment takes its voice's role (one voice
+                          heard: the hook's labels as they are)
     lagging               the room's backlog crossed ``behind_threshold_s`` (logged,
                           counted, persisted; nothing is dropped)
     transcript-complete   at the end of the audio: flush, final speaker labels,
