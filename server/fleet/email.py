@@ -23,7 +23,6 @@ put in a ``repr``; failures are logged with the server's host and the error's ty
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.policy
 import logging
 import re
@@ -37,7 +36,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from server.fleet.delivery import Delivery, OnDelivery
+from server.fleet.delivery import Delivery, OnDelivery, QueuedChannel
 
 if TYPE_CHECKING:
     from server.settings import Settings
@@ -153,8 +152,10 @@ def _password(settings: Settings) -> str:
                          f"({settings.fleet_smtp_password_file}): {err.strerror}") from None
 
 
-class EmailSender:
+class EmailSender(QueuedChannel):
     """The email channel (server/fleet/delivery.py ``AlertChannel``)."""
+
+    name = "email"
 
     def __init__(self, server: SmtpServer | None, from_addr: str, recipients: Recipients, *,
                  attempts: int = 5, backoff_s: float = 1.0, backoff_max_s: float = 60.0,
@@ -163,20 +164,14 @@ class EmailSender:
                  on_delivery: OnDelivery | None = None) -> None:
         if server is not None:
             check_address(from_addr, "sender")
+        super().__init__(queue_max=queue_max, drain_s=drain_s, on_delivery=on_delivery)
         self.server = server
         self.from_addr = from_addr
         self.recipients = recipients
         self.attempts = attempts
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
-        self.drain_s = drain_s
         self._sleep = sleep
-        self._on_delivery = on_delivery
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(queue_max)
-        self._task: asyncio.Task[None] | None = None
-        #: Messages that were sent / given up (for tests and the log).
-        self.delivered = 0
-        self.failed = 0
 
     @classmethod
     def from_settings(cls, settings: Settings,
@@ -196,40 +191,10 @@ class EmailSender:
     def enabled(self) -> bool:
         return self.server is not None and bool(self.recipients)
 
-    def notify(self, body: dict[str, Any]) -> None:
-        """Queue one alert change (dropped, and logged, when the queue is full)."""
-        if not self.enabled or not self.recipients.for_clinic(str(body.get("clinic_id", ""))):
-            return
-        try:
-            self._queue.put_nowait(body)
-        except asyncio.QueueFull:
-            log.error("alert email queue full: dropped %s", body.get("text", body))
+    def wants(self, body: dict[str, Any]) -> bool:
+        return bool(self.recipients.for_clinic(str(body.get("clinic_id", ""))))
 
-    def start(self) -> None:
-        if self.enabled and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="fleet-email")
-
-    async def aclose(self) -> None:
-        task, self._task = self._task, None
-        if task is None:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), self.drain_s)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    async def _run(self) -> None:
-        while True:
-            body = await self._queue.get()
-            try:
-                await self._deliver(body)
-            except Exception:  # the channel outlives one bad message
-                log.exception("alert email failed")
-            finally:
-                self._queue.task_done()
-
-    async def _deliver(self, body: dict[str, Any]) -> None:
+    async def deliver(self, body: dict[str, Any]) -> None:
         assert self.server is not None
         to = self.recipients.for_clinic(str(body.get("clinic_id", "")))
         msg = compose(body, self.from_addr, to)
@@ -247,15 +212,13 @@ class EmailSender:
             except (smtplib.SMTPException, OSError) as err:
                 retry, why = True, type(err).__name__
             else:
-                self.delivered += 1
-                await self._report(Delivery("email", target, body, True, attempt,
+                await self.report(Delivery("email", target, body, True, attempt,
                                             f"{len(refused)} refused" if refused else ""))
                 return
             if not retry or attempt == self.attempts:
                 log.error("alert email via %s gave up after %d attempt(s): %s",
                           self.server.host, attempt, why)
-                self.failed += 1
-                await self._report(Delivery("email", target, body, False, attempt, why))
+                await self.report(Delivery("email", target, body, False, attempt, why))
                 return
             log.warning("alert email via %s: %s; retrying in %.1f s", self.server.host, why,
                         delay)
@@ -273,11 +236,3 @@ class EmailSender:
             if server.user:
                 smtp.login(server.user, server.password)
             return smtp.send_message(msg, from_addr=self.from_addr, to_addrs=to)
-
-    async def _report(self, delivery: Delivery) -> None:
-        if self._on_delivery is None:
-            return
-        try:
-            await self._on_delivery(delivery)
-        except Exception:  # auditing failed: the delivery itself stands
-            log.exception("could not audit the alert email outcome")

@@ -13,14 +13,13 @@ finish.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
 
-from server.fleet.delivery import Delivery, OnDelivery
+from server.fleet.delivery import Delivery, OnDelivery, QueuedChannel
 
 __all__ = ["WebhookSender"]
 
@@ -34,62 +33,40 @@ def _host(url: str) -> str:
         return "?"
 
 
-class WebhookSender:
+class WebhookSender(QueuedChannel):
     """The webhook channel (server/fleet/delivery.py ``AlertChannel``)."""
+
+    name = "webhook"
 
     def __init__(self, urls: Sequence[str], *, attempts: int = 5, backoff_s: float = 1.0,
                  backoff_max_s: float = 60.0, timeout_s: float = 5.0, queue_max: int = 1000,
                  drain_s: float = 5.0,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  on_delivery: OnDelivery | None = None) -> None:
+        super().__init__(queue_max=queue_max, drain_s=drain_s, on_delivery=on_delivery)
         self.urls = tuple(urls)
         self.attempts = attempts
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
         self.timeout_s = timeout_s
-        self.drain_s = drain_s
         self._sleep = sleep
-        self._on_delivery = on_delivery
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(queue_max)
-        self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
-        #: Deliveries that succeeded / were given up (for tests and the log).
-        self.delivered = 0
-        self.failed = 0
 
-    def notify(self, body: dict[str, Any]) -> None:
-        """Queue one alert for every URL (dropped, and logged, when the queue is full)."""
-        if not self.urls:
-            return
-        try:
-            self._queue.put_nowait(body)
-        except asyncio.QueueFull:
-            log.error("alert webhook queue full: dropped %s", body.get("text", body))
+    @property
+    def enabled(self) -> bool:
+        return bool(self.urls)
 
-    def start(self) -> None:
-        if self.urls and self._task is None:
-            self._client = httpx.AsyncClient(timeout=self.timeout_s)
-            self._task = asyncio.create_task(self._run(), name="fleet-webhook")
+    def opened(self) -> None:
+        self._client = httpx.AsyncClient(timeout=self.timeout_s)
 
-    async def aclose(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), self.drain_s)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def closed(self) -> None:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
 
-    async def _run(self) -> None:
-        while True:
-            body = await self._queue.get()
-            try:
-                await asyncio.gather(*(self._deliver(url, body) for url in self.urls))
-            finally:
-                self._queue.task_done()
+    async def deliver(self, body: dict[str, Any]) -> None:
+        """To every URL at once."""
+        await asyncio.gather(*(self._deliver(url, body) for url in self.urls))
 
     async def _deliver(self, url: str, body: dict[str, Any]) -> None:
         assert self._client is not None
@@ -99,8 +76,7 @@ class WebhookSender:
             try:
                 resp = await self._client.post(url, json=body)
                 if resp.status_code < 300:
-                    self.delivered += 1
-                    await self._report(Delivery("webhook", where, body, True, attempt))
+                    await self.report(Delivery("webhook", where, body, True, attempt))
                     return
                 retry = resp.status_code >= 500 or resp.status_code == 429
                 why = f"HTTP {resp.status_code}"
@@ -108,17 +84,8 @@ class WebhookSender:
                 retry, why = True, type(err).__name__
             if not retry or attempt == self.attempts:
                 log.error("alert webhook %s gave up after %d attempt(s): %s", where, attempt, why)
-                self.failed += 1
-                await self._report(Delivery("webhook", where, body, False, attempt, why))
+                await self.report(Delivery("webhook", where, body, False, attempt, why))
                 return
             log.warning("alert webhook %s: %s; retrying in %.1f s", where, why, delay)
             await self._sleep(delay)
             delay = min(delay * 2, self.backoff_max_s)
-
-    async def _report(self, delivery: Delivery) -> None:
-        if self._on_delivery is None:
-            return
-        try:
-            await self._on_delivery(delivery)
-        except Exception:  # auditing failed: the delivery itself stands
-            log.exception("could not audit the alert webhook outcome")
